@@ -1,0 +1,123 @@
+"""HTTP routes of the login service: parse, call, shape. Nothing else."""
+from chalice import AuthResponse, Chalice, Response
+
+from chalicelib import authorizer, config, schemas, service
+from chalicelib.errors import Forbidden
+from chalicelib.web import client_ip, handled, identity, load, query, user_agent
+
+app = Chalice(app_name=config.SERVICE_NAME)
+
+PREFIX = "/api/v1"
+
+_signup_in, _login_in = schemas.SignupIn(), schemas.LoginIn()
+_user_out, _login_out = schemas.UserOut(), schemas.LoginOut()
+_page_out = schemas.TokenPageOut()
+
+
+@app.authorizer(ttl_seconds=0)
+def token_authorizer(auth_request):
+    """Allows a request only while its token is on the whitelist."""
+    context = authorizer.decide(auth_request.token)
+    if context is None:
+        return {"principalId": "denied", "policyDocument": {
+            "Version": "2012-10-17",
+            "Statement": [{"Action": "execute-api:Invoke", "Effect": "Deny", "Resource": "*"}],
+        }}
+    return AuthResponse(routes=["*"], principal_id=context["user_id"], context=context)
+
+
+def _admin_only(request):
+    if not identity(request).is_admin:
+        raise Forbidden()
+
+
+@app.route("/")
+@handled
+def index():
+    """Names the service and its version."""
+    return {"service": config.SERVICE_NAME, "version": config.VERSION}
+
+
+@app.route(PREFIX + "/signup", methods=["POST"])
+@handled
+def signup():
+    """Creates a user."""
+    data = load(_signup_in, app.current_request)
+    user = service.signup(data["username"], data["email"], data["password"])
+    return Response(body=_user_out.dump(user), status_code=201)
+
+
+@app.route(PREFIX + "/login", methods=["POST"])
+@handled
+def login():
+    """Exchanges a username and password for a token."""
+    request = app.current_request
+    data = load(_login_in, request)
+    description = data["description"]
+    if description is None:
+        description = user_agent(request, schemas.DESCRIPTION_LENGTH)
+    result = service.login(data["username"], data["password"], description, client_ip(request))
+    return _login_out.dump(result)
+
+
+@app.route(PREFIX + "/logout", methods=["POST"], authorizer=token_authorizer)
+@handled
+def logout():
+    """Revokes the token that makes this request."""
+    return {"revoked": service.logout(identity(app.current_request))}
+
+
+@app.route(PREFIX + "/users/me", authorizer=token_authorizer)
+@handled
+def users_me():
+    """The user that makes this request."""
+    return _user_out.dump(service.me(identity(app.current_request)))
+
+
+@app.route(PREFIX + "/tokens", authorizer=token_authorizer)
+@handled
+def list_tokens():
+    """The caller's live tokens, newest first."""
+    request = app.current_request
+    me = identity(request)
+    page = service.list_tokens(me.user_id, me.token_id, schemas.limit(query(request, "limit")),
+                               query(request, "cursor"), "self")
+    return _page_out.dump(page)
+
+
+@app.route(PREFIX + "/tokens/{token_id}", methods=["DELETE"], authorizer=token_authorizer)
+@handled
+def revoke_token(token_id):
+    """Revokes one of the caller's tokens."""
+    return {"revoked": service.revoke(identity(app.current_request), token_id)}
+
+
+@app.route(PREFIX + "/tokens", methods=["DELETE"], authorizer=token_authorizer)
+@handled
+def revoke_tokens():
+    """Revokes all the caller's tokens, or all but this one."""
+    request = app.current_request
+    me = identity(request)
+    keep = me.token_id if schemas.boolean("keep_current", query(request, "keep_current")) else None
+    return {"revoked": service.revoke_all(me.user_id, keep=keep)}
+
+
+@app.route(PREFIX + "/admin/users/{username}/tokens", authorizer=token_authorizer)
+@handled
+def admin_list_tokens(username):
+    """Admin: another user's live tokens."""
+    request = app.current_request
+    _admin_only(request)
+    page_size = schemas.limit(query(request, "limit"))
+    target = service.find_user(username)
+    page = service.list_tokens(target.user_id, None, page_size, query(request, "cursor"), "admin")
+    return _page_out.dump(page)
+
+
+@app.route(PREFIX + "/admin/users/{username}/tokens", methods=["DELETE"],
+           authorizer=token_authorizer)
+@handled
+def admin_revoke_tokens(username):
+    """Admin: revokes every token of another user."""
+    _admin_only(app.current_request)
+    return {"revoked": service.revoke_all(service.find_user(username).user_id)}

@@ -1,0 +1,56 @@
+"""The custom authorizer's decision: allow a token only while it is listed.
+
+A request passes when its JWT verifies (HS256, known kid, sub/jti/iat/exp
+present, not expired) and its record is still in the tokens table, read
+with one strongly consistent GetItem, and not expired there either (DynamoDB
+TTL deletes days late). Anything else, including an error of our own or of
+DynamoDB, is a deny: the authorizer never raises and never says why.
+"""
+import json
+import logging
+
+from chalicelib import clock, config, jwtcodec
+from chalicelib.errors import ServiceUnavailable
+from chalicelib.service import tokens
+
+log = logging.getLogger("login-service")
+
+# Far beyond any token of ours; refused before any parsing or DynamoDB call.
+MAX_HEADER_LENGTH = 4096
+
+
+def bearer_token(header):
+    """The token of an Authorization header: ``Bearer <t>`` or a bare ``<t>``."""
+    if not header or len(header) > MAX_HEADER_LENGTH or not header.isascii():
+        return None
+    scheme, _, rest = header.strip().partition(" ")
+    if rest:
+        return rest.strip() if scheme.lower() == "bearer" else None
+    return scheme
+
+
+def decide(header):
+    """The authorizer context for an allowed request, or None for a deny."""
+    try:
+        token = bearer_token(header)
+        if token is None:
+            return None
+        now = clock.now()
+        claims = jwtcodec.decode(token, now)
+        store = tokens()
+        session = store.get(claims["sub"], claims["jti"])
+        if session is None or session.expires_at <= now:
+            return None
+        window = config.last_used_resolution_seconds()
+        if session.last_used_at is None or session.last_used_at < now - window:
+            try:
+                store.touch(session.user_id, session.token_id, now, now - window)
+            except ServiceUnavailable:
+                pass  # bookkeeping only: the read above already decided
+        return {"user_id": session.user_id, "token_id": session.token_id,
+                "username": session.username, "roles": session.roles}
+    except jwtcodec.InvalidToken:
+        return None
+    except Exception as exc:  # noqa: BLE001 - an authorizer must deny, not crash
+        log.error(json.dumps({"event": "authorizer_error", "type": type(exc).__name__}))
+        return None

@@ -1,0 +1,38 @@
+"""The one place AWS clients are made: lazily, once per process.
+
+A warm Lambda reuses the client (and its connection pool) across
+invocations; nothing is created at import time, so a cold start that never
+touches DynamoDB (a bad signature, say) pays nothing for it.
+"""
+import boto3
+from botocore.config import Config
+
+from chalicelib import config
+
+# Retries and timeouts are set here rather than left to whatever the botocore
+# version in the Lambda runtime defaults to.
+_CLIENT_CONFIG = Config(
+    retries={"mode": "standard", "max_attempts": 3},
+    connect_timeout=2,
+    read_timeout=5,
+    tcp_keepalive=True,
+)
+
+_clients = {}
+
+
+def dynamodb():
+    client = _clients.get("dynamodb")
+    if client is None:
+        # The endpoint comes from AWS_ENDPOINT_URL_DYNAMODB when set (the
+        # embedded DynamoDB of `make run`), which botocore reads itself.
+        client = boto3.session.Session().client(
+            "dynamodb", region_name=config.region(), config=_CLIENT_CONFIG
+        )
+        _clients["dynamodb"] = client
+    return client
+
+
+def reset():
+    """Forget cached clients (tests build a fresh mocked world each time)."""
+    _clients.clear()

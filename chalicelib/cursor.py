@@ -1,0 +1,40 @@
+"""Opaque, tamper-proof page cursors.
+
+A cursor names the last token of a page and is bound by an HMAC to the
+listing that issued it (whose tokens, which route), so a cursor from another
+user's listing, an edited one or an invented one is refused with a 422
+instead of leaking or skipping anything.
+"""
+import base64
+import hashlib
+import hmac
+
+from chalicelib import config
+from chalicelib.token_store import TOKEN_ID
+
+_MAC_BYTES = 12
+
+
+def _mac(scope, token_id):
+    key = hmac.new(config.signing_secrets()[0].encode("utf-8"), b"cursor-key", hashlib.sha256).digest()
+    message = f"{scope}\x00{token_id}".encode("utf-8")
+    return hmac.new(key, message, hashlib.sha256).digest()[:_MAC_BYTES]
+
+
+def issue(scope, token_id):
+    raw = bytes.fromhex(token_id) + _mac(scope, token_id)
+    return base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")
+
+
+def read(scope, cursor):
+    """The token id inside ``cursor``, or None if this listing did not issue it."""
+    if not cursor.isascii() or len(cursor) > 64:
+        return None
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+    except ValueError:
+        return None
+    token_id, mac = raw[:-_MAC_BYTES].hex(), raw[-_MAC_BYTES:]
+    if not TOKEN_ID.fullmatch(token_id) or not hmac.compare_digest(mac, _mac(scope, token_id)):
+        return None
+    return token_id

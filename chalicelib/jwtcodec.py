@@ -1,0 +1,79 @@
+"""Signing and verifying the service's JWTs.
+
+HS256 only, pinned on both sides. Every token names its key in ``kid``; the
+kid is derived from the secret itself, so rotating the secret needs no second
+setting, and a token naming any other kid is refused before its signature is
+even checked.
+"""
+import base64
+import hashlib
+
+import jwt
+
+from chalicelib import config
+
+ALGORITHM = "HS256"
+REQUIRED_CLAIMS = ["sub", "jti", "iat", "exp"]
+# A JWT of ours is ~300 bytes; anything far larger is not one of ours and is
+# refused before any parsing.
+MAX_TOKEN_LENGTH = 2048
+# Lambdas' clocks are NTP-synced; a few seconds covers a login on one host
+# and the next request's authorizer on another.
+CLOCK_SKEW = 5
+
+
+class InvalidToken(Exception):
+    """The token is not one this service issued, or no longer valid."""
+
+
+def _kid(secret):
+    digest = hashlib.sha256(b"kid:" + secret.encode("utf-8")).digest()
+    return base64.urlsafe_b64encode(digest[:9]).decode("ascii")
+
+
+def _keys():
+    secrets = config.signing_secrets()
+    return _kid(secrets[0]), {_kid(s): s for s in secrets}
+
+
+def encode(user_id, token_id, issued_at, expires_at):
+    kid, keys = _keys()
+    claims = {"sub": user_id, "jti": token_id, "iat": issued_at, "exp": expires_at}
+    return jwt.encode(claims, keys[kid], algorithm=ALGORITHM, headers={"kid": kid})
+
+
+def _time_claim(claims, name):
+    value = claims.get(name)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidToken()
+    return value
+
+
+def decode(token, now):
+    """The verified claims of ``token`` at time ``now``, or InvalidToken.
+
+    PyJWT checks the signature, the algorithm and that the required claims
+    are present; the time claims are checked here against the service's own
+    clock, the same clock that decides a token record's expiry.
+    """
+    if not token or len(token) > MAX_TOKEN_LENGTH or not token.isascii():
+        raise InvalidToken()
+    try:
+        kid = jwt.get_unverified_header(token).get("kid")
+        key = _keys()[1].get(kid) if isinstance(kid, str) else None
+        if key is None:
+            raise InvalidToken()
+        claims = jwt.decode(
+            token, key, algorithms=[ALGORITHM],
+            options={"require": REQUIRED_CLAIMS, "verify_exp": False,
+                     "verify_iat": False, "verify_nbf": False},
+        )
+    except jwt.PyJWTError:
+        raise InvalidToken() from None
+    if not (isinstance(claims["sub"], str) and isinstance(claims["jti"], str)):
+        raise InvalidToken()
+    if _time_claim(claims, "exp") <= now or _time_claim(claims, "iat") > now + CLOCK_SKEW:
+        raise InvalidToken()
+    if "nbf" in claims and _time_claim(claims, "nbf") > now + CLOCK_SKEW:
+        raise InvalidToken()
+    return claims

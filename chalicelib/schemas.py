@@ -1,0 +1,111 @@
+"""What goes in and what comes out, as marshmallow schemas.
+
+Input schemas refuse unknown fields (a typo such as ``pasword`` is an error,
+not a silently missing value) and strings that are not valid Unicode (a lone
+surrogate from a ``\\ud800`` escape cannot be hashed or stored). Secrets are
+load-only, so a dump can never put one in a response.
+"""
+import re
+
+from marshmallow import Schema, ValidationError, fields, validate
+
+USERNAME = re.compile(r"[A-Za-z0-9_.\-]{3,32}")
+PASSWORD_LENGTH = validate.Length(min=8, max=1024)
+DESCRIPTION_LENGTH = 200
+
+
+class Text(fields.String):
+    """A JSON string that is valid Unicode (no lone surrogates)."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        text = super()._deserialize(value, attr, data, **kwargs)
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValidationError("Not valid Unicode text.") from None
+        return text
+
+
+def _username(value):
+    if not USERNAME.fullmatch(value):
+        raise ValidationError("Use 3 to 32 characters: letters, digits, _ . -")
+
+
+def Password(**kwargs):
+    return Text(required=True, load_only=True, validate=PASSWORD_LENGTH, **kwargs)
+
+
+def NonEmpty(**kwargs):
+    return Text(required=True, validate=validate.Length(min=1), **kwargs)
+
+
+class SignupIn(Schema):
+    username = Text(required=True, validate=_username)
+    email = fields.Email(required=True, validate=validate.Length(max=254))
+    password = Password()
+
+
+class LoginIn(Schema):
+    username = NonEmpty()
+    password = NonEmpty(load_only=True)
+    description = Text(allow_none=True, load_default=None,
+                       validate=validate.Length(max=DESCRIPTION_LENGTH))
+
+
+class PasswordChangeIn(Schema):
+    current_password = NonEmpty(load_only=True)
+    new_password = Password()
+
+
+class AccountDeleteIn(Schema):
+    password = NonEmpty(load_only=True)
+
+
+class UserOut(Schema):
+    id = fields.String()
+    username = fields.String()
+    email = fields.String()
+    roles = fields.List(fields.String())
+    created_at = fields.String()
+
+
+class TokenOut(Schema):
+    id = fields.String()
+    description = fields.String(allow_none=True)
+    ip = fields.String(allow_none=True)
+    created_at = fields.String()
+    expires_at = fields.String()
+    last_used_at = fields.String(allow_none=True)
+    current = fields.Boolean()
+
+
+class TokenPageOut(Schema):
+    tokens = fields.List(fields.Nested(TokenOut))
+    next_cursor = fields.String(allow_none=True)
+
+
+class LoginOut(Schema):
+    token = fields.String()
+    token_type = fields.String()
+    token_id = fields.String()
+    expires_at = fields.String()
+    expires_in = fields.Integer()
+
+
+# Query strings. Parsed by hand rather than with fields.Integer, which would
+# take " 10" or "1e1"-like surprises; the contract's values are small and exact.
+
+def limit(raw, default=50, low=1, high=100):
+    if raw is None:
+        return default
+    if not re.fullmatch(r"[0-9]{1,4}", raw) or not low <= int(raw) <= high:
+        raise ValidationError({"limit": [f"Must be a whole number from {low} to {high}."]})
+    return int(raw)
+
+
+def boolean(name, raw, default=False):
+    if raw is None:
+        return default
+    if raw not in ("true", "false"):
+        raise ValidationError({name: ["Must be true or false."]})
+    return raw == "true"

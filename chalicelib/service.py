@@ -1,0 +1,152 @@
+"""What the service does, in plain functions of plain values.
+
+Views parse and shape; these functions decide. They raise the errors of
+errors.py and never see an HTTP request.
+"""
+import uuid
+from dataclasses import dataclass
+
+from chalicelib import clock, config, cursor, dynamo, jwtcodec, passwords
+from chalicelib.errors import (InvalidCredentials, TokenNotFound, UserNotFound,
+                               ValidationFailed, WrongPassword)
+from chalicelib.schemas import USERNAME
+from chalicelib.token_store import TOKEN_ID, Session, TokenStore, new_token_id
+from chalicelib.user_store import User, UserStore
+
+
+@dataclass
+class Identity:
+    """Who a request is, as the authorizer established it."""
+
+    user_id: str
+    token_id: str
+    username: str
+    roles: list
+
+    @property
+    def is_admin(self):
+        return "admin" in self.roles
+
+
+def users():
+    return UserStore(config.users_table())
+
+
+def tokens():
+    return TokenStore(config.tokens_table())
+
+
+def signup(username, email, password, roles=()):
+    user = User(id=str(uuid.uuid4()), username=username, email=email,
+                created_at=clock.iso(clock.now()), roles=list(roles))
+    users().create(user, passwords.hash_password(password))
+    return user
+
+
+def _checked_login(username, password, error):
+    """The login record when ``password`` is right; ``error`` otherwise.
+
+    Exactly one bcrypt check runs whatever the case (unknown user, malformed
+    name, account being deleted), so timing says nothing about which it was.
+    """
+    login = users().get_login(username) if USERNAME.fullmatch(username) else None
+    if not passwords.verify(password, login.password_hash if login else None) or login.deleting:
+        raise error()
+    return login
+
+
+def login(username, password, description, ip):
+    login = _checked_login(username, password, InvalidCredentials)
+    now = clock.now()
+    issued = int(now)
+    session = Session(
+        user_id=login.user_id, token_id=new_token_id(now),
+        expires_at=issued + config.token_lifetime_seconds(),
+        username=login.username, roles=",".join(login.roles),
+        description=description, ip=ip,
+    )
+    store = tokens()
+    evicted = _over_cap(store.all_keys(login.user_id), now)
+    try:
+        dynamo.transact(
+            [store.put(session), users().count_login(login)]
+            + [store.delete(login.user_id, t) for t in evicted]
+        )
+    except dynamo.TransactionCancelled:
+        # The password changed, or a deletion began, since it was checked.
+        raise InvalidCredentials() from None
+    token = jwtcodec.encode(login.user_id, session.token_id, issued, session.expires_at)
+    return {"token": token, "token_type": "Bearer", "token_id": session.token_id,
+            "expires_at": clock.iso(session.expires_at),
+            "expires_in": session.expires_at - issued}
+
+
+def _over_cap(keys, now):
+    """The oldest live tokens to drop so that a new one fits under the cap.
+
+    Eviction rather than refusal: a user who lost track of old devices can
+    still log in, and the sessions dropped are the stalest ones.
+    """
+    live = [token_id for token_id, expires_at in keys if expires_at > now]
+    excess = len(live) + 1 - config.max_tokens_per_user()
+    # A transaction holds 100 items; the put and the counter take two. A cap
+    # lowered by far is met over several logins.
+    return live[:min(max(excess, 0), dynamo.TRANSACTION_LIMIT - 2)]
+
+
+def me(identity):
+    user = users().get_user(identity.user_id)
+    if user is None:
+        raise UserNotFound()
+    return user
+
+
+def logout(identity):
+    return int(tokens().revoke(identity.user_id, identity.token_id, clock.now()))
+
+
+def revoke(identity, token_id):
+    if not TOKEN_ID.fullmatch(token_id) or not tokens().revoke(identity.user_id, token_id, clock.now()):
+        raise TokenNotFound()
+    return 1
+
+
+def revoke_all(user_id, keep=None):
+    """Delete every token of the user but ``keep``; the count of live ones."""
+    now = clock.now()
+    store = tokens()
+    doomed = [(t, exp) for t, exp in store.all_keys(user_id) if t != keep]
+    store.delete_many(user_id, [t for t, _ in doomed])
+    return sum(1 for _, exp in doomed if exp > now)
+
+
+def list_tokens(user_id, current_token_id, limit, raw_cursor, scope):
+    scope = f"{scope}:{user_id}"
+    before = None
+    if raw_cursor is not None:
+        before = cursor.read(scope, raw_cursor)
+        if before is None:
+            raise ValidationFailed({"cursor": ["Not a cursor this listing issued."]})
+    sessions, more = tokens().page(user_id, clock.now(), limit, before)
+    return {
+        "tokens": [_token_view(s, s.token_id == current_token_id) for s in sessions],
+        "next_cursor": cursor.issue(scope, sessions[-1].token_id) if more else None,
+    }
+
+
+def _token_view(session, current):
+    return {
+        "id": session.token_id, "description": session.description, "ip": session.ip,
+        "created_at": clock.iso(session.created_at),
+        "expires_at": clock.iso(session.expires_at),
+        "last_used_at": clock.iso(session.last_used_at) if session.last_used_at else None,
+        "current": current,
+    }
+
+
+def find_user(username):
+    """The login record of ``username`` (any case), for the admin routes."""
+    login = users().get_login(username) if USERNAME.fullmatch(username) else None
+    if login is None:
+        raise UserNotFound()
+    return login

@@ -1,0 +1,72 @@
+"""The two tables, defined once.
+
+The tests, ``manage.py create-tables`` and the deployment template all build
+their tables from these definitions, so the keys cannot drift apart.
+
+users  (pk)                   one item per kind of fact, see user_store.py
+tokens (user_id, token_id)    one item per live login session
+"""
+import json
+import os
+import time
+
+from botocore.exceptions import ClientError
+
+TTL_ATTRIBUTE = "expires_at"
+
+DEFINITIONS = {
+    "users": {
+        "KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"}],
+        "AttributeDefinitions": [{"AttributeName": "pk", "AttributeType": "S"}],
+    },
+    "tokens": {
+        "KeySchema": [
+            {"AttributeName": "user_id", "KeyType": "HASH"},
+            {"AttributeName": "token_id", "KeyType": "RANGE"},
+        ],
+        "AttributeDefinitions": [
+            {"AttributeName": "user_id", "AttributeType": "S"},
+            {"AttributeName": "token_id", "AttributeType": "S"},
+        ],
+    },
+}
+
+
+def create_tables(client, names, wait_seconds=60):
+    """Create each missing table of ``names`` ({"users": ..., "tokens": ...}).
+
+    Returns the names it created. Existing tables are left as they are.
+    """
+    created = []
+    for kind, name in names.items():
+        try:
+            client.create_table(
+                TableName=name, BillingMode="PAY_PER_REQUEST", **DEFINITIONS[kind]
+            )
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] != "ResourceInUseException":
+                raise
+            continue
+        created.append(name)
+    for name in created:
+        _wait_active(client, name, wait_seconds)
+        client.update_time_to_live(
+            TableName=name,
+            TimeToLiveSpecification={"Enabled": True, "AttributeName": TTL_ATTRIBUTE},
+        )
+    return created
+
+
+def _wait_active(client, name, wait_seconds):
+    deadline = time.monotonic() + wait_seconds
+    while client.describe_table(TableName=name)["Table"]["TableStatus"] != "ACTIVE":
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"table {name} did not become active")
+        time.sleep(0.5)
+
+
+def stage_table_names(project_dir, stage):
+    """The table names a stage of ``.chalice/config.json`` gives its functions."""
+    with open(os.path.join(project_dir, ".chalice", "config.json"), encoding="utf-8") as f:
+        env = json.load(f)["stages"][stage]["environment_variables"]
+    return {"users": env["USERS_TABLE"], "tokens": env["TOKENS_TABLE"]}

@@ -1,0 +1,155 @@
+"""The tokens table: one item per login session, the whitelist itself.
+
+Key: ``user_id`` (partition) and ``token_id`` (sort). A token id is 14 hex
+digits of the creation time in microseconds followed by 10 random hex digits,
+so sorting by id is sorting by creation: a listing is one Query read
+backwards, and ``created_at`` is read off the id rather than stored twice.
+
+Other attributes: username and roles (copied at login, for the authorizer's
+context), description, ip, expires_at (epoch seconds, also the table's TTL
+attribute) and last_used_at (epoch seconds, absent until first use).
+"""
+import re
+import secrets
+from dataclasses import dataclass
+from typing import Optional
+
+from chalicelib import dynamo
+from chalicelib.dynamo import N, S
+
+TOKEN_ID = re.compile(r"[0-9a-f]{24}")
+
+
+def new_token_id(now):
+    return f"{int(now * 1_000_000):014x}{secrets.token_hex(5)}"
+
+
+def created_at(token_id):
+    return int(token_id[:14], 16) / 1_000_000
+
+
+@dataclass
+class Session:
+    user_id: str
+    token_id: str
+    expires_at: int
+    username: str = ""
+    roles: str = ""
+    description: Optional[str] = None
+    ip: Optional[str] = None
+    last_used_at: Optional[int] = None
+
+    @property
+    def created_at(self):
+        return created_at(self.token_id)
+
+
+def _session(user_id, item):
+    return Session(
+        user_id=user_id, token_id=item["token_id"]["S"],
+        expires_at=dynamo.number(item, "expires_at"),
+        username=dynamo.text(item, "username") or "", roles=dynamo.text(item, "roles") or "",
+        description=dynamo.text(item, "description"), ip=dynamo.text(item, "ip"),
+        last_used_at=dynamo.number(item, "last_used_at"),
+    )
+
+
+class TokenStore:
+    def __init__(self, table):
+        self.table = table
+
+    @staticmethod
+    def key(user_id, token_id):
+        return {"user_id": S(user_id), "token_id": S(token_id)}
+
+    def put(self, session):
+        """A Put of a new session, for a transaction."""
+        item = {**self.key(session.user_id, session.token_id),
+                "expires_at": N(session.expires_at),
+                "username": S(session.username), "roles": S(session.roles)}
+        if session.description is not None:
+            item["description"] = S(session.description)
+        if session.ip is not None:
+            item["ip"] = S(session.ip)
+        return {"Put": {"TableName": self.table, "Item": item,
+                        "ConditionExpression": "attribute_not_exists(token_id)"}}
+
+    def delete(self, user_id, token_id):
+        """A Delete of one session, for a transaction."""
+        return {"Delete": {"TableName": self.table, "Key": self.key(user_id, token_id)}}
+
+    def get(self, user_id, token_id):
+        """One strongly consistent read: a revocation is seen at once."""
+        item = dynamo.call(
+            "get_item", TableName=self.table, Key=self.key(user_id, token_id),
+            ConsistentRead=True,
+        ).get("Item")
+        return _session(user_id, item) if item else None
+
+    def touch(self, user_id, token_id, now, stale_before):
+        """Record a use, unless a recent one is recorded already.
+
+        The condition makes the write happen at most once per window even
+        when many requests race, and never recreates a revoked token.
+        """
+        try:
+            dynamo.call(
+                "update_item", TableName=self.table, Key=self.key(user_id, token_id),
+                UpdateExpression="SET last_used_at = :now",
+                ConditionExpression="attribute_exists(token_id) AND "
+                                    "(attribute_not_exists(last_used_at) OR last_used_at < :stale)",
+                ExpressionAttributeValues={":now": N(int(now)), ":stale": N(int(stale_before))},
+            )
+        except dynamo.ConditionFailed:
+            pass
+
+    def revoke(self, user_id, token_id, now):
+        """Delete one session; True when it was live before the call."""
+        old = dynamo.call(
+            "delete_item", TableName=self.table, Key=self.key(user_id, token_id),
+            ReturnValues="ALL_OLD",
+        ).get("Attributes")
+        return bool(old) and dynamo.number(old, "expires_at") > now
+
+    def all_keys(self, user_id):
+        """(token_id, expires_at) of every record of the user, oldest first."""
+        found, start = [], None
+        while True:
+            kwargs = {"ExclusiveStartKey": start} if start else {}
+            page = dynamo.call(
+                "query", TableName=self.table, ConsistentRead=True,
+                KeyConditionExpression="user_id = :u",
+                ExpressionAttributeValues={":u": S(user_id)},
+                ProjectionExpression="token_id, expires_at", **kwargs,
+            )
+            found += [(i["token_id"]["S"], dynamo.number(i, "expires_at")) for i in page["Items"]]
+            start = page.get("LastEvaluatedKey")
+            if not start:
+                return found
+
+    def page(self, user_id, now, limit, before=None):
+        """Up to ``limit`` live sessions, newest first, older than ``before``.
+
+        Returns (sessions, more). DynamoDB applies Limit before the filter
+        that drops expired records, so it asks for one more than wanted and
+        goes on only in the rare case that expired records made a page short.
+        """
+        found, start = [], None
+        condition = "user_id = :u" + (" AND token_id < :before" if before else "")
+        values = {":u": S(user_id), ":now": N(int(now))}
+        if before:
+            values[":before"] = S(before)
+        while True:
+            kwargs = {"ExclusiveStartKey": start} if start else {}
+            page = dynamo.call(
+                "query", TableName=self.table, ConsistentRead=True, ScanIndexForward=False,
+                KeyConditionExpression=condition, FilterExpression="expires_at > :now",
+                ExpressionAttributeValues=values, Limit=limit + 1 - len(found), **kwargs,
+            )
+            found += [_session(user_id, item) for item in page["Items"]]
+            start = page.get("LastEvaluatedKey")
+            if len(found) > limit or not start:
+                return found[:limit], len(found) > limit
+
+    def delete_many(self, user_id, token_ids):
+        dynamo.batch_delete(self.table, [self.key(user_id, t) for t in token_ids])

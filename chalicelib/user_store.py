@@ -1,0 +1,160 @@
+"""The users table.
+
+One table, keyed by ``pk``, holding three kinds of item:
+
+``user#<id>``           the profile: id, username, email, roles, created_at
+``username#<lower>``    the login: user_id, username, roles, password_hash,
+                        and ``deleting`` while an account deletion runs
+``email#<casefolded>``  user_id
+
+The username and email items are the uniqueness guards: signup writes all
+three in one transaction, each on condition that its key is new, so two
+racing signups cannot both win (a GSI could not promise that: it is
+eventually consistent). The password hash lives on the login item so that a
+login needs one read to find and check a user.
+"""
+from dataclasses import dataclass, field
+
+from chalicelib import dynamo
+from chalicelib.dynamo import N, S
+from chalicelib.errors import Conflict
+
+
+@dataclass
+class User:
+    id: str
+    username: str
+    email: str
+    created_at: str
+    roles: list = field(default_factory=list)
+
+
+@dataclass
+class Login:
+    user_id: str
+    username: str
+    roles: list
+    password_hash: str
+    logins: int = 0
+    deleting: bool = False
+
+
+def _roles(item):
+    return [r["S"] for r in item.get("roles", {}).get("L", [])]
+
+
+class UserStore:
+    def __init__(self, table):
+        self.table = table
+
+    @staticmethod
+    def user_key(user_id):
+        return {"pk": S("user#" + user_id)}
+
+    @staticmethod
+    def login_key(username):
+        # Usernames are ASCII by rule, so lower() is the whole case-folding.
+        return {"pk": S("username#" + username.lower())}
+
+    @staticmethod
+    def email_key(email):
+        return {"pk": S("email#" + email.casefold())}
+
+    def create(self, user, password_hash):
+        roles = {"L": [S(r) for r in user.roles]}
+        new = "attribute_not_exists(pk)"
+        items = [
+            {"pk": S("user#" + user.id), "id": S(user.id), "username": S(user.username),
+             "email": S(user.email), "roles": roles, "created_at": S(user.created_at)},
+            {**self.login_key(user.username), "user_id": S(user.id),
+             "username": S(user.username), "roles": roles, "password_hash": S(password_hash),
+             "logins": N(0)},
+            {**self.email_key(user.email), "user_id": S(user.id)},
+        ]
+        try:
+            dynamo.transact([
+                {"Put": {"TableName": self.table, "Item": item, "ConditionExpression": new}}
+                for item in items
+            ])
+        except dynamo.TransactionCancelled as exc:
+            if exc.reasons[1] == "ConditionalCheckFailed":
+                raise Conflict("That username is taken.", code="username_taken") from None
+            if exc.reasons[2] == "ConditionalCheckFailed":
+                raise Conflict("That email is already registered.", code="email_taken") from None
+            raise
+
+    def get_user(self, user_id):
+        item = dynamo.call(
+            "get_item", TableName=self.table, Key=self.user_key(user_id), ConsistentRead=True
+        ).get("Item")
+        if item is None:
+            return None
+        return User(id=item["id"]["S"], username=item["username"]["S"], email=item["email"]["S"],
+                    created_at=item["created_at"]["S"], roles=_roles(item))
+
+    def get_login(self, username):
+        item = dynamo.call(
+            "get_item", TableName=self.table, Key=self.login_key(username), ConsistentRead=True
+        ).get("Item")
+        if item is None:
+            return None
+        return Login(user_id=item["user_id"]["S"], username=item["username"]["S"],
+                     roles=_roles(item), password_hash=item["password_hash"]["S"],
+                     logins=dynamo.number(item, "logins") or 0, deleting="deleting" in item)
+
+    # Pieces of transactions that span both tables.
+
+    def count_login(self, login):
+        """Count a login, on condition that the password is still the one
+        checked and no deletion has begun.
+
+        The counter is what lets a password change notice a login that
+        committed between its listing of the tokens and its own write.
+        """
+        return {"Update": {
+            "TableName": self.table, "Key": self.login_key(login.username),
+            "UpdateExpression": "ADD logins :one",
+            "ConditionExpression": "password_hash = :h AND attribute_not_exists(deleting)",
+            "ExpressionAttributeValues": {":h": S(login.password_hash), ":one": N(1)},
+        }}
+
+    def set_password(self, login, new_hash):
+        """Replace the hash, on condition that nothing logged in meanwhile."""
+        return {"Update": {
+            "TableName": self.table, "Key": self.login_key(login.username),
+            "UpdateExpression": "SET password_hash = :new",
+            "ConditionExpression": "password_hash = :old AND logins = :n "
+                                   "AND attribute_not_exists(deleting)",
+            "ExpressionAttributeValues": {":new": S(new_hash), ":old": S(login.password_hash),
+                                          ":n": N(login.logins)},
+        }}
+
+    def mark_deleting(self, login, now):
+        """Stop new logins for this user before its tokens are deleted."""
+        try:
+            dynamo.call(
+                "update_item", TableName=self.table, Key=self.login_key(login.username),
+                UpdateExpression="SET deleting = :now",
+                ConditionExpression="password_hash = :h",
+                ExpressionAttributeValues={":now": N(int(now)), ":h": S(login.password_hash)},
+            )
+        except dynamo.ConditionFailed:
+            return False
+        return True
+
+    def delete_all(self, login, email):
+        """Deletes of every item of the user, for one transaction."""
+        return [
+            {"Delete": {"TableName": self.table, "Key": self.user_key(login.user_id)}},
+            {"Delete": {"TableName": self.table, "Key": self.login_key(login.username),
+                        "ConditionExpression": "attribute_exists(deleting)"}},
+            {"Delete": {"TableName": self.table, "Key": self.email_key(email)}},
+        ]
+
+    def grant_admin(self, login):
+        admin = {"L": [S("admin")]}
+        dynamo.transact([
+            {"Update": {"TableName": self.table, "Key": key, "UpdateExpression": "SET roles = :r",
+                        "ExpressionAttributeValues": {":r": admin}}}
+            for key in (self.user_key(login.user_id), self.login_key(login.username))
+        ])

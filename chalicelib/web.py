@@ -1,0 +1,78 @@
+"""The HTTP edge: reading requests and turning errors into responses.
+
+Views in app.py are wrapped by :func:`handled`, which is the single place where
+a ServiceError or a marshmallow ValidationError becomes the contract's error
+body, and where anything unexpected becomes a bare 500 with no trace.
+"""
+import functools
+import json
+
+from marshmallow import ValidationError
+
+from chalicelib import errors
+from chalicelib.errors import BadRequest, PayloadTooLarge, ServiceError, ValidationFailed
+from chalicelib.service import Identity
+
+MAX_BODY_BYTES = 64 * 1024
+
+
+def handled(func):
+    """Wrap a view so that it answers every error in the contract's shape."""
+    @functools.wraps(func)
+    def wrapped(*args, **kwargs):
+        try:
+            return func(*args, **kwargs)
+        except ServiceError as exc:
+            return errors.to_response(exc)
+        except ValidationError as exc:
+            return errors.to_response(ValidationFailed(_fields(exc.messages)))
+        except Exception as exc:  # noqa: BLE001
+            return errors.internal_error(exc, func.__name__)
+    return wrapped
+
+
+def _fields(messages):
+    """marshmallow's messages as ``{field: [message, ...]}``."""
+    if isinstance(messages, dict):
+        return {name: (m if isinstance(m, list) else [str(m)]) for name, m in messages.items()}
+    return {"_body": messages if isinstance(messages, list) else [str(messages)]}
+
+
+def json_object(request):
+    """The request body as a dict, parsed here for the contract's 400 shape."""
+    raw = request.raw_body or b""
+    if len(raw) > MAX_BODY_BYTES:
+        raise PayloadTooLarge()
+    try:
+        data = json.loads(raw)
+    except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
+        raise BadRequest() from None
+    if not isinstance(data, dict):
+        raise BadRequest()
+    return data
+
+
+def load(schema, request):
+    return schema.load(json_object(request))
+
+
+def query(request, name):
+    params = request.query_params or {}
+    return params.get(name)
+
+
+def identity(request):
+    """The caller, from the context our authorizer put on the request."""
+    ctx = request.context["authorizer"]
+    roles = ctx.get("roles") or ""
+    return Identity(user_id=ctx["user_id"], token_id=ctx["token_id"],
+                    username=ctx["username"], roles=[r for r in roles.split(",") if r])
+
+
+def client_ip(request):
+    return request.context.get("identity", {}).get("sourceIp")
+
+
+def user_agent(request, limit):
+    agent = request.headers.get("user-agent")
+    return agent[:limit] if agent else None

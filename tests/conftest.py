@@ -1,0 +1,107 @@
+"""A fresh mocked AWS world for every test, and a small API helper."""
+import json
+import os
+from dataclasses import dataclass
+
+import pytest
+from chalice.test import Client
+from moto import mock_aws
+
+from chalicelib import aws, tables
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SECRET = "test-secret-0123456789abcdefghijklmnopqrstuvwxyz"
+PASSWORD = "correct horse battery"
+
+
+@pytest.fixture(autouse=True)
+def environment(monkeypatch):
+    """Fake credentials, cheap bcrypt, and no way to reach a real endpoint."""
+    for name in ("AWS_ENDPOINT_URL_DYNAMODB", "AWS_ENDPOINT_URL", "AWS_PROFILE",
+                 "JWT_PREVIOUS_SECRET", "TOKEN_LIFETIME_SECONDS", "MAX_TOKENS_PER_USER"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_SESSION_TOKEN", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("JWT_SECRET", SECRET)
+    monkeypatch.setenv("BCRYPT_ROUNDS", "4")
+
+
+@pytest.fixture
+def table_names():
+    return tables.stage_table_names(ROOT, "dev")
+
+
+@pytest.fixture
+def dynamodb(environment, table_names, monkeypatch):
+    """A mocked DynamoDB with both tables; the service's client made inside it."""
+    monkeypatch.setenv("USERS_TABLE", table_names["users"])
+    monkeypatch.setenv("TOKENS_TABLE", table_names["tokens"])
+    with mock_aws():
+        aws.reset()
+        tables.create_tables(aws.dynamodb(), table_names)
+        yield aws.dynamodb()
+    aws.reset()
+
+
+@dataclass
+class Reply:
+    status: int
+    json: object
+    headers: dict
+
+
+class Api:
+    """Drives the app through chalice's test client, speaking JSON."""
+
+    def __init__(self, client):
+        self.http = client.http
+
+    def call(self, method, path, body=None, token=None, headers=None, raw=None):
+        sent = {"Content-Type": "application/json", **(headers or {})}
+        if token is not None:
+            sent["Authorization"] = f"Bearer {token}"
+        payload = raw if raw is not None else (b"" if body is None else json.dumps(body).encode())
+        reply = self.http.request(method, path, headers=sent, body=payload)
+        try:
+            data = json.loads(reply.body) if reply.body else None
+        except ValueError:
+            data = reply.body
+        return Reply(reply.status_code, data, dict(reply.headers))
+
+    def signup(self, username="alice", email=None, password=PASSWORD):
+        email = email or f"{username}@example.com"
+        return self.call("POST", "/api/v1/signup",
+                         {"username": username, "email": email, "password": password})
+
+    def login(self, username="alice", password=PASSWORD, **extra):
+        return self.call("POST", "/api/v1/login",
+                         {"username": username, "password": password, **extra})
+
+    def token(self, username="alice", password=PASSWORD, **extra):
+        reply = self.login(username, password, **extra)
+        assert reply.status == 200, reply.json
+        return reply.json["token"]
+
+    def user(self, username="alice", password=PASSWORD):
+        """Sign a user up and log it in; its token."""
+        assert self.signup(username, password=password).status == 201
+        return self.token(username, password)
+
+
+@pytest.fixture
+def api(dynamodb):
+    from app import app
+
+    with Client(app, stage_name="dev", project_dir=ROOT) as client:
+        yield Api(client)
+
+
+@pytest.fixture
+def admin(api):
+    """An admin's token (made the way manage.py makes one)."""
+    from chalicelib import service
+
+    service.signup("root", "root@example.com", PASSWORD, roles=["admin"])
+    return api.token("root")
