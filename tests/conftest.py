@@ -71,7 +71,7 @@ class Api:
         return Reply(reply.status_code, data, dict(reply.headers))
 
     def signup(self, username="alice", email=None, password=PASSWORD):
-        email = email or f"{username}@example.com"
+        email = f"{username}@example.com" if email is None else email
         return self.call("POST", "/api/v1/signup",
                          {"username": username, "email": email, "password": password})
 

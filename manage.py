@@ -1,0 +1,188 @@
+"""Operator commands for the login service.
+
+    python manage.py create-tables
+    python manage.py create-admin USERNAME EMAIL      (password: prompt or stdin)
+    python manage.py serve                            (what `make run` runs)
+
+They talk to the DynamoDB of `make run` (127.0.0.1:$DYNAMODB_PORT) unless
+AWS_ENDPOINT_URL_DYNAMODB says otherwise; `--endpoint aws` means the real
+AWS endpoint of your credentials and region. Table names come from the
+stage's environment in .chalice/config.json (USERS_TABLE / TOKENS_TABLE in
+the environment win).
+"""
+import argparse
+import getpass
+import logging
+import os
+import secrets
+import signal
+import subprocess
+import sys
+
+from marshmallow import ValidationError
+
+from chalicelib import aws, schemas, service, tables
+from chalicelib.errors import ServiceError
+
+ROOT = os.path.dirname(os.path.abspath(__file__))
+SECRET_FILE = os.path.join(ROOT, ".local", "jwt-secret")
+
+
+def _local_endpoint():
+    return f"http://127.0.0.1:{os.environ.get('DYNAMODB_PORT', '8001')}"
+
+
+def _use_endpoint(endpoint):
+    """Point every client of this process (and its children) at ``endpoint``."""
+    endpoint = endpoint or os.environ.get("AWS_ENDPOINT_URL_DYNAMODB") or _local_endpoint()
+    if endpoint == "aws":
+        os.environ.pop("AWS_ENDPOINT_URL_DYNAMODB", None)
+    else:
+        os.environ["AWS_ENDPOINT_URL_DYNAMODB"] = endpoint
+        # A local DynamoDB accepts any credentials, but botocore wants some.
+        os.environ.setdefault("AWS_ACCESS_KEY_ID", "local")
+        os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "local")
+    os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+    aws.reset()
+
+
+def _use_stage(stage):
+    names = tables.stage_table_names(ROOT, stage)
+    os.environ.setdefault("USERS_TABLE", names["users"])
+    os.environ.setdefault("TOKENS_TABLE", names["tokens"])
+    return {"users": os.environ["USERS_TABLE"], "tokens": os.environ["TOKENS_TABLE"]}
+
+
+def create_tables(names):
+    created = tables.create_tables(aws.dynamodb(), names)
+    for kind, name in names.items():
+        print(f"{kind} table {name}: {'created' if name in created else 'already there'}")
+
+
+def read_password(stream=None):
+    """From a prompt on a terminal, else the first line of standard input."""
+    stream = stream or sys.stdin
+    if stream.isatty():
+        first = getpass.getpass("Password: ")
+        if getpass.getpass("Password again: ") != first:
+            raise SystemExit("The passwords differ.")
+        return first
+    line = stream.readline()
+    # Only the line ending goes: whitespace inside a password is significant.
+    return line[:-1] if line.endswith("\n") else line
+
+
+def create_admin(username, email, password):
+    """Create the admin, or give an existing user of that name the admin role.
+
+    An existing user keeps its password and email: this never takes over an
+    account silently, it only promotes it.
+    """
+    existing = service.users().get_login(username)
+    if existing is not None:
+        if "admin" not in existing.roles:
+            service.users().grant_admin(existing)
+        return f"{existing.username} already exists; it has the admin role"
+    data = schemas.SignupIn().load(
+        {"username": username, "email": email, "password": password})
+    service.signup(data["username"], data["email"], data["password"], roles=["admin"])
+    return f"admin {username} created"
+
+
+def _secret():
+    """JWT_SECRET from the environment, else one kept in .local/ (not in git)."""
+    if os.environ.get("JWT_SECRET"):
+        return os.environ["JWT_SECRET"]
+    if not os.path.exists(SECRET_FILE):
+        os.makedirs(os.path.dirname(SECRET_FILE), exist_ok=True)
+        descriptor = os.open(SECRET_FILE, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w") as f:
+            f.write(secrets.token_urlsafe(48))
+    with open(SECRET_FILE, encoding="utf-8") as f:
+        return f.read().strip()
+
+
+def serve(stage):
+    """Embedded DynamoDB (unless one is configured), tables, admin, chalice local."""
+    port = os.environ.get("PORT", "8000")
+    embedded = None
+    if not os.environ.get("AWS_ENDPOINT_URL_DYNAMODB"):
+        from moto.server import ThreadedMotoServer
+
+        # One log line per DynamoDB call drowns the API's own log.
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)
+        embedded = ThreadedMotoServer(
+            ip_address="127.0.0.1", port=int(os.environ.get("DYNAMODB_PORT", "8001")),
+            verbose=False)
+        embedded.start()
+        print(f"embedded DynamoDB on {_local_endpoint()}", flush=True)
+    _use_endpoint(None)
+    create_tables(_use_stage(stage))
+    os.environ["JWT_SECRET"] = _secret()
+    admin = [os.environ.get(f"ADMIN_{k}") for k in ("USERNAME", "EMAIL", "PASSWORD")]
+    if all(admin):
+        print(create_admin(*admin), flush=True)
+    command = [os.path.join(os.path.dirname(sys.executable), "chalice"), "--project-dir", ROOT,
+               "local", "--host", "127.0.0.1", "--port", port, "--stage", stage]
+    # chalice local (a reloader and its worker) gets a process group of its
+    # own, so that stopping it stops both, whether we were stopped by Ctrl-C
+    # or by a SIGTERM from a supervisor or a test.
+    signal.signal(signal.SIGTERM, _interrupt)
+    child = subprocess.Popen(command, cwd=ROOT, start_new_session=True)
+    try:
+        return child.wait()
+    except KeyboardInterrupt:
+        return _stop(child)
+    finally:
+        if child.poll() is None:
+            _stop(child)
+        if embedded is not None:
+            embedded.stop()
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt()
+
+
+def _stop(child):
+    os.killpg(child.pid, signal.SIGTERM)
+    try:
+        child.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        os.killpg(child.pid, signal.SIGKILL)
+        child.wait()
+    return 0
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--stage", default="dev", help="stage of .chalice/config.json")
+    parser.add_argument("--endpoint", help="DynamoDB endpoint URL, or 'aws'")
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("create-tables", help="create any missing table")
+    admin = commands.add_parser("create-admin", help="create an admin user")
+    admin.add_argument("username")
+    admin.add_argument("email")
+    commands.add_parser("serve", help="run the API locally, as `make run` does")
+    args = parser.parse_args(argv)
+
+    if args.command == "serve":
+        return serve(args.stage)
+    _use_endpoint(args.endpoint)
+    names = _use_stage(args.stage)
+    if args.command == "create-tables":
+        create_tables(names)
+        return 0
+    try:
+        print(create_admin(args.username, args.email, read_password()))
+    except ValidationError as exc:
+        print(f"invalid: {exc.messages}", file=sys.stderr)
+        return 2
+    except ServiceError as exc:
+        print(exc.message, file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

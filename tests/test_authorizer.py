@@ -1,0 +1,178 @@
+"""The custom authorizer: who gets through to a view, and who is denied."""
+import base64
+import json
+import time
+
+import jwt
+import pytest
+
+from chalicelib import jwtcodec
+from conftest import SECRET
+
+ME = "/api/v1/users/me"
+
+
+def _b64(data):
+    return base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
+
+
+def claims_of(token):
+    return jwt.decode(token, options={"verify_signature": False})
+
+
+def forge(claims, key=SECRET, algorithm="HS256", headers=None):
+    kid = jwt.get_unverified_header(jwtcodec.encode("u", "t", 0, 1))["kid"]
+    return jwt.encode(claims, key, algorithm=algorithm, headers={"kid": kid, **(headers or {})})
+
+
+def me(api, token=None, header=None):
+    headers = {"Authorization": header} if header is not None else None
+    return api.call("GET", ME, token=token, headers=headers).status
+
+
+def test_a_live_token_passes(api):
+    assert me(api, api.user()) == 200
+
+
+@pytest.mark.parametrize("scheme", ["Bearer", "bearer", "BEARER"])
+def test_the_bearer_scheme_is_accepted_in_any_case(api, scheme):
+    token = api.user()
+    assert me(api, header=f"{scheme} {token}") == 200
+
+
+def test_a_bare_token_without_scheme_is_accepted(api):
+    token = api.user()
+    assert me(api, header=token) == 200
+
+
+def test_no_authorization_header_is_401(api):
+    assert me(api) == 401
+
+
+@pytest.mark.parametrize("header", ["", "Bearer", "Bearer ", "garbage", "Bearer a.b.c",
+                                    "Basic dXNlcjpwYXNz", "Bearer x y"])
+def test_garbage_is_denied(api, header):
+    api.user()
+    assert me(api, header=header) == 403
+
+
+def test_a_wrong_signature_is_denied(api):
+    token = api.user()
+    assert me(api, forge(claims_of(token), key="another-secret-of-at-least-32-bytes!!")) == 403
+
+
+def test_a_tampered_payload_with_the_old_signature_is_denied(api):
+    token = api.user()
+    head, _, sig = token.split(".")
+    claims = claims_of(token)
+    claims["exp"] += 3600
+    assert me(api, ".".join([head, _b64(claims), sig])) == 403
+
+
+def test_alg_none_is_denied(api):
+    token = api.user()
+    head = _b64({"alg": "none", "typ": "JWT"})
+    assert me(api, f"{head}.{_b64(claims_of(token))}.") == 403
+
+
+def test_another_algorithm_is_denied(api):
+    token = api.user()
+    assert me(api, forge(claims_of(token), algorithm="HS512")) == 403
+
+
+def test_an_unknown_kid_is_denied(api):
+    token = api.user()
+    assert me(api, forge(claims_of(token), headers={"kid": "forged"})) == 403
+
+
+def test_an_expired_token_is_denied_even_while_its_record_exists(api, monkeypatch):
+    token = api.user()
+    later = time.time() + 172800 + 1
+    monkeypatch.setattr("chalicelib.clock.now", lambda: later)
+    assert me(api, token) == 403
+
+
+def test_a_token_whose_record_expired_is_denied(api, dynamodb, table_names):
+    token = api.user()
+    claims = claims_of(token)
+    dynamodb.update_item(
+        TableName=table_names["tokens"],
+        Key={"user_id": {"S": claims["sub"]}, "token_id": {"S": claims["jti"]}},
+        UpdateExpression="SET expires_at = :past", ExpressionAttributeValues={":past": {"N": "1"}})
+    assert me(api, token) == 403
+
+
+@pytest.mark.parametrize("claim", ["sub", "jti", "iat", "exp"])
+def test_each_required_claim_is_required(api, claim):
+    token = api.user()
+    claims = claims_of(token)
+    del claims[claim]
+    assert me(api, forge(claims)) == 403
+
+
+def test_a_token_issued_in_the_future_is_denied(api):
+    token = api.user()
+    claims = claims_of(token)
+    claims["iat"] += 600
+    assert me(api, forge(claims)) == 403
+
+
+def test_a_token_not_yet_valid_is_denied(api):
+    token = api.user()
+    claims = claims_of(token)
+    claims["nbf"] = claims["iat"] + 600
+    assert me(api, forge(claims)) == 403
+
+
+def test_a_revoked_token_is_denied_on_its_next_request(api):
+    token = api.user()
+    assert api.call("POST", "/api/v1/logout", token=token).status == 200
+    assert me(api, token) == 403
+
+
+def test_a_signed_token_pointing_at_another_users_record_is_denied(api):
+    alice = api.user("alice")
+    bob = api.user("bob")
+    claims = claims_of(alice)
+    claims["jti"] = claims_of(bob)["jti"]
+    assert me(api, forge(claims)) == 403
+
+
+def test_an_oversized_or_non_ascii_header_is_denied_without_dynamodb(api, dynamodb):
+    calls = []
+    dynamodb.meta.events.register("before-call.dynamodb", lambda **kw: calls.append(1))
+    assert me(api, header="Bearer " + "a" * 5000) == 403
+    assert me(api, header="Bearer tökén") == 403
+    assert calls == []
+
+
+def test_a_bad_signature_costs_no_dynamodb_call(api, dynamodb):
+    token = api.user()
+    calls = []
+    dynamodb.meta.events.register("before-call.dynamodb", lambda **kw: calls.append(1))
+    assert me(api, forge(claims_of(token), key="another-secret-of-at-least-32-bytes!!")) == 403
+    assert calls == []
+
+
+def test_a_dynamodb_failure_in_the_authorizer_is_a_deny_not_a_crash(api, dynamodb):
+    token = api.user()
+
+    def fail(**kwargs):
+        raise RuntimeError("boom")
+
+    dynamodb.meta.events.register("before-call.dynamodb.GetItem", fail)
+    assert me(api, token) == 403
+
+
+def test_the_view_sees_who_the_authorizer_let_in(api):
+    token = api.user("Alice")
+    reply = api.call("GET", ME, token=token)
+    assert reply.json["username"] == "Alice"
+    assert reply.json["id"] == claims_of(token)["sub"]
+
+
+def test_a_missing_signing_secret_fails_closed(api, monkeypatch):
+    token = api.user()
+    monkeypatch.setenv("JWT_SECRET", "")
+    assert me(api, token) == 403
+    assert api.login().status == 500

@@ -1,0 +1,114 @@
+"""POST /api/v1/login"""
+import time
+
+import pytest
+
+from chalicelib import passwords
+from conftest import PASSWORD
+
+LOGIN_FIELDS = {"token", "token_type", "token_id", "expires_at", "expires_in"}
+
+
+def test_login_returns_exactly_the_contract_fields(api):
+    api.signup()
+    reply = api.login()
+    assert reply.status == 200
+    assert set(reply.json) == LOGIN_FIELDS
+    assert reply.json["token_type"] == "Bearer"
+    assert reply.json["expires_in"] == 172800
+    assert reply.json["expires_at"].endswith("Z")
+
+
+def test_login_accepts_any_case_of_the_username(api):
+    api.signup("Alice")
+    assert api.login("aLICE").status == 200
+
+
+def test_token_lifetime_comes_from_configuration(api, monkeypatch):
+    monkeypatch.setenv("TOKEN_LIFETIME_SECONDS", "3600")
+    api.signup()
+    assert api.login().json["expires_in"] == 3600
+
+
+def test_wrong_password_and_unknown_user_get_the_same_401(api):
+    api.signup()
+    wrong = api.login(password="not the password")
+    unknown = api.login(username="nobody")
+    malformed = api.login(username="no body!")
+    assert wrong.status == unknown.status == malformed.status == 401
+    assert wrong.json == unknown.json == malformed.json
+    assert wrong.json["error"] == "invalid_credentials"
+
+
+def test_unknown_user_costs_one_bcrypt_check_like_a_wrong_password(api, monkeypatch):
+    api.signup()
+    checks = []
+    real = passwords.bcrypt.checkpw
+    monkeypatch.setattr(passwords.bcrypt, "checkpw", lambda *a: checks.append(1) or real(*a))
+    for username in ("alice", "nobody", "bad name"):
+        api.login(username=username, password="not the password")
+    assert checks == [1, 1, 1]
+
+
+@pytest.mark.parametrize("body,field", [
+    ({"password": PASSWORD}, "username"),
+    ({"username": "alice"}, "password"),
+    ({"username": "", "password": PASSWORD}, "username"),
+    ({"username": "alice", "password": ""}, "password"),
+    ({"username": ["alice"], "password": PASSWORD}, "username"),
+    ({"username": "alice", "password": 12345678}, "password"),
+    ({"username": "alice", "password": PASSWORD, "description": "d" * 201}, "description"),
+    ({"username": "alice", "password": PASSWORD, "description": 7}, "description"),
+])
+def test_missing_empty_or_non_string_fields_are_422(api, body, field):
+    reply = api.call("POST", "/api/v1/login", body)
+    assert reply.status == 422
+    assert list(reply.json["fields"]) == [field]
+
+
+def test_every_character_of_a_long_password_counts(api):
+    long = "p" * 1024
+    api.signup(password=long)
+    # Same first 72 bytes (and far more): still a different password.
+    assert api.login(password="p" * 1023 + "q").status == 401
+    assert api.login(password="p" * 1023).status == 401
+    assert api.login(password=long).status == 200
+
+
+def test_a_password_over_72_bytes_at_login_is_401_not_500(api):
+    api.signup()
+    assert api.login(password="é" * 1000).status == 401
+
+
+def test_description_defaults_to_the_user_agent_cut_to_200(api):
+    token = api.user()
+    agent = "A" * 250
+    api.call("POST", "/api/v1/login", {"username": "alice", "password": PASSWORD},
+             headers={"User-Agent": agent})
+    listed = api.call("GET", "/api/v1/tokens", token=token).json["tokens"]
+    assert listed[0]["description"] == "A" * 200
+    assert listed[1]["description"] is None
+
+
+def test_an_explicit_description_wins_over_the_user_agent(api):
+    api.signup()
+    token = api.token(description="work laptop")
+    api.call("GET", "/api/v1/tokens", token=token)
+    listed = api.call("GET", "/api/v1/tokens", token=token).json["tokens"]
+    assert listed[0]["description"] == "work laptop"
+    assert listed[0]["ip"] == "127.0.0.1"
+
+
+def test_tokens_of_two_logins_are_different_sessions(api):
+    api.signup()
+    first, second = api.login().json, api.login().json
+    assert first["token_id"] != second["token_id"]
+    assert first["token"] != second["token"]
+
+
+def test_login_works_again_after_time_passes(api, monkeypatch):
+    api.signup()
+    start = time.time()
+    monkeypatch.setattr("chalicelib.clock.now", lambda: start + 3600)
+    token = api.token()
+    assert api.call("GET", "/api/v1/users/me", token=token).status == 200

@@ -1,0 +1,92 @@
+"""POST /api/v1/signup"""
+import pytest
+
+from conftest import PASSWORD
+
+USER_FIELDS = {"id", "username", "email", "roles", "created_at"}
+
+
+def test_signup_returns_the_user_as_typed(api):
+    reply = api.signup("Alice.B-2", email="Alice@Example.COM")
+    assert reply.status == 201
+    assert set(reply.json) == USER_FIELDS
+    assert reply.json["username"] == "Alice.B-2"
+    assert reply.json["email"] == "Alice@Example.COM"
+    assert reply.json["roles"] == []
+    assert reply.json["created_at"].endswith("Z")
+
+
+def test_signup_never_returns_the_password_or_its_hash(api):
+    reply = api.signup()
+    text = str(reply.json)
+    assert PASSWORD not in text and "$2b$" not in text and "hash" not in text
+
+
+def test_username_is_unique_without_regard_to_case(api):
+    api.signup("alice")
+    reply = api.signup("ALICE", email="other@example.com")
+    assert reply.status == 409
+    assert reply.json["error"] == "username_taken"
+
+
+def test_email_is_unique_without_regard_to_case(api):
+    api.signup("alice", email="alice@example.com")
+    reply = api.signup("bob", email="ALICE@EXAMPLE.com")
+    assert reply.status == 409
+    assert reply.json["error"] == "email_taken"
+
+
+def test_a_refused_signup_writes_nothing(api, dynamodb, table_names):
+    api.signup("alice", email="alice@example.com")
+    api.signup("bob", email="alice@example.com")
+    keys = {i["pk"]["S"] for i in dynamodb.scan(TableName=table_names["users"])["Items"]}
+    assert not any("bob" in k for k in keys)
+    assert api.signup("bob", email="bob@example.com").status == 201
+
+
+@pytest.mark.parametrize("username", ["ab", "a" * 33, "al ice", "alice ", " alice", "al/ice",
+                                      "älice", "alice\n", ""])
+def test_bad_usernames_are_422(api, username):
+    reply = api.signup(username, email="someone@example.com")
+    assert reply.status == 422
+    assert reply.json["error"] == "validation_failed"
+    assert list(reply.json["fields"]) == ["username"]
+
+
+@pytest.mark.parametrize("email", ["not-an-email", " a@example.com", "a@example.com ", "a@b", ""])
+def test_bad_emails_are_422(api, email):
+    reply = api.signup("alice", email=email)
+    assert reply.status == 422
+    assert list(reply.json["fields"]) == ["email"]
+
+
+@pytest.mark.parametrize("password", ["short", "x" * 1025, ""])
+def test_password_length_is_8_to_1024_characters(api, password):
+    reply = api.signup(password=password)
+    assert reply.status == 422
+    assert list(reply.json["fields"]) == ["password"]
+
+
+def test_password_length_counts_code_points_not_bytes(api):
+    assert api.signup(password="é" * 8).status == 201
+    assert api.signup("bob", password="😀" * 1024).status == 201
+
+
+def test_every_missing_or_mistyped_field_is_named(api):
+    reply = api.call("POST", "/api/v1/signup", {"username": 5, "password": None})
+    assert reply.status == 422
+    assert set(reply.json["fields"]) == {"username", "email", "password"}
+
+
+def test_unknown_fields_are_422(api):
+    reply = api.call("POST", "/api/v1/signup", {"username": "alice", "email": "a@example.com",
+                                                "password": PASSWORD, "roles": ["admin"]})
+    assert reply.status == 422
+    assert "roles" in reply.json["fields"]
+
+
+def test_a_lone_surrogate_is_a_validation_error_not_a_crash(api):
+    raw = b'{"username": "alice", "email": "a@example.com", "password": "abcdefgh\\ud800"}'
+    reply = api.call("POST", "/api/v1/signup", raw=raw)
+    assert reply.status == 422
+    assert list(reply.json["fields"]) == ["password"]
