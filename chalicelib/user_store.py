@@ -154,7 +154,8 @@ class UserStore:
     def grant_admin(self, login):
         admin = {"L": [S("admin")]}
         dynamo.transact([
-            {"Update": {"TableName": self.table, "Key": key, "UpdateExpression": "SET roles = :r",
+            {"Update": {"TableName": self.table, "Key": key, "UpdateExpression": "SET #r = :r",
+                        "ExpressionAttributeNames": {"#r": "roles"},  # a reserved word
                         "ExpressionAttributeValues": {":r": admin}}}
             for key in (self.user_key(login.user_id), self.login_key(login.username))
         ])

@@ -10,7 +10,7 @@ from moto import mock_aws
 from chalicelib import aws, tables
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SECRET = "test-secret-0123456789abcdefghijklmnopqrstuvwxyz"
+SECRET = "test-secret-" + "0123456789abcdef" * 4
 PASSWORD = "correct horse battery"
 
 
