@@ -18,6 +18,7 @@ import secrets
 import signal
 import subprocess
 import sys
+import time
 
 from marshmallow import ValidationError
 
@@ -123,34 +124,30 @@ def serve(stage):
     if all(admin):
         print(create_admin(*admin), flush=True)
     command = [os.path.join(os.path.dirname(sys.executable), "chalice"), "--project-dir", ROOT,
-               "local", "--host", "127.0.0.1", "--port", port, "--stage", stage]
-    # chalice local (a reloader and its worker) gets a process group of its
-    # own, so that stopping it stops both, whether we were stopped by Ctrl-C
-    # or by a SIGTERM from a supervisor or a test.
-    signal.signal(signal.SIGTERM, _interrupt)
+               "local", "--no-autoreload", "--host", "127.0.0.1", "--port", port, "--stage", stage]
+    # chalice local runs without its reloader, which restarts its worker
+    # whenever a file in the project changes (the tests write some); a stop
+    # landing mid-restart could orphan the new worker. It gets a process
+    # group of its own, and Ctrl-C or a SIGTERM (a supervisor, a test) stops
+    # that whole group; then the embedded DynamoDB goes.
     child = subprocess.Popen(command, cwd=ROOT, start_new_session=True)
+
+    def stop(signum, frame):
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        os.killpg(child.pid, signal.SIGTERM)
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
     try:
-        return child.wait()
-    except KeyboardInterrupt:
-        return _stop(child)
+        # Not one blocking wait(): a signal may be delivered to the embedded
+        # DynamoDB's thread, and Python runs handlers only in the main thread,
+        # so the main thread must wake up now and then to run ours.
+        while child.poll() is None:
+            time.sleep(0.2)
     finally:
-        if child.poll() is None:
-            _stop(child)
         if embedded is not None:
             embedded.stop()
-
-
-def _interrupt(signum, frame):
-    raise KeyboardInterrupt()
-
-
-def _stop(child):
-    os.killpg(child.pid, signal.SIGTERM)
-    try:
-        child.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        os.killpg(child.pid, signal.SIGKILL)
-        child.wait()
     return 0
 
 

@@ -1,0 +1,75 @@
+"""Starting the real `make run` stack (chalice local + the embedded
+DynamoDB) as processes, for the end-to-end tests."""
+import os
+import signal
+import socket
+import subprocess
+import time
+
+import requests
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def port_open(port):
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+class Stack:
+    def __init__(self, log_path, **env):
+        self.port = free_port()
+        self.dynamodb_port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.log_path = log_path
+        self.env = {**os.environ, "PORT": str(self.port), "DYNAMODB_PORT": str(self.dynamodb_port),
+                    "BCRYPT_ROUNDS": "4", "JWT_SECRET": "e2e-" + "0123456789abcdef" * 3}
+        for name in ("AWS_ENDPOINT_URL_DYNAMODB", "USERS_TABLE", "TOKENS_TABLE",
+                     "ADMIN_USERNAME", "ADMIN_EMAIL", "ADMIN_PASSWORD", "TOKEN_LIFETIME_SECONDS",
+                     "MAX_TOKENS_PER_USER"):
+            self.env.pop(name, None)
+        self.env.update(env)
+        self.process = None
+
+    def start(self, timeout=60):
+        self.log = open(self.log_path, "wb")
+        # A new session, as a terminal would give it, with Ctrl-C's default
+        # meaning restored (a background shell may have left it ignored).
+        self.process = subprocess.Popen(
+            ["make", "--no-print-directory", "run"], cwd=ROOT, env=self.env,
+            stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True,
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError("make run exited early:\n" + self.output())
+            try:
+                if requests.get(self.base + "/", timeout=1).status_code == 200:
+                    return self
+            except requests.ConnectionError:
+                pass
+            time.sleep(0.2)
+        self.stop()
+        raise RuntimeError("make run did not serve in time:\n" + self.output())
+
+    def output(self):
+        with open(self.log_path, "rb") as f:
+            return f.read().decode("utf-8", "replace")
+
+    def stop(self, sig=signal.SIGTERM, timeout=20):
+        if self.process is None or self.process.poll() is not None:
+            return
+        os.killpg(self.process.pid, sig)
+        try:
+            self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+        finally:
+            self.log.close()
