@@ -19,6 +19,15 @@ _CLIENT_CONFIG = Config(
 )
 
 _clients = {}
+_sessions = []
+
+
+def _session():
+    # One session per process: it caches the loaded service models, which
+    # are most of what creating a client costs.
+    if not _sessions:
+        _sessions.append(boto3.session.Session())
+    return _sessions[0]
 
 
 def dynamodb():
@@ -26,9 +35,7 @@ def dynamodb():
     if client is None:
         # The endpoint comes from AWS_ENDPOINT_URL_DYNAMODB when set (the
         # embedded DynamoDB of `make run`), which botocore reads itself.
-        client = boto3.session.Session().client(
-            "dynamodb", region_name=config.region(), config=_CLIENT_CONFIG
-        )
+        client = _session().client("dynamodb", region_name=config.region(), config=_CLIENT_CONFIG)
         _clients["dynamodb"] = client
     return client
 
