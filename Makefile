@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test clean
+.PHONY: run test clean package
 
 $(STAMP): requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -20,3 +20,13 @@ test: $(STAMP)
 
 clean:
 	rm -rf $(VENV) build .pytest_cache .coverage
+
+# The deployment: build/sam.json (chalice's template merged with the tables,
+# log groups and Gateway Responses) and build/deployment.zip.
+STAGE ?= dev
+package: $(STAMP)
+	rm -rf build/package && mkdir -p build
+	$(PY) manage.py --stage $(STAGE) template > build/merge-$(STAGE).json
+	AWS_DEFAULT_REGION=$${AWS_DEFAULT_REGION:-us-east-1} $(VENV)/bin/chalice package \
+		--stage $(STAGE) --merge-template build/merge-$(STAGE).json build/package
+	mv build/package/sam.json build/package/deployment.zip build/ && rmdir build/package

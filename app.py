@@ -1,11 +1,14 @@
 """HTTP routes of the login service: parse, call, shape. Nothing else."""
-from chalice import AuthResponse, Chalice, Response
+from chalice import AuthResponse, Chalice, CORSConfig, Response
 
 from chalicelib import authorizer, config, schemas, service
 from chalicelib.errors import Forbidden
 from chalicelib.web import client_ip, handled, identity, load, query, user_agent
 
 app = Chalice(app_name=config.SERVICE_NAME)
+# Tokens travel in a header, never in a cookie, so any origin may call the
+# API: a page cannot borrow a visitor's session without holding its token.
+app.api.cors = CORSConfig(allow_origin="*", allow_headers=["Authorization"], max_age=600)
 
 PREFIX = "/api/v1"
 

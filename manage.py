@@ -12,6 +12,7 @@ the environment win).
 """
 import argparse
 import getpass
+import json
 import logging
 import os
 import secrets
@@ -26,6 +27,7 @@ from chalicelib import aws, schemas, service, tables
 from chalicelib.errors import ServiceError
 
 ROOT = os.path.dirname(os.path.abspath(__file__))
+SERVICE = "login-service"
 SECRET_FILE = os.path.join(ROOT, ".local", "jwt-secret")
 
 
@@ -151,9 +153,65 @@ def serve(stage):
     return 0
 
 
+# What API Gateway answers by itself, before any Lambda runs: the same JSON
+# error shape as the app's own errors, a Bearer challenge on 401, and CORS
+# headers so that a browser client can read them.
+GATEWAY_RESPONSES = {
+    "UNAUTHORIZED": (401, "unauthorized", "A bearer token is required."),
+    "ACCESS_DENIED": (403, "access_denied", "The token is invalid, expired or revoked."),
+    "MISSING_AUTHENTICATION_TOKEN": (404, "not_found", "There is no such route."),
+    "AUTHORIZER_FAILURE": (503, "service_unavailable", "Authorization is briefly unavailable."),
+    "AUTHORIZER_CONFIGURATION_ERROR": (503, "service_unavailable",
+                                       "Authorization is briefly unavailable."),
+    "DEFAULT_4XX": (None, "bad_request", None),
+    "DEFAULT_5XX": (None, "service_unavailable", None),
+}
+
+
+def _gateway_response(kind, status, code, message):
+    text = json.dumps(message) if message else "$context.error.messageString"
+    headers = {
+        "gatewayresponse.header.Access-Control-Allow-Origin": "'*'",
+        "gatewayresponse.header.Access-Control-Allow-Headers": "'Authorization,Content-Type'",
+    }
+    if status == 401:
+        headers["gatewayresponse.header.WWW-Authenticate"] = "'Bearer'"
+    properties = {
+        "RestApiId": {"Ref": "RestAPI"},
+        "ResponseType": kind,
+        "ResponseParameters": headers,
+        "ResponseTemplates": {"application/json": f'{{"error": "{code}", "message": {text}}}'},
+    }
+    if status:
+        properties["StatusCode"] = str(status)
+    return {"Type": "AWS::ApiGateway::GatewayResponse", "Properties": properties}
+
+
+def deploy_template(stage):
+    """What `chalice package --merge-template` adds to chalice's own template."""
+    names = tables.stage_table_names(ROOT, stage)
+    resources = {
+        "UsersTable": tables.cloudformation("users", names["users"]),
+        "TokensTable": tables.cloudformation("tokens", names["tokens"]),
+    }
+    for kind, (status, code, message) in GATEWAY_RESPONSES.items():
+        name = "".join(part.title() for part in kind.split("_"))
+        resources[f"{name}Response"] = _gateway_response(kind, status, code, message)
+    # Fixed function names give the log groups fixed names, so that each
+    # role may write to its own log group and nothing else.
+    for function, suffix in (("APIHandler", "api"), ("TokenAuthorizer", "authorizer")):
+        function_name = f"{SERVICE}-{stage}-{suffix}"
+        resources[function] = {"Properties": {"FunctionName": function_name}}
+        resources[f"{function}Logs"] = {
+            "Type": "AWS::Logs::LogGroup",
+            "Properties": {"LogGroupName": f"/aws/lambda/{function_name}", "RetentionInDays": 30},
+        }
+    return {"Resources": resources}
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--stage", default="dev", help="stage of .chalice/config.json")
+    parser.add_argument("--stage", default="local", help="stage of .chalice/config.json")
     parser.add_argument("--endpoint", help="DynamoDB endpoint URL, or 'aws'")
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("create-tables", help="create any missing table")
@@ -161,10 +219,14 @@ def main(argv=None):
     admin.add_argument("username")
     admin.add_argument("email")
     commands.add_parser("serve", help="run the API locally, as `make run` does")
+    commands.add_parser("template", help="print the deployment's merge template")
     args = parser.parse_args(argv)
 
     if args.command == "serve":
         return serve(args.stage)
+    if args.command == "template":
+        print(json.dumps(deploy_template(args.stage), indent=2))
+        return 0
     _use_endpoint(args.endpoint)
     names = _use_stage(args.stage)
     if args.command == "create-tables":

@@ -13,8 +13,10 @@ from chalicelib import config
 # version in the Lambda runtime defaults to.
 _CLIENT_CONFIG = Config(
     retries={"mode": "standard", "max_attempts": 3},
-    connect_timeout=2,
-    read_timeout=5,
+    # Worst case, three attempts of 1 s + 2 s stay inside the functions'
+    # timeouts (see .chalice/config.json).
+    connect_timeout=1,
+    read_timeout=2,
     tcp_keepalive=True,
 )
 
@@ -30,14 +32,22 @@ def _session():
     return _sessions[0]
 
 
-def dynamodb():
-    client = _clients.get("dynamodb")
+def _client(service):
+    client = _clients.get(service)
     if client is None:
-        # The endpoint comes from AWS_ENDPOINT_URL_DYNAMODB when set (the
+        # Endpoints come from AWS_ENDPOINT_URL_<SERVICE> when set (the
         # embedded DynamoDB of `make run`), which botocore reads itself.
-        client = _session().client("dynamodb", region_name=config.region(), config=_CLIENT_CONFIG)
-        _clients["dynamodb"] = client
+        client = _session().client(service, region_name=config.region(), config=_CLIENT_CONFIG)
+        _clients[service] = client
     return client
+
+
+def dynamodb():
+    return _client("dynamodb")
+
+
+def ssm():
+    return _client("ssm")
 
 
 def reset():

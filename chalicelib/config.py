@@ -29,11 +29,11 @@ def _int(name, default, low, high):
 
 
 def users_table():
-    return os.environ.get("USERS_TABLE", "login-service-dev-users")
+    return os.environ.get("USERS_TABLE", "login-service-local-users")
 
 
 def tokens_table():
-    return os.environ.get("TOKENS_TABLE", "login-service-dev-tokens")
+    return os.environ.get("TOKENS_TABLE", "login-service-local-tokens")
 
 
 def token_lifetime_seconds():
@@ -52,19 +52,6 @@ def max_tokens_per_user():
 def last_used_resolution_seconds():
     """How stale ``last_used_at`` may get before the authorizer rewrites it."""
     return 300
-
-
-def signing_secrets():
-    """The current signing secret, then the previous one if rotation is on.
-
-    There is deliberately no default: a deployment that forgot the secret
-    must fail closed, not sign with a value that is public in this repo.
-    """
-    current = os.environ.get("JWT_SECRET", "")
-    if len(current.encode("utf-8")) < 32:
-        raise ConfigurationError("JWT_SECRET must be set to at least 32 bytes")
-    previous = os.environ.get("JWT_PREVIOUS_SECRET", "")
-    return (current, previous) if len(previous.encode("utf-8")) >= 32 else (current,)
 
 
 def region():

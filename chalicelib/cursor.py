@@ -9,14 +9,14 @@ import base64
 import hashlib
 import hmac
 
-from chalicelib import config
+from chalicelib import signing_keys
 from chalicelib.token_store import TOKEN_ID
 
 _MAC_BYTES = 12
 
 
 def _mac(scope, token_id):
-    key = hmac.new(config.signing_secrets()[0].encode("utf-8"), b"cursor-key", hashlib.sha256).digest()
+    key = hmac.new(signing_keys.secrets()[0].encode("utf-8"), b"cursor-key", hashlib.sha256).digest()
     message = f"{scope}\x00{token_id}".encode("utf-8")
     return hmac.new(key, message, hashlib.sha256).digest()[:_MAC_BYTES]
 

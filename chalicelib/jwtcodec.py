@@ -10,7 +10,7 @@ import hashlib
 
 import jwt
 
-from chalicelib import config
+from chalicelib import signing_keys
 
 ALGORITHM = "HS256"
 REQUIRED_CLAIMS = ["sub", "jti", "iat", "exp"]
@@ -32,7 +32,7 @@ def _kid(secret):
 
 
 def _keys():
-    secrets = config.signing_secrets()
+    secrets = signing_keys.secrets()
     return _kid(secrets[0]), {_kid(s): s for s in secrets}
 
 

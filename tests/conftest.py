@@ -18,7 +18,7 @@ PASSWORD = "correct horse battery"
 def environment(monkeypatch):
     """Fake credentials, cheap bcrypt, and no way to reach a real endpoint."""
     for name in ("AWS_ENDPOINT_URL_DYNAMODB", "AWS_ENDPOINT_URL", "AWS_PROFILE",
-                 "JWT_PREVIOUS_SECRET", "TOKEN_LIFETIME_SECONDS", "MAX_TOKENS_PER_USER"):
+                 "JWT_PREVIOUS_SECRET", "JWT_SECRET_PARAMETER", "TOKEN_LIFETIME_SECONDS", "MAX_TOKENS_PER_USER"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
@@ -30,7 +30,7 @@ def environment(monkeypatch):
 
 @pytest.fixture
 def table_names():
-    return tables.stage_table_names(ROOT, "dev")
+    return tables.stage_table_names(ROOT, "local")
 
 
 @pytest.fixture
@@ -94,7 +94,7 @@ class Api:
 def api(dynamodb):
     from app import app
 
-    with Client(app, stage_name="dev", project_dir=ROOT) as client:
+    with Client(app, stage_name="local", project_dir=ROOT) as client:
         yield Api(client)
 
 

@@ -30,7 +30,8 @@ def inject(client, operation, make_reply, times=None):
         seen.append(params)
         return make_reply(params)
 
-    client.meta.events.register(f"before-call.dynamodb.{operation}", hook)
+    service = client.meta.service_model.service_id.hyphenize()
+    client.meta.events.register(f"before-call.{service}.{operation}", hook)
     return seen
 
 

@@ -103,7 +103,7 @@ def test_a_configured_dynamodb_is_used_and_none_is_embedded(tmp_path):
                               aws_access_key_id="x", aws_secret_access_key="x")
         from chalicelib import tables
 
-        tables.create_tables(client, {"users": tables.stage_table_names(ROOT, "dev")["users"]})
+        tables.create_tables(client, {"users": tables.stage_table_names(ROOT, "local")["users"]})
         stack = Stack(tmp_path / "run.log", AWS_ENDPOINT_URL_DYNAMODB=endpoint,
                       AWS_ACCESS_KEY_ID="x", AWS_SECRET_ACCESS_KEY="x").start()
         try:
@@ -111,7 +111,7 @@ def test_a_configured_dynamodb_is_used_and_none_is_embedded(tmp_path):
             body = {"username": "dave", "email": "dave@example.com", "password": "dave password"}
             assert post(stack, "/api/v1/signup", body).status_code == 201
             names = client.list_tables()["TableNames"]
-            assert set(tables.stage_table_names(ROOT, "dev").values()) <= set(names)
+            assert set(tables.stage_table_names(ROOT, "local").values()) <= set(names)
             assert "already there" in stack.output() and "created" in stack.output()
         finally:
             stack.stop()

@@ -1,0 +1,63 @@
+"""Where the JWT signing secrets come from.
+
+Deployed stages name an SSM Parameter Store SecureString in
+``JWT_SECRET_PARAMETER``; its latest version is the current secret and the
+version before it is still accepted, so rolling the secret (a new version of
+the parameter) logs nobody out. The parameter is read once per cold start.
+Locally, and in the tests, ``JWT_SECRET`` (and ``JWT_PREVIOUS_SECRET``)
+come straight from the environment.
+
+There is deliberately no default: a deployment that forgot its secret fails
+closed instead of signing with a value that is public in this repository.
+"""
+import os
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from chalicelib import aws
+from chalicelib.config import ConfigurationError
+from chalicelib.errors import ServiceUnavailable
+
+MIN_BYTES = 32
+_from_parameter = {}
+
+
+def secrets():
+    """The current secret, then the previous one if there is one."""
+    name = os.environ.get("JWT_SECRET_PARAMETER")
+    if name:
+        if name not in _from_parameter:
+            _from_parameter[name] = _read_parameter(name)
+        return _from_parameter[name]
+    found = (os.environ.get("JWT_SECRET", ""), os.environ.get("JWT_PREVIOUS_SECRET", ""))
+    return _checked(found)
+
+
+def _checked(found):
+    if len(found[0].encode("utf-8")) < MIN_BYTES:
+        raise ConfigurationError(f"the signing secret must be at least {MIN_BYTES} bytes")
+    return tuple(s for s in found if len(s.encode("utf-8")) >= MIN_BYTES)
+
+
+def _read_parameter(name):
+    ssm = aws.ssm()
+    try:
+        current = ssm.get_parameter(Name=name, WithDecryption=True)["Parameter"]
+        found = [current["Value"]]
+        if current["Version"] > 1:
+            previous = f"{name}:{current['Version'] - 1}"
+            try:
+                found.append(ssm.get_parameter(Name=previous, WithDecryption=True)["Parameter"]["Value"])
+            except ssm.exceptions.ParameterVersionNotFound:
+                pass  # history keeps 100 versions; older ones are simply gone
+    except ssm.exceptions.ParameterNotFound:
+        raise ConfigurationError(f"SSM parameter {name} does not exist") from None
+    except (ClientError, BotoCoreError):
+        # Not cached: the next request tries again.
+        raise ServiceUnavailable() from None
+    return _checked(found + [""])
+
+
+def forget():
+    """Drop the cached parameter (tests; a rotation simply waits for new containers)."""
+    _from_parameter.clear()

@@ -1,0 +1,190 @@
+"""The signing secret in SSM, key rotation, and each role's least privilege."""
+import json
+import os
+
+import jwt
+import pytest
+
+from chalicelib import authorizer, aws, signing_keys
+from conftest import ROOT
+
+PARAMETER = "/login-service/local/jwt-secret"
+V1, V2, V3 = ("first-secret-".ljust(40, "1"), "second-secret-".ljust(40, "2"),
+              "third-secret-".ljust(40, "3"))
+
+
+@pytest.fixture
+def ssm(dynamodb, monkeypatch):
+    """The secret as deployed stages keep it: an SSM SecureString."""
+    monkeypatch.delenv("JWT_SECRET")
+    monkeypatch.setenv("JWT_SECRET_PARAMETER", PARAMETER)
+    signing_keys.forget()
+    client = aws.ssm()
+    client.put_parameter(Name=PARAMETER, Value=V1, Type="SecureString")
+    yield client
+    signing_keys.forget()
+
+
+def roll(ssm, value):
+    ssm.put_parameter(Name=PARAMETER, Value=value, Type="SecureString", Overwrite=True)
+    signing_keys.forget()  # what a new Lambda container sees
+
+
+def me(api, token):
+    return api.call("GET", "/api/v1/users/me", token=token).status
+
+
+def test_the_secret_is_read_once_per_process(api, ssm):
+    calls = []
+    ssm.meta.events.register("before-call.ssm", lambda **kw: calls.append(1))
+    token = api.user()
+    for _ in range(3):
+        assert me(api, token) == 200
+    assert calls == [1]
+
+
+def test_a_token_signed_with_the_previous_secret_is_still_accepted(api, ssm):
+    old = api.user()
+    roll(ssm, V2)
+    assert me(api, old) == 200
+    new = api.token()
+    assert jwt.get_unverified_header(new)["kid"] != jwt.get_unverified_header(old)["kid"]
+    assert me(api, new) == 200
+
+
+def test_two_rotations_later_the_oldest_secret_is_refused(api, ssm):
+    old = api.user()
+    roll(ssm, V2)
+    roll(ssm, V3)
+    assert me(api, old) == 403
+
+
+def test_a_token_with_an_unknown_kid_is_denied(api, ssm):
+    token = api.user()
+    claims = jwt.decode(token, options={"verify_signature": False})
+    forged = jwt.encode(claims, V1, algorithm="HS256", headers={"kid": "not-a-key-of-ours"})
+    assert me(api, forged) == 403
+
+
+def test_a_missing_parameter_fails_closed(api, ssm, monkeypatch):
+    token = api.user()
+    monkeypatch.setenv("JWT_SECRET_PARAMETER", "/nowhere")
+    assert me(api, token) == 403
+    assert api.login().status == 500
+
+
+def test_an_unreachable_parameter_store_is_a_503_and_is_retried(api, ssm):
+    from faults import client_error, inject
+
+    api.signup()
+    signing_keys.forget()
+    inject(ssm, "GetParameter", lambda p: client_error("ThrottlingException"), times=1)
+    assert api.login().status == 503
+    assert api.login().status == 200
+
+
+# Least privilege: each function's policy lists exactly what its code calls.
+
+TRANSACT_ACTIONS = {"Put": "PutItem", "Update": "UpdateItem", "Delete": "DeleteItem",
+                    "ConditionCheck": "ConditionCheckItem"}
+
+
+def iam_actions(operation, params):
+    """The IAM actions (and tables) one DynamoDB or SSM call needs."""
+    if operation == "GetParameter":
+        return {("ssm:GetParameter", params["Name"].split(":")[0])}
+    if operation == "TransactWriteItems":
+        return {(f"dynamodb:{TRANSACT_ACTIONS[kind]}", body["TableName"])
+                for item in params["TransactItems"] for kind, body in item.items()}
+    if operation in ("BatchWriteItem", "BatchGetItem"):
+        return {(f"dynamodb:{operation}", table) for table in params["RequestItems"]}
+    return {(f"dynamodb:{operation}", params["TableName"])}
+
+
+def policy_actions(path, names):
+    """The same pairs, read from a policy file (tables by their template refs)."""
+    with open(path, encoding="utf-8") as f:
+        statements = json.load(f)["Statement"]
+    refs = {"UsersTable": names["users"], "TokensTable": names["tokens"]}
+    pairs = set()
+    for statement in statements:
+        resource = statement["Resource"]
+        if "Fn::GetAtt" in resource:
+            target = refs[resource["Fn::GetAtt"][0]]
+        elif ":parameter/" in resource["Fn::Sub"]:
+            target = PARAMETER
+        else:
+            continue  # the function's own log group
+        pairs |= {(action, target) for action in statement["Action"]}
+    return pairs
+
+
+@pytest.fixture
+def recorded(api, ssm, monkeypatch):
+    """Every action the code needs, split by the function that needs it."""
+    seen = {"api": set(), "authorizer": set()}
+    where = ["api"]
+    decide = authorizer.decide
+
+    def traced(header):
+        # Two functions, two processes: neither sees the other's cached secret.
+        where[0] = "authorizer"
+        signing_keys.forget()
+        try:
+            return decide(header)
+        finally:
+            signing_keys.forget()
+            where[0] = "api"
+
+    monkeypatch.setattr(authorizer, "decide", traced)
+
+    def hook(params, model, **kwargs):
+        seen[where[0]].update(iam_actions(model.name, params))
+
+    for client in (aws.dynamodb(), ssm):
+        client.meta.events.register(f"provide-client-params.{client.meta.service_model.service_name}",
+                                    hook)
+    return seen
+
+
+def exercise_every_route(api, monkeypatch):
+    from chalicelib import service
+
+    monkeypatch.setenv("MAX_TOKENS_PER_USER", "2")
+    service.signup("root", "root@example.com", "root password", roles=["admin"])
+    root = api.token("root", "root password")
+    alice = api.user("alice")
+    api.login("alice", "wrong password")
+    others = [api.login("alice").json for _ in range(2)]  # the cap evicts one
+    api.call("GET", "/api/v1/users/me", token=alice)
+    api.call("GET", "/api/v1/tokens", token=others[-1]["token"])
+    api.call("DELETE", f"/api/v1/tokens/{others[-1]['token_id']}", token=others[-1]["token"])
+    api.call("GET", "/api/v1/admin/users/alice/tokens", token=root)
+    api.call("DELETE", "/api/v1/admin/users/alice/tokens", token=root)
+    bob = api.user("bob")
+    api.call("DELETE", "/api/v1/tokens?keep_current=true", token=bob)
+    api.call("POST", "/api/v1/logout", token=bob)
+
+
+@pytest.mark.parametrize("function,policy", [("api", "policy-dev.json"),
+                                             ("authorizer", "policy-authorizer-dev.json")])
+def test_each_role_allows_exactly_what_its_code_calls(api, recorded, monkeypatch, table_names,
+                                                      function, policy):
+    exercise_every_route(api, monkeypatch)
+    allowed = policy_actions(os.path.join(ROOT, ".chalice", policy), table_names)
+    assert recorded[function] == allowed
+
+
+def test_the_authorizer_cannot_touch_the_users_table(table_names):
+    allowed = policy_actions(os.path.join(ROOT, ".chalice", "policy-authorizer-dev.json"),
+                             table_names)
+    assert not any(table == table_names["users"] for _, table in allowed)
+
+
+def test_dev_and_prod_policies_differ_only_in_names():
+    def normalised(name):
+        with open(os.path.join(ROOT, ".chalice", name), encoding="utf-8") as f:
+            return f.read().replace("prod", "STAGE").replace("dev", "STAGE")
+
+    assert normalised("policy-dev.json") == normalised("policy-prod.json")
+    assert normalised("policy-authorizer-dev.json") == normalised("policy-authorizer-prod.json")
