@@ -13,6 +13,7 @@ app.api.cors = CORSConfig(allow_origin="*", allow_headers=["Authorization"], max
 PREFIX = "/api/v1"
 
 _signup_in, _login_in = schemas.SignupIn(), schemas.LoginIn()
+_password_in, _delete_in = schemas.PasswordChangeIn(), schemas.AccountDeleteIn()
 _user_out, _login_out = schemas.UserOut(), schemas.LoginOut()
 _page_out = schemas.TokenPageOut()
 
@@ -75,6 +76,26 @@ def logout():
 def users_me():
     """The user that makes this request."""
     return _user_out.dump(service.me(identity(app.current_request)))
+
+
+@app.route(PREFIX + "/users/me/password", methods=["POST"], authorizer=token_authorizer)
+@handled
+def change_password():
+    """Changes the password and revokes every other token of the user."""
+    request = app.current_request
+    data = load(_password_in, request)
+    revoked = service.change_password(identity(request), data["current_password"],
+                                      data["new_password"])
+    return {"revoked": revoked}
+
+
+@app.route(PREFIX + "/users/me", methods=["DELETE"], authorizer=token_authorizer)
+@handled
+def delete_me():
+    """Deletes the user and all its tokens."""
+    request = app.current_request
+    data = load(_delete_in, request)
+    return {"deleted": True, "revoked": service.delete_account(identity(request), data["password"])}
 
 
 @app.route(PREFIX + "/tokens", authorizer=token_authorizer)

@@ -7,8 +7,8 @@ import uuid
 from dataclasses import dataclass
 
 from chalicelib import clock, config, cursor, dynamo, jwtcodec, passwords
-from chalicelib.errors import (InvalidCredentials, TokenNotFound, UserNotFound,
-                               ValidationFailed, WrongPassword)
+from chalicelib.errors import (InvalidCredentials, ServiceUnavailable, TokenNotFound,
+                               UserNotFound, ValidationFailed, WrongPassword)
 from chalicelib.schemas import USERNAME
 from chalicelib.token_store import TOKEN_ID, Session, TokenStore, new_token_id
 from chalicelib.user_store import User, UserStore
@@ -43,20 +43,22 @@ def signup(username, email, password, roles=()):
     return user
 
 
-def _checked_login(username, password, error):
+def _verified(username, password, error):
     """The login record when ``password`` is right; ``error`` otherwise.
 
     Exactly one bcrypt check runs whatever the case (unknown user, malformed
-    name, account being deleted), so timing says nothing about which it was.
+    name), so timing says nothing about which it was.
     """
     login = users().get_login(username) if USERNAME.fullmatch(username) else None
-    if not passwords.verify(password, login.password_hash if login else None) or login.deleting:
+    if not passwords.verify(password, login.password_hash if login else None):
         raise error()
     return login
 
 
 def login(username, password, description, ip):
-    login = _checked_login(username, password, InvalidCredentials)
+    login = _verified(username, password, InvalidCredentials)
+    if login.deleting:
+        raise InvalidCredentials()
     now = clock.now()
     issued = int(now)
     session = Session(
@@ -142,6 +144,63 @@ def _token_view(session, current):
         "last_used_at": clock.iso(session.last_used_at) if session.last_used_at else None,
         "current": current,
     }
+
+
+def _live(keys, now):
+    return sum(1 for _, expires_at in keys if expires_at > now)
+
+
+def change_password(identity, current, new):
+    """Set a new password and revoke every other token, in one transaction.
+
+    The transaction is conditional on the login counter, so a login that
+    lands between the listing of the tokens and the write makes it fail and
+    start over with that login's token included: no session opened with the
+    old password survives the change.
+    """
+    login = _verified(identity.username, current, WrongPassword)
+    new_hash = passwords.hash_password(new)
+    store = tokens()
+    for _ in range(3):
+        others = [k for k in store.all_keys(identity.user_id) if k[0] != identity.token_id]
+        # A transaction holds 100 items: any surplus goes first, in batches.
+        room = dynamo.TRANSACTION_LIMIT - 1
+        store.delete_many(identity.user_id, [t for t, _ in others[:-room]])
+        try:
+            dynamo.transact([users().set_password(login, new_hash)]
+                            + [store.delete(identity.user_id, t) for t, _ in others[-room:]])
+            return _live(others, clock.now())
+        except dynamo.TransactionCancelled:
+            fresh = users().get_login(identity.username)
+            if fresh is None or fresh.password_hash != login.password_hash or fresh.deleting:
+                raise WrongPassword() from None
+            login = fresh
+    raise ServiceUnavailable()
+
+
+def delete_account(identity, password):
+    """Remove the user, its uniqueness guards and every token.
+
+    First the login is marked as being deleted, which stops new logins.
+    Then the user's items and its remaining tokens go in one transaction, so
+    no failure can leave a user without its tokens' revocation or tokens
+    without their user. The presented token is among the last to go: after
+    a failure half-way it still works, and the client's retry finishes.
+    """
+    login = _verified(identity.username, password, WrongPassword)
+    user = users().get_user(login.user_id)
+    if not login.deleting and not users().mark_deleting(login, clock.now()):
+        raise WrongPassword()  # the password changed meanwhile
+    store = tokens()
+    keys = store.all_keys(login.user_id)
+    ids = [t for t, _ in keys if t != identity.token_id]
+    final = users().delete_all(login, user.email if user else None)
+    # A transaction holds 100 items: the oldest surplus goes first, in batches.
+    surplus = set(ids[:max(0, len(final) + len(keys) - dynamo.TRANSACTION_LIMIT)])
+    store.delete_many(login.user_id, sorted(surplus))
+    final += [store.delete(login.user_id, t) for t, _ in keys if t not in surplus]
+    dynamo.transact(final)
+    return _live(keys, clock.now())
 
 
 def find_user(username):

@@ -144,12 +144,10 @@ class UserStore:
 
     def delete_all(self, login, email):
         """Deletes of every item of the user, for one transaction."""
-        return [
-            {"Delete": {"TableName": self.table, "Key": self.user_key(login.user_id)}},
-            {"Delete": {"TableName": self.table, "Key": self.login_key(login.username),
-                        "ConditionExpression": "attribute_exists(deleting)"}},
-            {"Delete": {"TableName": self.table, "Key": self.email_key(email)}},
-        ]
+        keys = [self.user_key(login.user_id)] + ([self.email_key(email)] if email else [])
+        return [{"Delete": {"TableName": self.table, "Key": self.login_key(login.username),
+                            "ConditionExpression": "attribute_exists(deleting)"}}] + [
+            {"Delete": {"TableName": self.table, "Key": key}} for key in keys]
 
     def grant_admin(self, login):
         admin = {"L": [S("admin")]}

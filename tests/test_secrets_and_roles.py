@@ -6,7 +6,7 @@ import jwt
 import pytest
 
 from chalicelib import authorizer, aws, signing_keys
-from conftest import ROOT
+from conftest import PASSWORD, ROOT
 
 PARAMETER = "/login-service/local/jwt-secret"
 V1, V2, V3 = ("first-secret-".ljust(40, "1"), "second-secret-".ljust(40, "2"),
@@ -163,7 +163,11 @@ def exercise_every_route(api, monkeypatch):
     api.call("DELETE", "/api/v1/admin/users/alice/tokens", token=root)
     bob = api.user("bob")
     api.call("DELETE", "/api/v1/tokens?keep_current=true", token=bob)
+    api.call("POST", "/api/v1/users/me/password", token=bob,
+             body={"current_password": PASSWORD, "new_password": "bob's new password"})
     api.call("POST", "/api/v1/logout", token=bob)
+    carol = api.user("carol")
+    api.call("DELETE", "/api/v1/users/me", token=carol, body={"password": PASSWORD})
 
 
 @pytest.mark.parametrize("function,policy", [("api", "policy-dev.json"),

@@ -1,0 +1,210 @@
+"""Account and session lifecycle: password change, deletion, cap, last use."""
+import time
+
+import pytest
+
+from conftest import PASSWORD
+from faults import client_error, inject
+
+ME = "/api/v1/users/me"
+NEW = "a brand new password"
+
+
+def status(api, token):
+    return api.call("GET", ME, token=token).status
+
+
+def change(api, token, current=PASSWORD, new=NEW):
+    return api.call("POST", "/api/v1/users/me/password", token=token,
+                    body={"current_password": current, "new_password": new})
+
+
+def delete(api, token, password=PASSWORD):
+    return api.call("DELETE", ME, token=token, body={"password": password})
+
+
+# Password change
+
+def test_a_password_change_revokes_every_other_token_and_keeps_this_one(api):
+    current = api.user()
+    others = [api.token() for _ in range(3)]
+    reply = change(api, current)
+    assert reply.status == 200 and reply.json == {"revoked": 3}
+    assert status(api, current) == 200
+    assert all(status(api, t) == 403 for t in others)
+
+
+def test_after_a_password_change_only_the_new_password_logs_in(api):
+    token = api.user()
+    change(api, token)
+    assert api.login(password=PASSWORD).status == 401
+    assert api.login(password=NEW).status == 200
+
+
+def test_a_wrong_current_password_is_403_and_changes_nothing(api):
+    token = api.user()
+    other = api.token()
+    reply = change(api, token, current="not my password")
+    assert reply.status == 403 and reply.json["error"] == "invalid_credentials"
+    assert status(api, other) == 200
+    assert api.login(password=PASSWORD).status == 200
+
+
+@pytest.mark.parametrize("body,field", [
+    ({"current_password": PASSWORD, "new_password": "short"}, "new_password"),
+    ({"current_password": PASSWORD, "new_password": "x" * 1025}, "new_password"),
+    ({"new_password": NEW}, "current_password"),
+    ({"current_password": PASSWORD, "new_password": NEW, "extra": 1}, "extra"),
+])
+def test_the_new_password_follows_the_signup_rules(api, body, field):
+    token = api.user()
+    reply = api.call("POST", "/api/v1/users/me/password", token=token, body=body)
+    assert reply.status == 422 and list(reply.json["fields"]) == [field]
+
+
+def test_a_login_racing_a_password_change_does_not_survive_it(api, dynamodb):
+    """A login that lands after the change listed the tokens but before it
+    wrote: the change notices (the login counter moved) and revokes it too."""
+    token = api.user()
+    raced = []
+
+    def login_meanwhile(**kwargs):
+        if not raced:
+            raced.append(None)  # once: the login below writes a transaction too
+            raced[0] = api.token()
+
+    dynamodb.meta.events.register("before-call.dynamodb.TransactWriteItems", login_meanwhile)
+    assert change(api, token).status == 200
+    assert raced and status(api, raced[0]) == 403
+    assert status(api, token) == 200
+
+
+# Account deletion
+
+def test_deleting_the_account_removes_the_user_and_every_token(api):
+    token = api.user()
+    other = api.token()
+    reply = delete(api, token)
+    assert reply.status == 200 and reply.json == {"deleted": True, "revoked": 2}
+    assert status(api, token) == 403 and status(api, other) == 403
+    assert api.login().status == 401
+
+
+def test_a_deleted_users_username_and_email_are_free_again(api):
+    token = api.user("alice")
+    delete(api, token)
+    reply = api.signup("ALICE", email="Alice@Example.com")
+    assert reply.status == 201
+    assert api.login("alice").status == 200
+
+
+def test_deletion_needs_the_password(api):
+    token = api.user()
+    reply = delete(api, token, password="not my password")
+    assert reply.status == 403 and reply.json["error"] == "invalid_credentials"
+    assert status(api, token) == 200
+
+
+def test_deletion_without_a_password_is_422(api):
+    token = api.user()
+    reply = api.call("DELETE", ME, token=token, body={})
+    assert reply.status == 422 and list(reply.json["fields"]) == ["password"]
+
+
+def test_a_failure_half_way_leaves_nothing_that_logs_in_and_a_retry_finishes(api, dynamodb,
+                                                                             table_names):
+    token = api.user()
+    other = api.token()
+    inject(dynamodb, "TransactWriteItems", lambda p: client_error("ThrottlingException"), times=1)
+    assert delete(api, token).status == 503
+    # Half-way: the user is whole but cannot log in; its tokens remain so
+    # that the client can retry.
+    assert api.login().status == 401
+    assert api.signup("alice").status == 409
+    assert status(api, token) == 200
+    reply = delete(api, token)
+    assert reply.status == 200 and reply.json == {"deleted": True, "revoked": 2}
+    assert status(api, other) == 403
+    assert dynamodb.scan(TableName=table_names["users"])["Count"] == 0
+    assert dynamodb.scan(TableName=table_names["tokens"])["Count"] == 0
+
+
+def test_a_deletion_with_many_tokens_deletes_them_all(api, dynamodb, table_names, monkeypatch):
+    monkeypatch.setenv("MAX_TOKENS_PER_USER", "150")
+    tokens = [api.user()] + [api.token() for _ in range(119)]
+    reply = delete(api, tokens[-1])
+    assert reply.json == {"deleted": True, "revoked": 120}
+    assert dynamodb.scan(TableName=table_names["tokens"])["Count"] == 0
+
+
+# The token cap
+
+def test_105_logins_leave_exactly_the_100_newest_tokens(api):
+    api.signup()
+    issued = [api.login().json["token_id"] for _ in range(105)]
+    newest = issued[0]
+    token = api.token()
+    listed, cursor = [], None
+    while True:
+        page = api.call("GET", "/api/v1/tokens?limit=100" + (f"&cursor={cursor}" if cursor else ""),
+                        token=token).json
+        listed += [t["id"] for t in page["tokens"]]
+        cursor = page["next_cursor"]
+        if not cursor:
+            break
+    assert len(listed) == 100
+    assert set(listed) == set(issued[-99:]) | {listed[0]}
+    assert newest not in listed
+
+
+def test_the_cap_comes_from_configuration(api, monkeypatch):
+    monkeypatch.setenv("MAX_TOKENS_PER_USER", "2")
+    first = api.user()
+    second = api.token()
+    third = api.token()
+    assert status(api, first) == 403
+    assert status(api, second) == status(api, third) == 200
+
+
+# last_used_at
+
+def test_last_used_at_is_written_at_most_once_per_five_minutes(api, dynamodb, monkeypatch):
+    token = api.user()
+    writes = []
+    dynamodb.meta.events.register("before-call.dynamodb.UpdateItem", lambda **kw: writes.append(1))
+    for _ in range(5):
+        assert status(api, token) == 200
+    assert len(writes) == 1
+    start = time.time()
+    monkeypatch.setattr("chalicelib.clock.now", lambda: start + 301)
+    for _ in range(3):
+        assert status(api, token) == 200
+    assert len(writes) == 2
+
+
+def test_last_used_at_shows_in_listings_and_moves(api, monkeypatch):
+    token = api.user()
+    first = api.call("GET", "/api/v1/tokens", token=token).json["tokens"][0]["last_used_at"]
+    assert first is not None
+    start = time.time()
+    monkeypatch.setattr("chalicelib.clock.now", lambda: start + 600)
+    later = api.call("GET", "/api/v1/tokens", token=token).json["tokens"][0]["last_used_at"]
+    assert later > first
+
+
+def test_a_fresh_token_has_no_last_use_until_it_is_used(api):
+    token = api.user()
+    unused = api.login().json["token_id"]
+    listed = {t["id"]: t for t in api.call("GET", "/api/v1/tokens", token=token).json["tokens"]}
+    assert listed[unused]["last_used_at"] is None
+
+
+def test_touching_never_recreates_a_revoked_token(api, dynamodb, table_names):
+    from chalicelib import service
+
+    token = api.user()
+    session = api.call("GET", "/api/v1/tokens", token=token).json["tokens"][0]
+    api.call("POST", "/api/v1/logout", token=token)
+    user_id = api.login().json and service.users().get_login("alice").user_id
+    service.tokens().touch(user_id, session["id"], time.time(), time.time())
+    assert service.tokens().get(user_id, session["id"]) is None
