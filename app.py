@@ -1,7 +1,9 @@
 """HTTP routes of the login service: parse, call, shape. Nothing else."""
+import time
+
 from chalice import AuthResponse, Chalice, CORSConfig, Response
 
-from chalicelib import authorizer, config, schemas, service
+from chalicelib import audit, authorizer, config, schemas, service
 from chalicelib.errors import Forbidden
 from chalicelib.web import client_ip, handled, identity, load, query, user_agent
 
@@ -31,8 +33,23 @@ def token_authorizer(auth_request):
 
 
 def _admin_only(request):
-    if not identity(request).is_admin:
+    """The caller, who must be an admin (403 otherwise, before any lookup)."""
+    caller = identity(request)
+    if not caller.is_admin:
         raise Forbidden()
+    return caller
+
+
+@app.middleware("http")
+def request_log(event, get_response):
+    """One structured log line per request."""
+    started = time.perf_counter()
+    response = get_response(event)
+    context = event.context or {}
+    audit.request(getattr(app.lambda_context, "aws_request_id", None), event.method,
+                  context.get("resourcePath"), response.status_code, started,
+                  time.perf_counter(), (context.get("authorizer") or {}).get("user_id"))
+    return response
 
 
 @app.route("/")
@@ -143,5 +160,5 @@ def admin_list_tokens(username):
 @handled
 def admin_revoke_tokens(username):
     """Admin: revokes every token of another user."""
-    _admin_only(app.current_request)
-    return {"revoked": service.revoke_all(service.find_user(username).user_id)}
+    admin = _admin_only(app.current_request)
+    return {"revoked": service.revoke_all(service.find_user(username).user_id, by=admin.user_id)}

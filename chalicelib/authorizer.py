@@ -6,14 +6,11 @@ with one strongly consistent GetItem, and not expired there either (DynamoDB
 TTL deletes days late). Anything else, including an error of our own or of
 DynamoDB, is a deny: the authorizer never raises and never says why.
 """
-import json
 import logging
 
-from chalicelib import clock, config, jwtcodec
+from chalicelib import audit, clock, config, jwtcodec
 from chalicelib.errors import ServiceUnavailable
 from chalicelib.service import tokens
-
-log = logging.getLogger("login-service")
 
 # Far beyond any token of ours; refused before any parsing or DynamoDB call.
 MAX_HEADER_LENGTH = 4096
@@ -52,5 +49,5 @@ def decide(header):
     except jwtcodec.InvalidToken:
         return None
     except Exception as exc:  # noqa: BLE001 - an authorizer must deny, not crash
-        log.error(json.dumps({"event": "authorizer_error", "type": type(exc).__name__}))
+        audit.event("authorizer_error", level=logging.ERROR, type=type(exc).__name__)
         return None

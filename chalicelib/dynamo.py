@@ -92,6 +92,19 @@ def batch_delete(table, keys, attempts=6):
             raise ServiceUnavailable("Not every token could be revoked; try again.")
 
 
+def batch_get(table, keys, attempts=6):
+    """Strongly consistent BatchGetItem of ``keys``; retries UnprocessedKeys."""
+    found, pending = [], {table: {"Keys": keys, "ConsistentRead": True}}
+    for attempt in range(attempts):
+        answer = call("batch_get_item", RequestItems=pending)
+        found += answer.get("Responses", {}).get(table, [])
+        pending = answer.get("UnprocessedKeys") or {}
+        if not pending:
+            return found
+        _pause(attempt)
+    raise ServiceUnavailable()
+
+
 def _pause(attempt):
     time.sleep(random.uniform(0, 0.02 * 2 ** attempt))
 

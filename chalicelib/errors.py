@@ -4,7 +4,7 @@ import logging
 
 from chalice import Response
 
-log = logging.getLogger("login-service")
+from chalicelib import audit
 
 
 class ServiceError(Exception):
@@ -109,5 +109,5 @@ def to_response(error):
 def internal_error(exc, route):
     # Only the exception's type goes to the log: messages from libraries can
     # quote request data (a token, a password) and logs outlive requests.
-    log.error(json.dumps({"event": "unhandled_error", "route": route, "type": type(exc).__name__}))
+    audit.event("unhandled_error", level=logging.ERROR, route=route, type=type(exc).__name__)
     return json_response(body("internal_error", "An internal error occurred."), 500)

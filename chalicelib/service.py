@@ -6,9 +6,9 @@ errors.py and never see an HTTP request.
 import uuid
 from dataclasses import dataclass
 
-from chalicelib import clock, config, cursor, dynamo, jwtcodec, passwords
+from chalicelib import audit, backoff, clock, config, cursor, dynamo, jwtcodec, passwords
 from chalicelib.errors import (InvalidCredentials, ServiceUnavailable, TokenNotFound,
-                               UserNotFound, ValidationFailed, WrongPassword)
+                               TooManyAttempts, UserNotFound, ValidationFailed, WrongPassword)
 from chalicelib.schemas import USERNAME
 from chalicelib.token_store import TOKEN_ID, Session, TokenStore, new_token_id
 from chalicelib.user_store import User, UserStore
@@ -56,10 +56,19 @@ def _verified(username, password, error):
 
 
 def login(username, password, description, ip):
-    login = _verified(username, password, InvalidCredentials)
-    if login.deleting:
-        raise InvalidCredentials()
     now = clock.now()
+    store = users()
+    login, attempts = store.get_login_and_attempts(username, bool(USERNAME.fullmatch(username)))
+    wait = backoff.retry_after(attempts, now)
+    if wait:
+        audit.event("login_backoff", username=audit.username(username), retry_after=wait)
+        raise TooManyAttempts(wait)
+    ok = passwords.verify(password, login.password_hash if login else None)
+    if not ok or login.deleting:
+        failed = backoff.after_failure(attempts, now)
+        store.save_attempts(username, failed)
+        audit.event("login_failed", username=audit.username(username), failures=failed.failures)
+        raise InvalidCredentials()
     issued = int(now)
     session = Session(
         user_id=login.user_id, token_id=new_token_id(now),
@@ -67,16 +76,18 @@ def login(username, password, description, ip):
         username=login.username, roles=",".join(login.roles),
         description=description, ip=ip,
     )
-    store = tokens()
-    evicted = _over_cap(store.all_keys(login.user_id), now)
+    sessions = tokens()
+    evicted = _over_cap(sessions.all_keys(login.user_id), now)
     try:
         dynamo.transact(
-            [store.put(session), users().count_login(login)]
-            + [store.delete(login.user_id, t) for t in evicted]
+            [sessions.put(session), store.count_login(login)]
+            + ([store.forget_attempts(username)] if attempts else [])
+            + [sessions.delete(login.user_id, t) for t in evicted]
         )
     except dynamo.TransactionCancelled:
         # The password changed, or a deletion began, since it was checked.
         raise InvalidCredentials() from None
+    audit.event("login", user_id=login.user_id, token_id=session.token_id, evicted=len(evicted))
     token = jwtcodec.encode(login.user_id, session.token_id, issued, session.expires_at)
     return {"token": token, "token_type": "Bearer", "token_id": session.token_id,
             "expires_at": clock.iso(session.expires_at),
@@ -91,9 +102,10 @@ def _over_cap(keys, now):
     """
     live = [token_id for token_id, expires_at in keys if expires_at > now]
     excess = len(live) + 1 - config.max_tokens_per_user()
-    # A transaction holds 100 items; the put and the counter take two. A cap
+    # A transaction holds 100 items; the put, the counter and the attempts
+    # take three. A cap
     # lowered by far is met over several logins.
-    return live[:min(max(excess, 0), dynamo.TRANSACTION_LIMIT - 2)]
+    return live[:min(max(excess, 0), dynamo.TRANSACTION_LIMIT - 3)]
 
 
 def me(identity):
@@ -104,22 +116,26 @@ def me(identity):
 
 
 def logout(identity):
-    return int(tokens().revoke(identity.user_id, identity.token_id, clock.now()))
+    revoked = int(tokens().revoke(identity.user_id, identity.token_id, clock.now()))
+    audit.event("logout", user_id=identity.user_id, token_id=identity.token_id, revoked=revoked)
+    return revoked
 
 
 def revoke(identity, token_id):
     if not TOKEN_ID.fullmatch(token_id) or not tokens().revoke(identity.user_id, token_id, clock.now()):
         raise TokenNotFound()
+    audit.event("revoke", user_id=identity.user_id, token_id=token_id, by=identity.user_id)
     return 1
 
 
-def revoke_all(user_id, keep=None):
+def revoke_all(user_id, keep=None, by=None):
     """Delete every token of the user but ``keep``; the count of live ones."""
-    now = clock.now()
     store = tokens()
     doomed = [(t, exp) for t, exp in store.all_keys(user_id) if t != keep]
     store.delete_many(user_id, [t for t, _ in doomed])
-    return sum(1 for _, exp in doomed if exp > now)
+    revoked = _live(doomed, clock.now())
+    audit.event("revoke_all", user_id=user_id, kept=keep, revoked=revoked, by=by or user_id)
+    return revoked
 
 
 def list_tokens(user_id, current_token_id, limit, raw_cursor, scope):
@@ -169,7 +185,9 @@ def change_password(identity, current, new):
         try:
             dynamo.transact([users().set_password(login, new_hash)]
                             + [store.delete(identity.user_id, t) for t, _ in others[-room:]])
-            return _live(others, clock.now())
+            revoked = _live(others, clock.now())
+            audit.event("password_changed", user_id=identity.user_id, revoked=revoked)
+            return revoked
         except dynamo.TransactionCancelled:
             fresh = users().get_login(identity.username)
             if fresh is None or fresh.password_hash != login.password_hash or fresh.deleting:
@@ -200,7 +218,9 @@ def delete_account(identity, password):
     store.delete_many(login.user_id, sorted(surplus))
     final += [store.delete(login.user_id, t) for t, _ in keys if t not in surplus]
     dynamo.transact(final)
-    return _live(keys, clock.now())
+    revoked = _live(keys, clock.now())
+    audit.event("account_deleted", user_id=login.user_id, revoked=revoked)
+    return revoked
 
 
 def find_user(username):

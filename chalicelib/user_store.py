@@ -6,6 +6,8 @@ One table, keyed by ``pk``, holding three kinds of item:
 ``username#<lower>``    the login: user_id, username, roles, password_hash,
                         and ``deleting`` while an account deletion runs
 ``email#<casefolded>``  user_id
+``attempts#<sha256>``   failed logins of a username (any string, any case):
+                        failures, locked_until, expires_at (also the TTL)
 
 The username and email items are the uniqueness guards: signup writes all
 three in one transaction, each on condition that its key is new, so two
@@ -15,7 +17,10 @@ login needs one read to find and check a user.
 """
 from dataclasses import dataclass, field
 
-from chalicelib import dynamo
+import hashlib
+import math
+
+from chalicelib import backoff, dynamo
 from chalicelib.dynamo import N, S
 from chalicelib.errors import Conflict
 
@@ -39,6 +44,12 @@ class Login:
     deleting: bool = False
 
 
+def _login(item):
+    return Login(user_id=item["user_id"]["S"], username=item["username"]["S"],
+                 roles=_roles(item), password_hash=item["password_hash"]["S"],
+                 logins=dynamo.number(item, "logins") or 0, deleting="deleting" in item)
+
+
 def _roles(item):
     return [r["S"] for r in item.get("roles", {}).get("L", [])]
 
@@ -59,6 +70,12 @@ class UserStore:
     @staticmethod
     def email_key(email):
         return {"pk": S("email#" + email.casefold())}
+
+    @staticmethod
+    def attempts_key(username):
+        # Hashed: a login may name any string, and keys are limited in size.
+        digest = hashlib.sha256(username.lower().encode("utf-8")).hexdigest()
+        return {"pk": S("attempts#" + digest)}
 
     def create(self, user, password_hash):
         roles = {"L": [S(r) for r in user.roles]}
@@ -96,11 +113,33 @@ class UserStore:
         item = dynamo.call(
             "get_item", TableName=self.table, Key=self.login_key(username), ConsistentRead=True
         ).get("Item")
-        if item is None:
-            return None
-        return Login(user_id=item["user_id"]["S"], username=item["username"]["S"],
-                     roles=_roles(item), password_hash=item["password_hash"]["S"],
-                     logins=dynamo.number(item, "logins") or 0, deleting="deleting" in item)
+        return _login(item) if item else None
+
+    def get_login_and_attempts(self, username, well_formed):
+        """The login (None for an unknown or malformed name) and the failed
+        attempts of ``username``, in one read."""
+        keys = [self.attempts_key(username)] + ([self.login_key(username)] if well_formed else [])
+        login = attempts = None
+        for item in dynamo.batch_get(self.table, keys):
+            if item["pk"]["S"].startswith("attempts#"):
+                attempts = backoff.Attempts(
+                    failures=dynamo.number(item, "failures"),
+                    locked_until=dynamo.number(item, "locked_until") or 0,
+                    expires_at=dynamo.number(item, "expires_at"))
+            else:
+                login = _login(item)
+        return login, attempts
+
+    def save_attempts(self, username, attempts):
+        dynamo.call(
+            "put_item", TableName=self.table,
+            Item={**self.attempts_key(username), "failures": N(attempts.failures),
+                  "locked_until": N(math.ceil(attempts.locked_until)),
+                  "expires_at": N(int(attempts.expires_at))})
+
+    def forget_attempts(self, username):
+        """A Delete of the failed attempts, for the login's transaction."""
+        return {"Delete": {"TableName": self.table, "Key": self.attempts_key(username)}}
 
     # Pieces of transactions that span both tables.
 
@@ -144,7 +183,8 @@ class UserStore:
 
     def delete_all(self, login, email):
         """Deletes of every item of the user, for one transaction."""
-        keys = [self.user_key(login.user_id)] + ([self.email_key(email)] if email else [])
+        keys = [self.user_key(login.user_id), self.attempts_key(login.username)]
+        keys += [self.email_key(email)] if email else []
         return [{"Delete": {"TableName": self.table, "Key": self.login_key(login.username),
                             "ConditionExpression": "attribute_exists(deleting)"}}] + [
             {"Delete": {"TableName": self.table, "Key": key}} for key in keys]

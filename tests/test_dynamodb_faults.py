@@ -37,7 +37,7 @@ def test_revoke_all_never_reports_success_with_survivors(api, dynamodb):
 ])
 def test_a_busy_or_broken_dynamodb_is_503_at_login(api, dynamodb, fault):
     api.signup()
-    inject(dynamodb, "GetItem", fault)
+    inject(dynamodb, "BatchGetItem", fault)
     reply = api.login()
     assert reply.status == 503
     assert reply.json["error"] == "service_unavailable"

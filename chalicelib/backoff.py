@@ -1,0 +1,44 @@
+"""Failed-login backoff, per username (existing or not, any case).
+
+After ``THRESHOLD`` consecutive failures, every attempt for the name, even
+with the right password, is refused with 429 until a wait is over. The wait
+doubles with each further failure, from 30 s up to 15 minutes and never
+beyond, so an attacker can slow a victim's logins down but never lock the
+account for good. A success resets the count; so does a day without
+failures.
+"""
+import math
+from dataclasses import dataclass
+
+THRESHOLD = 5
+FIRST_WAIT = 30
+MAX_WAIT = 900
+MEMORY = 86400
+
+
+@dataclass
+class Attempts:
+    failures: int = 0
+    locked_until: float = 0
+    expires_at: float = 0
+
+
+def current(attempts, now):
+    """The record as it counts now: a forgotten one counts as none."""
+    if attempts is None or attempts.expires_at <= now:
+        return Attempts()
+    return attempts
+
+
+def retry_after(attempts, now):
+    """Whole seconds to wait before the next attempt, 0 when none."""
+    wait = current(attempts, now).locked_until - now
+    return min(MAX_WAIT, max(1, math.ceil(wait))) if wait > 0 else 0
+
+
+def after_failure(attempts, now):
+    """The record after one more failure."""
+    failures = current(attempts, now).failures + 1
+    wait = 0 if failures < THRESHOLD else min(MAX_WAIT, FIRST_WAIT * 2 ** (failures - THRESHOLD))
+    return Attempts(failures=failures, locked_until=now + wait if wait else 0,
+                    expires_at=now + MEMORY)
