@@ -3,7 +3,7 @@ import time
 
 from chalice import AuthResponse, Chalice, CORSConfig, Response
 
-from chalicelib import audit, authorizer, config, schemas, service
+from chalicelib import audit, authorizer, config, openapi, schemas, service
 from chalicelib.errors import Forbidden
 from chalicelib.web import client_ip, handled, identity, load, query, user_agent
 
@@ -57,6 +57,13 @@ def request_log(event, get_response):
 def index():
     """Names the service and its version."""
     return {"service": config.SERVICE_NAME, "version": config.VERSION}
+
+
+@app.route(PREFIX + "/openapi.json")
+@handled
+def openapi_document():
+    """The OpenAPI 3 document of this API."""
+    return openapi.document()
 
 
 @app.route(PREFIX + "/signup", methods=["POST"])

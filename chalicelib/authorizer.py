@@ -20,10 +20,10 @@ def bearer_token(header):
     """The token of an Authorization header: ``Bearer <t>`` or a bare ``<t>``."""
     if not header or len(header) > MAX_HEADER_LENGTH or not header.isascii():
         return None
-    scheme, _, rest = header.strip().partition(" ")
-    if rest:
-        return rest.strip() if scheme.lower() == "bearer" else None
-    return scheme
+    parts = header.split()
+    if len(parts) == 2 and parts[0].lower() == "bearer":
+        return parts[1]
+    return parts[0] if len(parts) == 1 else None
 
 
 def decide(header):

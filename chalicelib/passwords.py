@@ -17,6 +17,7 @@ from chalicelib import config
 
 _PREHASH_KEY = b"login-service/bcrypt-prehash/v1"
 _dummy_hashes = {}
+_common = []
 
 
 def _prehash(password):
@@ -46,3 +47,14 @@ def _dummy_hash():
     if rounds not in _dummy_hashes:
         _dummy_hashes[rounds] = bcrypt.hashpw(b"no such user", bcrypt.gensalt(rounds=rounds))
     return _dummy_hashes[rounds]
+
+
+def is_common(password):
+    """True for a password on the list of the 30,000 most common ones (any
+    case). The list comes from zxcvbn and is loaded on first use only, so
+    requests that never set a password never pay for it."""
+    if not _common:
+        from zxcvbn.frequency_lists import FREQUENCY_LISTS
+
+        _common.append(frozenset(FREQUENCY_LISTS["passwords"]))
+    return password.lower() in _common[0]

@@ -9,6 +9,8 @@ import re
 
 from marshmallow import Schema, ValidationError, fields, validate
 
+from chalicelib import passwords
+
 USERNAME = re.compile(r"[A-Za-z0-9_.\-]{3,32}")
 PASSWORD_LENGTH = validate.Length(min=8, max=1024)
 DESCRIPTION_LENGTH = 200
@@ -31,8 +33,14 @@ def _username(value):
         raise ValidationError("Use 3 to 32 characters: letters, digits, _ . -")
 
 
+def _not_common(value):
+    if passwords.is_common(value):
+        raise ValidationError("This password is one of the most common ones; choose another.")
+
+
 def Password(**kwargs):
-    return Text(required=True, load_only=True, validate=PASSWORD_LENGTH, **kwargs)
+    """A new password: 8 to 1024 characters, not a common one."""
+    return Text(required=True, load_only=True, validate=[PASSWORD_LENGTH, _not_common], **kwargs)
 
 
 def NonEmpty(**kwargs):
@@ -40,7 +48,8 @@ def NonEmpty(**kwargs):
 
 
 class SignupIn(Schema):
-    username = Text(required=True, validate=_username)
+    username = Text(required=True, validate=_username,
+                    metadata={"pattern": "^[A-Za-z0-9_.-]{3,32}$"})
     email = fields.Email(required=True, validate=validate.Length(max=254))
     password = Password()
 

@@ -18,7 +18,6 @@ login needs one read to find and check a user.
 from dataclasses import dataclass, field
 
 import hashlib
-import math
 
 from chalicelib import backoff, dynamo
 from chalicelib.dynamo import N, S
@@ -124,7 +123,7 @@ class UserStore:
             if item["pk"]["S"].startswith("attempts#"):
                 attempts = backoff.Attempts(
                     failures=dynamo.number(item, "failures"),
-                    locked_until=dynamo.number(item, "locked_until") or 0,
+                    locked_until=float(item["locked_until"]["N"]),
                     expires_at=dynamo.number(item, "expires_at"))
             else:
                 login = _login(item)
@@ -134,7 +133,7 @@ class UserStore:
         dynamo.call(
             "put_item", TableName=self.table,
             Item={**self.attempts_key(username), "failures": N(attempts.failures),
-                  "locked_until": N(math.ceil(attempts.locked_until)),
+                  "locked_until": N(round(attempts.locked_until, 3)),
                   "expires_at": N(int(attempts.expires_at))})
 
     def forget_attempts(self, username):

@@ -1,5 +1,7 @@
 """The custom authorizer: who gets through to a view, and who is denied."""
 import base64
+import hashlib
+import hmac
 import json
 import time
 
@@ -176,3 +178,35 @@ def test_a_missing_signing_secret_fails_closed(api, monkeypatch):
     monkeypatch.setenv("JWT_SECRET", "")
     assert me(api, token) == 403
     assert api.login().status == 500
+
+
+@pytest.mark.parametrize("key", ["", "secret", "password", "changeme"])
+def test_a_token_signed_with_an_empty_or_guessed_key_is_denied(api, key):
+    token = api.user()
+    head = _b64({"alg": "HS256", "typ": "JWT", "kid": jwt.get_unverified_header(token)["kid"]})
+    body = _b64(claims_of(token))
+    mac = hmac.new(key.encode(), f"{head}.{body}".encode(), hashlib.sha256).digest()
+    signature = base64.urlsafe_b64encode(mac).rstrip(b"=").decode()
+    assert me(api, f"{head}.{body}.{signature}") == 403
+
+
+@pytest.mark.parametrize("algorithm", ["RS256", "ES256", "PS256"])
+def test_algorithm_confusion_is_denied(api, algorithm):
+    """A token in an asymmetric algorithm, with our kid, signed by a key
+    of the attacker's: the verifier is pinned to HS256 and never asks."""
+    from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+    token = api.user()
+    private = (ec.generate_private_key(ec.SECP256R1()) if algorithm == "ES256"
+               else rsa.generate_private_key(public_exponent=65537, key_size=2048))
+    kid = jwt.get_unverified_header(token)["kid"]
+    forged = jwt.encode(claims_of(token), private, algorithm=algorithm, headers={"kid": kid})
+    assert me(api, forged) == 403
+
+
+def test_a_valid_token_of_a_deleted_user_is_denied(api):
+    token = api.user()
+    kept = api.token()
+    api.call("DELETE", ME, token=token, body={"password": "correct horse battery"})
+    assert me(api, kept) == 403
+    assert me(api, token) == 403

@@ -1,5 +1,6 @@
 """Bad input gets a clear 4xx in the contract's shape; never a 5xx or a trace."""
 import json
+import re
 
 import pytest
 
@@ -62,3 +63,30 @@ def test_an_unexpected_error_is_a_bare_500_without_details(api, monkeypatch, cap
     assert reply.json == {"error": "internal_error", "message": "An internal error occurred."}
     assert "correct horse" not in caplog.text
     assert "RuntimeError" in caplog.text
+
+
+def test_every_4xx_the_app_produces_has_the_error_shape(api, admin):
+    token = api.user("alice")
+    bad = [
+        ("POST", "/api/v1/signup", {"username": "x"}),
+        ("POST", "/api/v1/signup", {"username": "alice", "email": "a@example.com",
+                                    "password": "some password"}),
+        ("POST", "/api/v1/login", {"username": "alice", "password": "nope nope"}),
+        ("GET", "/api/v1/tokens?limit=0", None),
+        ("GET", "/api/v1/tokens?cursor=x", None),
+        ("DELETE", "/api/v1/tokens/abc", None),
+        ("DELETE", "/api/v1/tokens?keep_current=maybe", None),
+        ("POST", "/api/v1/users/me/password", {"current_password": "wrong", "new_password": "x"}),
+        ("POST", "/api/v1/users/me/password", {"current_password": "wrong one",
+                                               "new_password": "a new password"}),
+        ("DELETE", "/api/v1/users/me", {"password": "wrong one"}),
+        ("GET", "/api/v1/admin/users/nobody/tokens", None),
+    ]
+    for method, path, body in bad:
+        reply = api.call(method, path, body, token=token)
+        assert 400 <= reply.status < 500, (method, path)
+        assert set(reply.json) - {"fields"} == {"error", "message"}, (method, path, reply.json)
+        assert re.fullmatch(r"[a-z]+(_[a-z]+)*", reply.json["error"])
+        assert ("fields" in reply.json) == (reply.status == 422)
+    reply = api.call("GET", "/api/v1/admin/users/nobody/tokens", token=admin)
+    assert reply.status == 404 and set(reply.json) == {"error", "message"}

@@ -90,3 +90,18 @@ def test_a_lone_surrogate_is_a_validation_error_not_a_crash(api):
     reply = api.call("POST", "/api/v1/signup", raw=raw)
     assert reply.status == 422
     assert list(reply.json["fields"]) == ["password"]
+
+
+@pytest.mark.parametrize("password", ["password", "PASSWORD", "12345678", "baseball",
+                                      "iloveyou", "trustno1"])
+def test_very_common_passwords_are_refused(api, password):
+    reply = api.signup(password=password)
+    assert reply.status == 422
+    assert "common" in reply.json["fields"]["password"][0]
+
+
+def test_a_common_new_password_is_refused_too(api):
+    token = api.user()
+    reply = api.call("POST", "/api/v1/users/me/password", token=token,
+                     body={"current_password": PASSWORD, "new_password": "football"})
+    assert reply.status == 422 and list(reply.json["fields"]) == ["new_password"]
