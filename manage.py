@@ -209,6 +209,22 @@ def deploy_template(stage):
     return {"Resources": resources}
 
 
+def common_passwords():
+    """Write chalicelib/common-passwords.txt.gz from zxcvbn's list (a dev
+    dependency only: the Lambda package ships the small file, not zxcvbn)."""
+    import gzip
+
+    from zxcvbn.frequency_lists import FREQUENCY_LISTS
+
+    from chalicelib import passwords
+
+    words = [w for w in FREQUENCY_LISTS["passwords"] if len(w) >= 8]
+    with open(passwords.COMMON_PASSWORDS, "wb") as f:
+        # mtime=0: the same list always gives the same bytes.
+        f.write(gzip.compress("\n".join(words).encode("utf-8"), compresslevel=9, mtime=0))
+    return len(words)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--stage", default="local", help="stage of .chalice/config.json")
@@ -220,10 +236,14 @@ def main(argv=None):
     admin.add_argument("email")
     commands.add_parser("serve", help="run the API locally, as `make run` does")
     commands.add_parser("template", help="print the deployment's merge template")
+    commands.add_parser("common-passwords", help="rewrite the shipped common-password list")
     args = parser.parse_args(argv)
 
     if args.command == "serve":
         return serve(args.stage)
+    if args.command == "common-passwords":
+        print(f"{common_passwords()} passwords written")
+        return 0
     if args.command == "template":
         print(json.dumps(deploy_template(args.stage), indent=2))
         return 0

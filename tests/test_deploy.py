@@ -97,7 +97,7 @@ def test_no_secret_travels_in_the_template_or_the_zip(template):
     with zipfile.ZipFile(os.path.join(BUILD, "deployment.zip")) as z:
         names = z.namelist()
     assert not any(n.startswith((".local", ".chalice", "tests/")) for n in names)
-    assert "app.py" in names
+    assert {"app.py", "chalicelib/common-passwords.txt.gz"} <= set(names)
 
 
 def test_the_deployment_zip_is_small_because_boto3_comes_from_the_runtime(template):
