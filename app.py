@@ -3,9 +3,11 @@ import time
 
 from chalice import AuthResponse, Chalice, CORSConfig, Response
 
-from chalicelib import audit, authorizer, config, openapi, schemas, service
+from chalicelib import audit, authorizer, config, service
 from chalicelib.errors import Forbidden
-from chalicelib.web import client_ip, handled, identity, load, query, user_agent
+from chalicelib.rules import DESCRIPTION_LENGTH
+from chalicelib.web import (client_ip, dump, flag, handled, identity, limit, load, query,
+                            user_agent)
 
 app = Chalice(app_name=config.SERVICE_NAME)
 # Tokens travel in a header, never in a cookie, so any origin may call the
@@ -13,11 +15,6 @@ app = Chalice(app_name=config.SERVICE_NAME)
 app.api.cors = CORSConfig(allow_origin="*", allow_headers=["Authorization"], max_age=600)
 
 PREFIX = "/api/v1"
-
-_signup_in, _login_in = schemas.SignupIn(), schemas.LoginIn()
-_password_in, _delete_in = schemas.PasswordChangeIn(), schemas.AccountDeleteIn()
-_user_out, _login_out = schemas.UserOut(), schemas.LoginOut()
-_page_out = schemas.TokenPageOut()
 
 
 @app.authorizer(ttl_seconds=0)
@@ -63,6 +60,8 @@ def index():
 @handled
 def openapi_document():
     """The OpenAPI 3 document of this API."""
+    from chalicelib import openapi  # apispec is loaded only for this route
+
     return openapi.document()
 
 
@@ -70,9 +69,9 @@ def openapi_document():
 @handled
 def signup():
     """Creates a user."""
-    data = load(_signup_in, app.current_request)
+    data = load("SignupIn", app.current_request)
     user = service.signup(data["username"], data["email"], data["password"])
-    return Response(body=_user_out.dump(user), status_code=201)
+    return Response(body=dump("UserOut", user), status_code=201)
 
 
 @app.route(PREFIX + "/login", methods=["POST"])
@@ -80,12 +79,12 @@ def signup():
 def login():
     """Exchanges a username and password for a token."""
     request = app.current_request
-    data = load(_login_in, request)
+    data = load("LoginIn", request)
     description = data["description"]
     if description is None:
-        description = user_agent(request, schemas.DESCRIPTION_LENGTH)
+        description = user_agent(request, DESCRIPTION_LENGTH)
     result = service.login(data["username"], data["password"], description, client_ip(request))
-    return _login_out.dump(result)
+    return dump("LoginOut", result)
 
 
 @app.route(PREFIX + "/logout", methods=["POST"], authorizer=token_authorizer)
@@ -99,7 +98,7 @@ def logout():
 @handled
 def users_me():
     """The user that makes this request."""
-    return _user_out.dump(service.me(identity(app.current_request)))
+    return dump("UserOut", service.me(identity(app.current_request)))
 
 
 @app.route(PREFIX + "/users/me/password", methods=["POST"], authorizer=token_authorizer)
@@ -107,7 +106,7 @@ def users_me():
 def change_password():
     """Changes the password and revokes every other token of the user."""
     request = app.current_request
-    data = load(_password_in, request)
+    data = load("PasswordChangeIn", request)
     revoked = service.change_password(identity(request), data["current_password"],
                                       data["new_password"])
     return {"revoked": revoked}
@@ -118,7 +117,7 @@ def change_password():
 def delete_me():
     """Deletes the user and all its tokens."""
     request = app.current_request
-    data = load(_delete_in, request)
+    data = load("AccountDeleteIn", request)
     return {"deleted": True, "revoked": service.delete_account(identity(request), data["password"])}
 
 
@@ -128,9 +127,9 @@ def list_tokens():
     """The caller's live tokens, newest first."""
     request = app.current_request
     me = identity(request)
-    page = service.list_tokens(me.user_id, me.token_id, schemas.limit(query(request, "limit")),
+    page = service.list_tokens(me.user_id, me.token_id, limit(request),
                                query(request, "cursor"), "self")
-    return _page_out.dump(page)
+    return dump("TokenPageOut", page)
 
 
 @app.route(PREFIX + "/tokens/{token_id}", methods=["DELETE"], authorizer=token_authorizer)
@@ -146,7 +145,7 @@ def revoke_tokens():
     """Revokes all the caller's tokens, or all but this one."""
     request = app.current_request
     me = identity(request)
-    keep = me.token_id if schemas.boolean("keep_current", query(request, "keep_current")) else None
+    keep = me.token_id if flag(request, "keep_current") else None
     return {"revoked": service.revoke_all(me.user_id, keep=keep)}
 
 
@@ -156,10 +155,10 @@ def admin_list_tokens(username):
     """Admin: another user's live tokens."""
     request = app.current_request
     _admin_only(request)
-    page_size = schemas.limit(query(request, "limit"))
+    page_size = limit(request)
     target = service.find_user(username)
     page = service.list_tokens(target.user_id, None, page_size, query(request, "cursor"), "admin")
-    return _page_out.dump(page)
+    return dump("TokenPageOut", page)
 
 
 @app.route(PREFIX + "/admin/users/{username}/tokens", methods=["DELETE"],

@@ -8,7 +8,7 @@ import json
 import logging
 import sys
 
-from chalicelib.schemas import USERNAME
+from chalicelib.rules import USERNAME
 
 log = logging.getLogger("login-service")
 log.setLevel(logging.INFO)

@@ -5,15 +5,12 @@ not a silently missing value) and strings that are not valid Unicode (a lone
 surrogate from a ``\\ud800`` escape cannot be hashed or stored). Secrets are
 load-only, so a dump can never put one in a response.
 """
-import re
-
 from marshmallow import Schema, ValidationError, fields, validate
 
 from chalicelib import passwords
+from chalicelib.rules import DESCRIPTION_LENGTH, USERNAME
 
-USERNAME = re.compile(r"[A-Za-z0-9_.\-]{3,32}")
 PASSWORD_LENGTH = validate.Length(min=8, max=1024)
-DESCRIPTION_LENGTH = 200
 
 
 class Text(fields.String):
@@ -99,22 +96,3 @@ class LoginOut(Schema):
     token_id = fields.String()
     expires_at = fields.String()
     expires_in = fields.Integer()
-
-
-# Query strings. Parsed by hand rather than with fields.Integer, which would
-# take " 10" or "1e1"-like surprises; the contract's values are small and exact.
-
-def limit(raw, default=50, low=1, high=100):
-    if raw is None:
-        return default
-    if not re.fullmatch(r"[0-9]{1,4}", raw) or not low <= int(raw) <= high:
-        raise ValidationError({"limit": [f"Must be a whole number from {low} to {high}."]})
-    return int(raw)
-
-
-def boolean(name, raw, default=False):
-    if raw is None:
-        return default
-    if raw not in ("true", "false"):
-        raise ValidationError({name: ["Must be true or false."]})
-    return raw == "true"

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from chalicelib import audit, backoff, clock, config, cursor, dynamo, jwtcodec, passwords
 from chalicelib.errors import (InvalidCredentials, ServiceUnavailable, TokenNotFound,
                                TooManyAttempts, UserNotFound, ValidationFailed, WrongPassword)
-from chalicelib.schemas import USERNAME
+from chalicelib.rules import USERNAME
 from chalicelib.token_store import TOKEN_ID, Session, TokenStore, new_token_id
 from chalicelib.user_store import User, UserStore
 

@@ -1,16 +1,19 @@
 """The HTTP edge: reading requests and turning errors into responses.
 
 Views in app.py are wrapped by :func:`handled`, which is the single place where
-a ServiceError or a marshmallow ValidationError becomes the contract's error
-body, and where anything unexpected becomes a bare 500 with no trace.
+a ServiceError becomes the contract's error body, and where anything
+unexpected becomes a bare 500 with no trace.
+
+The marshmallow schemas are loaded on first use: the authorizer runs from
+the same app.py, and its cold start has no use for them.
 """
 import functools
 import json
-
-from marshmallow import ValidationError
+import re
 
 from chalicelib import errors
 from chalicelib.errors import BadRequest, PayloadTooLarge, ServiceError, ValidationFailed
+from chalicelib.rules import PAGE_SIZE
 from chalicelib.service import Identity
 
 MAX_BODY_BYTES = 64 * 1024
@@ -24,8 +27,6 @@ def handled(func):
             return func(*args, **kwargs)
         except ServiceError as exc:
             return errors.to_response(exc)
-        except ValidationError as exc:
-            return errors.to_response(ValidationFailed(_fields(exc.messages)))
         except Exception as exc:  # noqa: BLE001
             return errors.internal_error(exc, func.__name__)
     return wrapped
@@ -52,8 +53,45 @@ def json_object(request):
     return data
 
 
-def load(schema, request):
-    return schema.load(json_object(request))
+@functools.lru_cache(maxsize=None)
+def schema(name):
+    """One instance of the schema class ``name`` of chalicelib.schemas."""
+    from chalicelib import schemas
+
+    return getattr(schemas, name)()
+
+
+def load(name, request):
+    """The request body, validated by schema ``name``; 422 naming each field."""
+    from marshmallow import ValidationError
+
+    try:
+        return schema(name).load(json_object(request))
+    except ValidationError as exc:
+        raise ValidationFailed(_fields(exc.messages)) from None
+
+
+def dump(name, value):
+    return schema(name).dump(value)
+
+
+def limit(request):
+    """The ``limit`` query parameter: a whole number in the page-size range."""
+    low, high, default = PAGE_SIZE
+    raw = query(request, "limit")
+    if raw is None:
+        return default
+    if not re.fullmatch(r"[0-9]{1,4}", raw) or not low <= int(raw) <= high:
+        raise ValidationFailed({"limit": [f"Must be a whole number from {low} to {high}."]})
+    return int(raw)
+
+
+def flag(request, name):
+    """A boolean query parameter: exactly ``true`` or ``false``, default false."""
+    raw = query(request, name)
+    if raw not in (None, "true", "false"):
+        raise ValidationFailed({name: ["Must be true or false."]})
+    return raw == "true"
 
 
 def query(request, name):

@@ -1,0 +1,7 @@
+"""The contract's plain rules, importable without marshmallow (the
+authorizer's cold start never loads the schema machinery)."""
+import re
+
+USERNAME = re.compile(r"[A-Za-z0-9_.\-]{3,32}")
+DESCRIPTION_LENGTH = 200
+PAGE_SIZE = (1, 100, 50)  # smallest, largest, default

@@ -1,0 +1,153 @@
+"""DynamoDB call budgets: a change that adds a call fails here.
+
+The floor of a whitelist is one read per authorized request; these tests
+hold every route to its number of calls, counted with botocore events.
+"""
+import math
+
+import pytest
+
+from chalicelib import authorizer
+
+ME = "/api/v1/users/me"
+
+
+@pytest.fixture
+def calls(dynamodb, monkeypatch):
+    """The DynamoDB operations made, split into the authorizer's and the view's."""
+    seen = {"authorizer": [], "view": []}
+    where = ["view"]
+    decide = authorizer.decide
+
+    def traced(header):
+        where[0] = "authorizer"
+        try:
+            return decide(header)
+        finally:
+            where[0] = "view"
+
+    monkeypatch.setattr(authorizer, "decide", traced)
+    dynamodb.meta.events.register(
+        "before-call.dynamodb", lambda model, **kw: seen[where[0]].append(model.name))
+
+    def reset():
+        seen["authorizer"].clear()
+        seen["view"].clear()
+        return seen
+    return reset
+
+
+def warm(api, token):
+    """One request, so that the token's last_used_at is fresh."""
+    assert api.call("GET", ME, token=token).status == 200
+
+
+def test_the_authorizer_makes_one_read(api, calls):
+    token = api.user()
+    warm(api, token)
+    seen = calls()
+    api.call("GET", ME, token=token)
+    assert seen["authorizer"] == ["GetItem"]
+
+
+def test_the_first_use_of_a_token_also_records_it(api, calls):
+    api.signup()
+    token = api.token()
+    seen = calls()
+    api.call("GET", ME, token=token)
+    assert seen["authorizer"] == ["GetItem", "UpdateItem"]
+
+
+@pytest.mark.parametrize("kind", ["bad signature", "expired", "garbage"])
+def test_a_bad_token_costs_no_call(api, calls, kind, monkeypatch):
+    import time
+
+    token = api.user()
+    if kind == "bad signature":
+        token = token[:-4] + ("AAAA" if not token.endswith("AAAA") else "BBBB")
+    elif kind == "expired":
+        later = time.time() + 172800 + 10
+        monkeypatch.setattr("chalicelib.clock.now", lambda: later)
+    else:
+        token = "not-a-jwt"
+    seen = calls()
+    assert api.call("GET", ME, token=token).status == 403
+    assert seen["authorizer"] == []
+
+
+def test_users_me_is_one_read(api, calls):
+    token = api.user()
+    warm(api, token)
+    seen = calls()
+    api.call("GET", ME, token=token)
+    assert seen["view"] == ["GetItem"]
+
+
+def test_a_listing_adds_exactly_one_query(api, calls):
+    token = api.user()
+    warm(api, token)
+    seen = calls()
+    api.call("GET", "/api/v1/tokens", token=token)
+    assert seen["view"] == ["Query"]
+
+
+def test_each_page_is_one_query(api, calls):
+    token = api.user()
+    for _ in range(5):
+        api.token()
+    warm(api, token)
+    seen = calls()
+    cursor = api.call("GET", "/api/v1/tokens?limit=2", token=token).json["next_cursor"]
+    api.call("GET", f"/api/v1/tokens?limit=2&cursor={cursor}", token=token)
+    assert seen["view"] == ["Query", "Query"]
+
+
+def test_login_is_at_most_three_calls(api, calls):
+    api.signup()
+    seen = calls()
+    api.login()
+    assert seen["view"] == ["BatchGetItem", "Query", "TransactWriteItems"]
+
+
+def test_a_failed_login_is_two_calls(api, calls):
+    api.signup()
+    seen = calls()
+    api.login(password="wrong password")
+    assert seen["view"] == ["BatchGetItem", "PutItem"]
+
+
+def test_signup_is_one_write(api, calls):
+    seen = calls()
+    api.signup()
+    assert seen["view"] == ["TransactWriteItems"]
+
+
+@pytest.mark.parametrize("n", [1, 25, 26, 60])
+def test_revoke_all_is_the_query_plus_one_batch_per_25(api, calls, monkeypatch, n):
+    monkeypatch.setenv("MAX_TOKENS_PER_USER", "100")
+    token = api.user()
+    for _ in range(n - 1):
+        api.token()
+    warm(api, token)
+    seen = calls()
+    api.call("DELETE", "/api/v1/tokens", token=token)
+    assert seen["view"] == ["Query"] + ["BatchWriteItem"] * math.ceil(n / 25)
+
+
+def test_admin_revoke_is_one_lookup_more(api, calls, admin):
+    api.user("alice")
+    for _ in range(29):
+        api.token("alice")
+    warm(api, admin)
+    seen = calls()
+    api.call("DELETE", "/api/v1/admin/users/alice/tokens", token=admin)
+    assert seen["view"] == ["GetItem", "Query", "BatchWriteItem", "BatchWriteItem"]
+
+
+def test_revoking_one_token_is_one_delete(api, calls):
+    token = api.user()
+    other = api.login().json["token_id"]
+    warm(api, token)
+    seen = calls()
+    api.call("DELETE", f"/api/v1/tokens/{other}", token=token)
+    assert seen["view"] == ["DeleteItem"]
