@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test clean package
+.PHONY: run test clean package bench
 
 $(STAMP): requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -30,3 +30,8 @@ package: $(STAMP)
 	AWS_DEFAULT_REGION=$${AWS_DEFAULT_REGION:-us-east-1} $(VENV)/bin/chalice package \
 		--stage $(STAGE) --merge-template build/merge-$(STAGE).json build/package
 	mv build/package/sam.json build/package/deployment.zip build/ && rmdir build/package
+	$(PY) manage.py compile-zip build/deployment.zip
+
+# The benchmark: a table on stdout and build/bench.json (see README, Performance).
+bench: package
+	$(PY) tests/bench.py

@@ -3,7 +3,7 @@ import time
 
 from chalice import AuthResponse, Chalice, CORSConfig, Response
 
-from chalicelib import audit, authorizer, config, service
+from chalicelib import audit, authorizer, config, page, service
 from chalicelib.errors import Forbidden
 from chalicelib.rules import DESCRIPTION_LENGTH
 from chalicelib.web import (client_ip, dump, flag, handled, identity, limit, load, query,
@@ -52,7 +52,10 @@ def request_log(event, get_response):
 @app.route("/")
 @handled
 def index():
-    """Names the service and its version."""
+    """Names the service and its version; a browser gets the sessions page."""
+    if page.wants_html(app.current_request.headers.get("accept")):
+        body, headers = page.page()
+        return Response(body=body, headers=headers)
     return {"service": config.SERVICE_NAME, "version": config.VERSION}
 
 

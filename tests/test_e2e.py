@@ -5,6 +5,7 @@ chalice local and a real DynamoDB server can show.
 """
 import os
 import re
+import shutil
 import signal
 import subprocess
 import threading
@@ -193,3 +194,60 @@ def test_a_revoke_all_racing_with_requests_leaves_no_earlier_token_alive(stack):
         reply = requests.get(stack.base + "/api/v1/users/me",
                              headers={"Authorization": f"Bearer {token}"}, timeout=10)
         assert reply.status_code == 403
+
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+SCREENSHOTS = os.path.join(ROOT, "docs", "screenshots")
+
+
+@pytest.mark.skipif(not os.path.exists(CHROMIUM),
+                    reason="Debian's chromium is not installed (.ci/run installs it)")
+def test_the_sessions_page_in_chromium(stack):
+    """Two browsers log in as one user; the first revokes the second, whose
+    next click lands back on the login form."""
+    from playwright.sync_api import expect, sync_playwright
+
+    body = {"username": "dana", "email": "dana@example.com", "password": "dana password 1"}
+    assert post(stack, "/api/v1/signup", body).status_code == 201
+    os.makedirs(SCREENSHOTS, exist_ok=True)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+            "--disable-background-networking", "--disable-component-update", "--disable-sync"])
+        try:
+            pages = []
+            for device in ("work laptop", "old phone"):
+                page = browser.new_context(viewport={"width": 1000, "height": 720}).new_page()
+                page.goto(stack.base + "/")
+                page.fill("#login-form [name=username]", "dana")
+                page.fill("#login-form [name=password]", "dana password 1")
+                page.fill("#login-form [name=description]", device)
+                page.click("#login-form button")
+                expect(page.locator("#signed-in")).to_be_visible()
+                pages.append(page)
+            laptop, phone = pages
+            laptop.click("#refresh")
+            rows = laptop.locator("#sessions tr")
+            expect(rows).to_have_count(2)
+            expect(laptop.locator("#sessions tr.current")).to_contain_text("work laptop")
+            expect(laptop.locator("#sessions tr.current .badge")).to_have_text("this device")
+            laptop.screenshot(path=os.path.join(SCREENSHOTS, "sessions.png"), full_page=True)
+
+            laptop.click("#sessions tr:not(.current) button.revoke")
+            expect(rows).to_have_count(1)
+            expect(laptop.locator("#message")).to_have_text("Session revoked.")
+
+            phone.click("#refresh")
+            expect(phone.locator("#signed-out")).to_be_visible()
+            expect(phone.locator("#message")).to_contain_text("Your session has ended")
+            phone.screenshot(path=os.path.join(SCREENSHOTS, "session-ended.png"), full_page=True)
+
+            # The bad password message comes from the API, inserted as text.
+            phone.fill("#login-form [name=username]", "dana")
+            phone.fill("#login-form [name=password]", "<b>wrong</b>")
+            phone.click("#login-form button")
+            expect(phone.locator("#message")).to_have_text(
+                "The username or password is incorrect.")
+            assert phone.locator("#message b").count() == 0
+        finally:
+            browser.close()

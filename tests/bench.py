@@ -1,0 +1,360 @@
+"""`make bench`: the service against the floor of a whitelist design.
+
+The authorizer and GET /api/v1/users/me are invoked the way Lambda invokes
+them (the real handlers, real API Gateway events), against the embedded
+DynamoDB (moto's server, in its own process) over loopback, side by side
+with the bare boto3 calls the same request needs. Each figure is the median
+of several runs of many requests, with the spread of those run medians.
+Results: a table on stdout and build/bench.json.
+"""
+import json
+import os
+import resource
+import secrets
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+import zipfile
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+BUILD = os.path.join(ROOT, "build")
+RUNS, REQUESTS = 3, 1000
+
+
+class Context:
+    """What Lambda hands a handler as its context."""
+
+    function_name = "bench"
+    memory_limit_in_mb = 1769
+
+    def __init__(self):
+        self.aws_request_id = str(uuid.uuid4())
+
+    def get_remaining_time_in_millis(self):
+        return 10000
+
+
+def timed(call, count):
+    samples = []
+    for _ in range(count):
+        started = time.perf_counter()
+        call()
+        samples.append((time.perf_counter() - started) * 1000)
+    samples.sort()
+    return statistics.median(samples), samples[int(len(samples) * 0.95) - 1]
+
+
+def series(call, runs=RUNS, count=REQUESTS):
+    """Median and p95 of each run; the figure is the median of the run medians."""
+    results = [timed(call, count) for _ in range(runs)]
+    medians = [m for m, _ in results]
+    return {"median_ms": round(statistics.median(medians), 3),
+            "p95_ms": round(statistics.median(p for _, p in results), 3),
+            "spread_ms": [round(min(medians), 3), round(max(medians), 3)],
+            "runs": runs, "requests_per_run": count}
+
+
+def quiet():
+    """No audit lines on stdout while measuring: they are not the product."""
+    import logging
+
+    logging.getLogger("login-service").setLevel(logging.WARNING)
+
+
+def start_dynamodb():
+    port = _free_port()
+    process = subprocess.Popen(
+        [os.path.join(os.path.dirname(sys.executable), "moto_server"), "-H", "127.0.0.1",
+         "-p", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    endpoint = f"http://127.0.0.1:{port}"
+    import urllib.request
+
+    for _ in range(100):
+        try:
+            urllib.request.urlopen(endpoint + "/moto-api/", timeout=1)
+            return process, endpoint
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError("the embedded DynamoDB did not start")
+
+
+def _free_port():
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def environment(endpoint):
+    os.environ.update({
+        "AWS_ENDPOINT_URL_DYNAMODB": endpoint, "AWS_ACCESS_KEY_ID": "bench",
+        "AWS_SECRET_ACCESS_KEY": "bench", "AWS_DEFAULT_REGION": "us-east-1",
+        "USERS_TABLE": "bench-users", "TOKENS_TABLE": "bench-tokens",
+        "JWT_SECRET": secrets.token_urlsafe(48), "BCRYPT_ROUNDS": "12",
+        "MAX_TOKENS_PER_USER": "1000",
+    })
+    os.environ.pop("JWT_SECRET_PARAMETER", None)
+
+
+def proxy_event(method, path, ctx, body=None):
+    """A REST API (v1) Lambda proxy event, as API Gateway sends it after the
+    authorizer allowed the request."""
+    return {
+        "resource": path, "path": path, "httpMethod": method,
+        "headers": {"Host": "bench.execute-api.us-east-1.amazonaws.com",
+                    "User-Agent": "bench", "Content-Type": "application/json"},
+        "multiValueHeaders": {}, "queryStringParameters": None,
+        "multiValueQueryStringParameters": None, "pathParameters": None,
+        "stageVariables": None, "isBase64Encoded": False, "body": body,
+        "requestContext": {
+            "resourcePath": path, "httpMethod": method, "path": "/api" + path,
+            "stage": "api", "requestId": str(uuid.uuid4()),
+            "identity": {"sourceIp": "192.0.2.10"},
+            "authorizer": dict(ctx or {}, principalId=(ctx or {}).get("user_id", "")),
+        },
+    }
+
+
+def request_figures():
+    import boto3
+
+    import app as application
+    from chalicelib import aws, service, tables
+
+    quiet()
+    aws.reset()
+    names = {"users": os.environ["USERS_TABLE"], "tokens": os.environ["TOKENS_TABLE"]}
+    tables.create_tables(aws.dynamodb(), names)
+    os.environ["BCRYPT_ROUNDS"] = "4"
+    service.signup("bench", "bench@example.com", "bench password 1")
+    os.environ["BCRYPT_ROUNDS"] = "12"
+    service.signup("slow", "slow@example.com", "bench password 2")
+    login = service.login("bench", "bench password 1", "bench", "192.0.2.10")
+    ctx = application.authorizer.decide("Bearer " + login["token"])  # also records first use
+    user_id, token_id = ctx["user_id"], ctx["token_id"]
+
+    floor = boto3.session.Session().client("dynamodb", region_name="us-east-1",
+                                           config=aws._CLIENT_CONFIG)
+    authorizer_event = {"type": "TOKEN", "authorizationToken": "Bearer " + login["token"],
+                        "methodArn": "arn:aws:execute-api:us-east-1:123456789012:bench/api/GET/"
+                                     "api/v1/users/me"}
+    me_event = proxy_event("GET", "/api/v1/users/me", ctx)
+
+    def authorizer_call():
+        answer = application.token_authorizer(authorizer_event, Context())
+        assert answer["policyDocument"]["Statement"][0]["Effect"] == "Allow"
+
+    def authorizer_floor():
+        floor.get_item(TableName=names["tokens"], ConsistentRead=True,
+                       Key={"user_id": {"S": user_id}, "token_id": {"S": token_id}})
+
+    def me_call():
+        answer = application.app(me_event, Context())
+        assert answer["statusCode"] == 200
+
+    def me_floor():
+        floor.get_item(TableName=names["users"], ConsistentRead=True,
+                       Key={"pk": {"S": "user#" + user_id}})
+
+    for call in (authorizer_call, authorizer_floor, me_call, me_floor):
+        timed(call, 100)  # warm connections and caches
+    figures = {}
+    for name, call, base in (("authorizer", authorizer_call, authorizer_floor),
+                             ("users_me", me_call, me_floor)):
+        figures[name] = series(call)
+        figures[name + "_floor"] = series(base)
+        figures[name]["ratio_to_floor"] = round(
+            figures[name]["median_ms"] / figures[name + "_floor"]["median_ms"], 3)
+
+    import bcrypt
+
+    from chalicelib import passwords
+
+    stored = passwords.hash_password("bench password 2")
+    figures["bcrypt_cost_12"] = series(
+        lambda: bcrypt.checkpw(passwords._prehash("bench password 2"), stored.encode()),
+        runs=3, count=5)
+    login_event = proxy_event("POST", "/api/v1/login", None,
+                              json.dumps({"username": "slow", "password": "bench password 2"}))
+    figures["login_cost_12"] = series(
+        lambda: application.app(login_event, Context()), runs=3, count=5)
+    figures["revoke_all"] = {str(n): revoke_all(application, floor, names, n) for n in
+                             (10, 100, 1000)}
+    return figures
+
+
+def revoke_all(application, floor, names, n):
+    """DELETE /api/v1/tokens of a user holding ``n`` tokens (made directly)."""
+    from chalicelib import clock, service, token_store
+
+    samples = []
+    for _ in range(3 if n < 1000 else 2):
+        name = f"revoker{uuid.uuid4().hex[:12]}"
+        os.environ["BCRYPT_ROUNDS"] = "4"
+        service.signup(name, f"{name}@example.com", "bench password 3")
+        login = service.login(name, "bench password 3", "bench", "192.0.2.10")
+        os.environ["BCRYPT_ROUNDS"] = "12"
+        ctx = application.authorizer.decide("Bearer " + login["token"])
+        now = clock.now()
+        items = [{"PutRequest": {"Item": {
+            "user_id": {"S": ctx["user_id"]},
+            "token_id": {"S": token_store.new_token_id(now + i / 1e5)},
+            "expires_at": {"N": str(int(now) + 3600)}}}} for i in range(n - 1)]
+        for start in range(0, len(items), 25):
+            floor.batch_write_item(RequestItems={names["tokens"]: items[start:start + 25]})
+        event = proxy_event("DELETE", "/api/v1/tokens", ctx)
+        started = time.perf_counter()
+        answer = application.app(event, Context())
+        samples.append((time.perf_counter() - started) * 1000)
+        assert json.loads(answer["body"])["revoked"] == n, answer
+    return {"median_ms": round(statistics.median(samples), 1),
+            "per_token_ms": round(statistics.median(samples) / n, 3), "runs": len(samples)}
+
+
+def lambda_like_dirs(tmp):
+    """The deployment zip unpacked (with and without its bytecode), and a
+    runtime folder with only what the Lambda Python runtime provides."""
+    task, bare, runtime = (os.path.join(tmp, d) for d in ("task", "bare", "runtime"))
+    with zipfile.ZipFile(os.path.join(BUILD, "deployment.zip")) as z:
+        z.extractall(task)
+        z.extractall(bare, [n for n in z.namelist() if "__pycache__" not in n])
+    os.makedirs(runtime)
+    import boto3
+
+    site = os.path.dirname(os.path.dirname(boto3.__file__))
+    for name in ("boto3", "botocore", "jmespath", "s3transfer", "dateutil", "six.py",
+                 "urllib3"):
+        os.symlink(os.path.join(site, name), os.path.join(runtime, name))
+    return task, bare, runtime
+
+
+def cold(path, runs=15):
+    """Fresh interpreters that see only ``path`` (no site-packages) and cannot
+    write bytecode, as in Lambda: each times ``import boto3``, then
+    ``import app`` on top of it. Pairing the two in one process keeps the
+    machine's noise out of their difference."""
+    env = dict(os.environ, PYTHONPATH=path, PYTHONDONTWRITEBYTECODE="1")
+    program = ("import time; t = time.perf_counter(); import boto3; b = time.perf_counter(); "
+               "import app; a = time.perf_counter(); print((b - t) * 1000, (a - b) * 1000)")
+    pairs = [tuple(map(float, subprocess.run(
+        [sys.executable, "-S", "-c", program], env=env, capture_output=True, text=True,
+        check=True).stdout.split())) for _ in range(runs)]
+
+    def summary(values):
+        values = sorted(values)
+        return {"median_ms": round(statistics.median(values), 1),
+                "spread_ms": [round(values[0], 1), round(values[-1], 1)], "runs": runs}
+    return (summary(b for b, _ in pairs), summary(a for _, a in pairs),
+            summary(b + a for b, a in pairs))
+
+
+def package_figures():
+    with tempfile.TemporaryDirectory() as tmp:
+        task, bare, runtime = lambda_like_dirs(tmp)
+        boto3_alone, app_on_top, app_total = cold(f"{task}:{runtime}")
+        _, app_on_top_bare, _ = cold(f"{bare}:{runtime}")
+        figures = {
+            "import_boto3": boto3_alone,
+            "import_app": app_total,
+            "import_app_over_boto3": app_on_top,
+            "import_app_over_boto3_without_shipped_bytecode": app_on_top_bare,
+        }
+        rss = subprocess.run([sys.executable, __file__, "--rss"], capture_output=True,
+                             text=True, check=True, env=os.environ).stdout
+        figures["peak_rss_mb"] = float(rss.split()[-1])
+    figures["deployment_zip_bytes"] = os.path.getsize(os.path.join(BUILD, "deployment.zip"))
+    return figures
+
+
+def peak_rss():
+    """Peak RSS of a process that serves requests like the API handler."""
+    request_figures_light()
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def request_figures_light():
+    import app as application
+    from chalicelib import aws, service, tables
+
+    quiet()
+    aws.reset()
+    os.environ.update({"USERS_TABLE": "rss-users", "TOKENS_TABLE": "rss-tokens",
+                       "BCRYPT_ROUNDS": "4"})
+    tables.create_tables(aws.dynamodb(), {"users": "rss-users", "tokens": "rss-tokens"})
+    service.signup("rss", "rss@example.com", "rss password 1")
+    login = service.login("rss", "rss password 1", None, None)
+    ctx = application.authorizer.decide("Bearer " + login["token"])
+    for path in ("/api/v1/users/me", "/api/v1/tokens"):
+        for _ in range(200):
+            application.app(proxy_event("GET", path, ctx), Context())
+
+
+TARGETS = [
+    ("authorizer overhead", lambda f: f["authorizer"]["ratio_to_floor"], 1.15, "x floor"),
+    ("GET /users/me overhead", lambda f: f["users_me"]["ratio_to_floor"], 1.15, "x floor"),
+    ("import app over import boto3", lambda f: f["import_app_over_boto3"]["median_ms"], 60, "ms"),
+    ("deployment zip", lambda f: f["deployment_zip_bytes"] / 1e6, 1.0, "MB"),
+    ("peak RSS", lambda f: f["peak_rss_mb"], 128, "MB"),
+]
+
+
+def report(figures):
+    rows = [
+        ("authorizer (Lambda handler)", figures["authorizer"]),
+        ("  floor: one GetItem", figures["authorizer_floor"]),
+        ("GET /api/v1/users/me (handler)", figures["users_me"]),
+        ("  floor: one GetItem", figures["users_me_floor"]),
+        ("bcrypt check, cost 12", figures["bcrypt_cost_12"]),
+        ("POST /api/v1/login, cost 12", figures["login_cost_12"]),
+    ]
+    print(f"{'request':34} {'median ms':>10} {'p95 ms':>9} {'spread ms':>17} {'ratio':>6}")
+    for name, f in rows:
+        spread = f"{f['spread_ms'][0]}-{f['spread_ms'][1]}"
+        print(f"{name:34} {f['median_ms']:>10} {f['p95_ms']:>9} {spread:>17} "
+              f"{f.get('ratio_to_floor', ''):>6}")
+    for n, f in figures["revoke_all"].items():
+        print(f"{'DELETE /api/v1/tokens, N = ' + n:34} {f['median_ms']:>10}"
+              f"   ({f['per_token_ms']} ms a token)")
+    for name, label in (("import_boto3", "cold import boto3"),
+                        ("import_app", "cold import app (boto3 included)"),
+                        ("import_app_over_boto3", "  of which app over boto3"),
+                        ("import_app_over_boto3_without_shipped_bytecode",
+                         "  same, without shipped bytecode")):
+        f = figures[name]
+        print(f"{label:34} {f['median_ms']:>10} {'':>9} "
+              f"{str(f['spread_ms'][0]) + '-' + str(f['spread_ms'][1]):>17}")
+    print(f"{'peak RSS':34} {figures['peak_rss_mb']:>10.1f} MB")
+    print(f"{'deployment zip':34} {figures['deployment_zip_bytes']:>10} bytes")
+    print()
+    for name, value, limit, unit in TARGETS:
+        got = value(figures)
+        print(f"target {name}: {got:.3f} {unit} (at most {limit}): "
+              f"{'met' if got <= limit else 'NOT MET'}")
+
+
+def main():
+    if "--rss" in sys.argv:
+        print(round(peak_rss(), 1))
+        return
+    process, endpoint = start_dynamodb()
+    try:
+        environment(endpoint)
+        figures = request_figures()
+        figures.update(package_figures())
+    finally:
+        process.terminate()
+        process.wait()
+    figures["machine"] = {"cpus": os.cpu_count(), "python": sys.version.split()[0]}
+    os.makedirs(BUILD, exist_ok=True)
+    with open(os.path.join(BUILD, "bench.json"), "w", encoding="utf-8") as f:
+        json.dump(figures, f, indent=2)
+    report(figures)
+
+
+if __name__ == "__main__":
+    main()
