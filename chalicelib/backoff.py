@@ -40,5 +40,7 @@ def after_failure(attempts, now):
     """The record after one more failure."""
     failures = current(attempts, now).failures + 1
     wait = 0 if failures < THRESHOLD else min(MAX_WAIT, FIRST_WAIT * 2 ** (failures - THRESHOLD))
-    return Attempts(failures=failures, locked_until=now + wait if wait else 0,
-                    expires_at=now + MEMORY)
+    # Whole seconds, rounded down: a Retry-After (rounded up) then never
+    # exceeds the wait, and waiting that long always suffices.
+    return Attempts(failures=failures, locked_until=math.floor(now) + wait if wait else 0,
+                    expires_at=math.floor(now) + MEMORY)

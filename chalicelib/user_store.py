@@ -123,7 +123,7 @@ class UserStore:
             if item["pk"]["S"].startswith("attempts#"):
                 attempts = backoff.Attempts(
                     failures=dynamo.number(item, "failures"),
-                    locked_until=float(item["locked_until"]["N"]),
+                    locked_until=dynamo.number(item, "locked_until"),
                     expires_at=dynamo.number(item, "expires_at"))
             else:
                 login = _login(item)
@@ -133,7 +133,7 @@ class UserStore:
         dynamo.call(
             "put_item", TableName=self.table,
             Item={**self.attempts_key(username), "failures": N(attempts.failures),
-                  "locked_until": N(round(attempts.locked_until, 3)),
+                  "locked_until": N(attempts.locked_until),
                   "expires_at": N(int(attempts.expires_at))})
 
     def forget_attempts(self, username):
