@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from chalicelib import audit, backoff, clock, config, cursor, dynamo, jwtcodec, passwords
 from chalicelib.errors import (InvalidCredentials, ServiceUnavailable, TokenNotFound,
                                TooManyAttempts, UserNotFound, ValidationFailed, WrongPassword)
-from chalicelib.rules import USERNAME
 from chalicelib.token_store import TOKEN_ID, Session, TokenStore, new_token_id
 from chalicelib.user_store import User, UserStore
 
@@ -49,7 +48,7 @@ def _verified(username, password, error):
     Exactly one bcrypt check runs whatever the case (unknown user, malformed
     name), so timing says nothing about which it was.
     """
-    login = users().get_login(username) if USERNAME.fullmatch(username) else None
+    login = users().get_login(username)
     if not passwords.verify(password, login.password_hash if login else None):
         raise error()
     return login
@@ -58,7 +57,7 @@ def _verified(username, password, error):
 def login(username, password, description, ip):
     now = clock.now()
     store = users()
-    login, attempts = store.get_login_and_attempts(username, bool(USERNAME.fullmatch(username)))
+    login, attempts = store.get_login_and_attempts(username)
     wait = backoff.retry_after(attempts, now)
     if wait:
         audit.event("login_backoff", username=audit.username(username), retry_after=wait)
@@ -103,8 +102,7 @@ def _over_cap(keys, now):
     live = [token_id for token_id, expires_at in keys if expires_at > now]
     excess = len(live) + 1 - config.max_tokens_per_user()
     # A transaction holds 100 items; the put, the counter and the attempts
-    # take three. A cap
-    # lowered by far is met over several logins.
+    # take three. A cap lowered by far is met over several logins.
     return live[:min(max(excess, 0), dynamo.TRANSACTION_LIMIT - 3)]
 
 
@@ -225,7 +223,7 @@ def delete_account(identity, password):
 
 def find_user(username):
     """The login record of ``username`` (any case), for the admin routes."""
-    login = users().get_login(username) if USERNAME.fullmatch(username) else None
+    login = users().get_login(username)
     if login is None:
         raise UserNotFound()
     return login

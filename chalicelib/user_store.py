@@ -21,6 +21,7 @@ import hashlib
 
 from chalicelib import backoff, dynamo
 from chalicelib.dynamo import N, S
+from chalicelib.rules import USERNAME
 from chalicelib.errors import Conflict
 
 
@@ -109,15 +110,20 @@ class UserStore:
                     created_at=item["created_at"]["S"], roles=_roles(item))
 
     def get_login(self, username):
+        """The login of ``username`` (any case); None, without a read, for a
+        name that breaks the username rule and so cannot exist."""
+        if not USERNAME.fullmatch(username):
+            return None
         item = dynamo.call(
             "get_item", TableName=self.table, Key=self.login_key(username), ConsistentRead=True
         ).get("Item")
         return _login(item) if item else None
 
-    def get_login_and_attempts(self, username, well_formed):
+    def get_login_and_attempts(self, username):
         """The login (None for an unknown or malformed name) and the failed
         attempts of ``username``, in one read."""
-        keys = [self.attempts_key(username)] + ([self.login_key(username)] if well_formed else [])
+        keys = [self.attempts_key(username)]
+        keys += [self.login_key(username)] if USERNAME.fullmatch(username) else []
         login = attempts = None
         for item in dynamo.batch_get(self.table, keys):
             if item["pk"]["S"].startswith("attempts#"):
