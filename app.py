@@ -20,6 +20,7 @@ PREFIX = "/api/v1"
 @app.authorizer(ttl_seconds=0)
 def token_authorizer(auth_request):
     """Allows a request only while its token is on the whitelist."""
+    # Raises when it cannot decide: API Gateway then answers 503, never allows.
     context = authorizer.decide(auth_request.token)
     if context is None:
         return {"principalId": "denied", "policyDocument": {

@@ -26,6 +26,7 @@ from marshmallow import ValidationError
 
 from chalicelib import aws, schemas, service, tables
 from chalicelib.errors import ServiceError
+from deploy import gateway_responses
 
 ROOT = os.path.dirname(os.path.abspath(__file__))
 SERVICE = "login-service"
@@ -126,13 +127,15 @@ def serve(stage):
     admin = [os.environ.get(f"ADMIN_{k}") for k in ("USERNAME", "EMAIL", "PASSWORD")]
     if all(admin):
         print(create_admin(*admin), flush=True)
-    command = [os.path.join(os.path.dirname(sys.executable), "chalice"), "--project-dir", ROOT,
-               "local", "--no-autoreload", "--host", "127.0.0.1", "--port", port, "--stage", stage]
-    # chalice local runs without its reloader, which restarts its worker
-    # whenever a file in the project changes (the tests write some); a stop
-    # landing mid-restart could orphan the new worker. It gets a process
-    # group of its own, and Ctrl-C or a SIGTERM (a supervisor, a test) stops
-    # that whole group; then the embedded DynamoDB goes.
+    # chalice's local server, answering auth failures and unknown routes with
+    # the deployed Gateway Responses (deploy/local_server.py). It runs without
+    # chalice's reloader, which restarts its worker whenever a file in the
+    # project changes (the tests write some); a stop landing mid-restart could
+    # orphan the new worker. It gets a process group of its own, and Ctrl-C or
+    # a SIGTERM (a supervisor, a test) stops that whole group; then the
+    # embedded DynamoDB goes.
+    command = [sys.executable, "-m", "deploy.local_server",
+               "--host", "127.0.0.1", "--port", port, "--stage", stage]
     child = subprocess.Popen(command, cwd=ROOT, start_new_session=True)
 
     def stop(signum, frame):
@@ -154,40 +157,6 @@ def serve(stage):
     return 0
 
 
-# What API Gateway answers by itself, before any Lambda runs: the same JSON
-# error shape as the app's own errors, a Bearer challenge on 401, and CORS
-# headers so that a browser client can read them.
-GATEWAY_RESPONSES = {
-    "UNAUTHORIZED": (401, "unauthorized", "A bearer token is required."),
-    "ACCESS_DENIED": (403, "access_denied", "The token is invalid, expired or revoked."),
-    "MISSING_AUTHENTICATION_TOKEN": (404, "not_found", "There is no such route."),
-    "AUTHORIZER_FAILURE": (503, "service_unavailable", "Authorization is briefly unavailable."),
-    "AUTHORIZER_CONFIGURATION_ERROR": (503, "service_unavailable",
-                                       "Authorization is briefly unavailable."),
-    "DEFAULT_4XX": (None, "bad_request", None),
-    "DEFAULT_5XX": (None, "service_unavailable", None),
-}
-
-
-def _gateway_response(kind, status, code, message):
-    text = json.dumps(message) if message else "$context.error.messageString"
-    headers = {
-        "gatewayresponse.header.Access-Control-Allow-Origin": "'*'",
-        "gatewayresponse.header.Access-Control-Allow-Headers": "'Authorization,Content-Type'",
-    }
-    if status == 401:
-        headers["gatewayresponse.header.WWW-Authenticate"] = "'Bearer'"
-    properties = {
-        "RestApiId": {"Ref": "RestAPI"},
-        "ResponseType": kind,
-        "ResponseParameters": headers,
-        "ResponseTemplates": {"application/json": f'{{"error": "{code}", "message": {text}}}'},
-    }
-    if status:
-        properties["StatusCode"] = str(status)
-    return {"Type": "AWS::ApiGateway::GatewayResponse", "Properties": properties}
-
-
 def deploy_template(stage):
     """What `chalice package --merge-template` adds to chalice's own template."""
     names = tables.stage_table_names(ROOT, stage)
@@ -195,9 +164,7 @@ def deploy_template(stage):
         "UsersTable": tables.cloudformation("users", names["users"]),
         "TokensTable": tables.cloudformation("tokens", names["tokens"]),
     }
-    for kind, (status, code, message) in GATEWAY_RESPONSES.items():
-        name = "".join(part.title() for part in kind.split("_"))
-        resources[f"{name}Response"] = _gateway_response(kind, status, code, message)
+    resources.update(gateway_responses.resources())
     # Fixed function names give the log groups fixed names, so that each
     # role may write to its own log group and nothing else.
     for function, suffix in (("APIHandler", "api"), ("TokenAuthorizer", "authorizer")):

@@ -3,8 +3,15 @@
 A request passes when its JWT verifies (HS256, known kid, sub/jti/iat/exp
 present, not expired) and its record is still in the tokens table, read
 with one strongly consistent GetItem, and not expired there either (DynamoDB
-TTL deletes days late). Anything else, including an error of our own or of
-DynamoDB, is a deny: the authorizer never raises and never says why.
+TTL deletes days late). A token that fails any of these is denied, and the
+deny never says why.
+
+When the authorizer cannot decide (DynamoDB or SSM unavailable, a missing
+secret, a bug of ours) it raises :class:`Undecided`: a deny would tell the
+client its token is dead, and clients throw such tokens away. API Gateway
+answers a raising authorizer with its authorizer-failure Gateway Responses,
+which the deployment maps to 503 (deploy/gateway_responses.py); the request
+never reaches a view.
 """
 import logging
 
@@ -14,6 +21,15 @@ from chalicelib.service import tokens
 
 # Far beyond any token of ours; refused before any parsing or DynamoDB call.
 MAX_HEADER_LENGTH = 4096
+
+
+class Undecided(Exception):
+    """The authorizer could not reach a verdict on the token."""
+
+    def __init__(self):
+        # A fixed text: it is what Lambda logs, and API Gateway turns an
+        # authorizer error whose message is exactly "Unauthorized" into a 401.
+        super().__init__("the token could not be checked")
 
 
 def bearer_token(header):
@@ -26,28 +42,36 @@ def bearer_token(header):
     return parts[0] if len(parts) == 1 else None
 
 
+def _context(header):
+    token = bearer_token(header)
+    if token is None:
+        return None
+    now = clock.now()
+    claims = jwtcodec.decode(token, now)
+    store = tokens()
+    session = store.get(claims["sub"], claims["jti"])
+    if session is None or session.expires_at <= now:
+        return None
+    window = config.last_used_resolution_seconds()
+    if session.last_used_at is None or session.last_used_at < now - window:
+        try:
+            store.touch(session.user_id, session.token_id, now, now - window)
+        except ServiceUnavailable:
+            pass  # bookkeeping only: the read above already decided
+    return {"user_id": session.user_id, "token_id": session.token_id,
+            "username": session.username, "roles": session.roles}
+
+
 def decide(header):
-    """The authorizer context for an allowed request, or None for a deny."""
+    """The authorizer context for an allowed request, or None for a deny.
+
+    Raises Undecided when there is no verdict to give.
+    """
     try:
-        token = bearer_token(header)
-        if token is None:
-            return None
-        now = clock.now()
-        claims = jwtcodec.decode(token, now)
-        store = tokens()
-        session = store.get(claims["sub"], claims["jti"])
-        if session is None or session.expires_at <= now:
-            return None
-        window = config.last_used_resolution_seconds()
-        if session.last_used_at is None or session.last_used_at < now - window:
-            try:
-                store.touch(session.user_id, session.token_id, now, now - window)
-            except ServiceUnavailable:
-                pass  # bookkeeping only: the read above already decided
-        return {"user_id": session.user_id, "token_id": session.token_id,
-                "username": session.username, "roles": session.roles}
+        return _context(header)
     except jwtcodec.InvalidToken:
         return None
-    except Exception as exc:  # noqa: BLE001 - an authorizer must deny, not crash
+    except Exception as exc:  # noqa: BLE001 - no verdict is not a deny
+        # The type only: a library's message may quote the token.
         audit.event("authorizer_error", level=logging.ERROR, type=type(exc).__name__)
-        return None
+        raise Undecided() from None

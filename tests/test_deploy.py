@@ -79,6 +79,28 @@ def test_gateway_responses_speak_the_error_shape(template):
             assert set(json.loads(body)) == {"error", "message"}
 
 
+def gateway_responses(template):
+    return {r["Properties"]["ResponseType"]: r["Properties"]
+            for r in resources(template, "AWS::ApiGateway::GatewayResponse").values()}
+
+
+@pytest.mark.parametrize("kind", ["AUTHORIZER_FAILURE", "AUTHORIZER_CONFIGURATION_ERROR"])
+def test_an_authorizer_without_a_verdict_is_a_503_with_retry_after(template, kind):
+    """A Lambda authorizer that raises gets one of these (500 by default)."""
+    props = gateway_responses(template)[kind]
+    assert props["StatusCode"] == "503"
+    assert props["ResponseParameters"]["gatewayresponse.header.Retry-After"] == "'1'"
+    assert json.loads(props["ResponseTemplates"]["application/json"])["error"] == \
+        "service_unavailable"
+
+
+def test_every_gateway_response_forbids_caching(template):
+    found = gateway_responses(template)
+    assert len(found) == 7
+    for props in found.values():
+        assert props["ResponseParameters"]["gatewayresponse.header.Cache-Control"] == "'no-store'"
+
+
 def test_functions_are_sized_and_named(template):
     api = template["Resources"]["APIHandler"]["Properties"]
     authorizer = template["Resources"]["TokenAuthorizer"]["Properties"]
@@ -96,7 +118,7 @@ def test_no_secret_travels_in_the_template_or_the_zip(template):
         assert "JWT_SECRET" not in env and env["JWT_SECRET_PARAMETER"] == "/login-service/dev/jwt-secret"
     with zipfile.ZipFile(os.path.join(BUILD, "deployment.zip")) as z:
         names = z.namelist()
-    assert not any(n.startswith((".local", ".chalice", "tests/")) for n in names)
+    assert not any(n.startswith((".local", ".chalice", "tests/", "deploy/")) for n in names)
     assert {"app.py", "chalicelib/common-passwords.txt.gz"} <= set(names)
 
 

@@ -121,6 +121,69 @@ def test_a_configured_dynamodb_is_used_and_none_is_embedded(tmp_path):
         server.stop()
 
 
+def deployed(kind):
+    """(status, headers, body) of the template's Gateway Response ``kind``."""
+    import manage
+
+    found = [r["Properties"] for r in manage.deploy_template("local")["Resources"].values()
+             if r.get("Properties", {}).get("ResponseType") == kind]
+    props = found[0]
+    headers = {name.removeprefix("gatewayresponse.header."): value.strip("'")
+               for name, value in props["ResponseParameters"].items()}
+    return int(props["StatusCode"]), headers, props["ResponseTemplates"]["application/json"].encode()
+
+
+def answers_as_deployed(reply, kind):
+    status, headers, body = deployed(kind)
+    assert reply.status_code == status, reply.content
+    assert {name: reply.headers.get(name) for name in headers} == headers
+    assert reply.headers["Content-Type"] == "application/json"
+    assert reply.content == body
+
+
+def test_auth_failures_get_the_deployed_gateway_responses(stack):
+    me = stack.base + "/api/v1/users/me"
+    answers_as_deployed(requests.get(me, timeout=10), "UNAUTHORIZED")
+    answers_as_deployed(requests.get(me, headers={"Authorization": "Bearer a.b.c"}, timeout=10),
+                        "ACCESS_DENIED")
+    for headers in ({}, {"Authorization": "Bearer a.b.c"},
+                    {"Authorization": "Bearer tökén".encode()}):  # chalice local crashed here
+        answers_as_deployed(requests.get(stack.base + "/api/v1/nothing-here", headers=headers,
+                                         timeout=10), "MISSING_AUTHENTICATION_TOKEN")
+    preflight = requests.options(me, headers={"Origin": "https://example.com",
+                                              "Access-Control-Request-Method": "GET"}, timeout=10)
+    assert preflight.status_code == 200 and preflight.headers["Access-Control-Allow-Origin"] == "*"
+
+
+def test_an_outage_is_a_503_and_the_session_survives_it(tmp_path):
+    """A DynamoDB that goes away and comes back: meanwhile a live token gets
+    503 with Retry-After (never the 403 that makes clients log out), and
+    works again afterwards."""
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    stack = Stack(tmp_path / "run.log", AWS_ENDPOINT_URL_DYNAMODB=f"http://127.0.0.1:{port}",
+                  AWS_ACCESS_KEY_ID="x", AWS_SECRET_ACCESS_KEY="x").start()
+    try:
+        body = {"username": "erin", "email": "erin@example.com", "password": "erin password"}
+        assert post(stack, "/api/v1/signup", body).status_code == 201
+        token = post(stack, "/api/v1/login", {"username": "erin", "password": "erin password"})
+        me = {"url": stack.base + "/api/v1/users/me", "timeout": 30,
+              "headers": {"Authorization": f"Bearer {token.json()['token']}"}}
+        assert requests.get(**me).status_code == 200
+        server.stop()
+        started = time.monotonic()
+        answers_as_deployed(requests.get(**me), "AUTHORIZER_FAILURE")
+        assert time.monotonic() - started < 15  # bounded by the client's retries
+        assert deployed("AUTHORIZER_CONFIGURATION_ERROR") == deployed("AUTHORIZER_FAILURE")
+        server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+        server.start()
+        assert requests.get(**me).status_code == 200
+    finally:
+        stack.stop()
+        server.stop()
+
+
 def test_fuzzing_finds_no_server_error_and_no_response_off_the_document(stack):
     """schemathesis drives every operation of the OpenAPI document against
     the running stack, bounded, with an admin's token. Operations that would

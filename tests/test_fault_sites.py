@@ -1,8 +1,8 @@
 """A DynamoDB fault at any call a route makes is a 503 with Retry-After.
 
 Each route is run once to count the DynamoDB calls its view makes (the
-authorizer's are not counted: it denies on a fault, by design), then once
-per call site with a fault injected exactly there.
+authorizer's are not counted: its faults are tested in test_authorizer.py),
+then once per call site with a fault injected exactly there.
 """
 import itertools
 

@@ -66,10 +66,10 @@ def test_a_token_with_an_unknown_kid_is_denied(api, ssm):
     assert me(api, forged) == 403
 
 
-def test_a_missing_parameter_fails_closed(api, ssm, monkeypatch):
+def test_a_missing_parameter_fails_closed_without_a_deny(api, ssm, monkeypatch):
     token = api.user()
     monkeypatch.setenv("JWT_SECRET_PARAMETER", "/nowhere")
-    assert me(api, token) == 403
+    assert me(api, token) == 503
     assert api.login().status == 500
 
 
@@ -81,6 +81,17 @@ def test_an_unreachable_parameter_store_is_a_503_and_is_retried(api, ssm):
     inject(ssm, "GetParameter", lambda p: client_error("ThrottlingException"), times=1)
     assert api.login().status == 503
     assert api.login().status == 200
+
+
+def test_an_unreachable_parameter_store_is_no_verdict_for_the_authorizer(api, ssm):
+    from faults import client_error, inject
+
+    token = api.user()
+    signing_keys.forget()  # a new container: the authorizer reads the secret first
+    inject(ssm, "GetParameter", lambda p: client_error("ThrottlingException"), times=1)
+    reply = api.call("GET", "/api/v1/users/me", token=token)
+    assert reply.status == 503 and reply.headers["Retry-After"] == "1"
+    assert me(api, token) == 200
 
 
 # Least privilege: each function's policy lists exactly what its code calls.

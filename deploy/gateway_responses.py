@@ -1,0 +1,94 @@
+"""API Gateway's own answers (its Gateway Responses), defined once.
+
+API Gateway answers these by itself, before any view runs: no token, a
+denied token, an authorizer that could not decide, an unknown route. The
+deployment template renders them as AWS::ApiGateway::GatewayResponse
+resources (:func:`cloudformation`), and `make run` answers the very same
+status, headers and body (:func:`http`), so the two cannot drift.
+"""
+import json
+from dataclasses import dataclass, field
+from typing import Optional
+
+# Tokens travel in a header, never in a cookie, so any origin may read these
+# answers (the same policy as the app's CORSConfig in app.py).
+CORS = {"Access-Control-Allow-Origin": "*",
+        "Access-Control-Allow-Headers": "Authorization,Content-Type"}
+# Every /api/v1 answer may concern a token or an account: no cache keeps it.
+NO_STORE = {"Cache-Control": "no-store"}
+# A static value (a Gateway Response cannot compute one): the authorizer's
+# DynamoDB client already retried for about 3 s before giving up.
+RETRY_AFTER_SECONDS = 1
+
+
+@dataclass(frozen=True)
+class GatewayResponse:
+    status: Optional[int]  # None: the status API Gateway chose (the DEFAULT_* types)
+    code: str
+    message: Optional[str]  # None: API Gateway's own message ($context.error.messageString)
+    headers: dict = field(default_factory=dict)
+
+
+UNAVAILABLE = GatewayResponse(503, "service_unavailable", "Authorization is briefly unavailable.",
+                              {"Retry-After": str(RETRY_AFTER_SECONDS)})
+
+RESPONSES = {
+    "UNAUTHORIZED": GatewayResponse(401, "unauthorized", "A bearer token is required.",
+                                    {"WWW-Authenticate": "Bearer"}),
+    "ACCESS_DENIED": GatewayResponse(403, "access_denied",
+                                     "The token is invalid, expired or revoked."),
+    "MISSING_AUTHENTICATION_TOKEN": GatewayResponse(404, "not_found", "There is no such route."),
+    # The authorizer raised (it could not decide) or timed out. AWS documents
+    # both types as "500" without saying which one a raising Lambda authorizer
+    # produces (reports point to the configuration error), so both are 503:
+    # an outage must never read as a 403, which clients take as a logout.
+    "AUTHORIZER_FAILURE": UNAVAILABLE,
+    "AUTHORIZER_CONFIGURATION_ERROR": UNAVAILABLE,
+    "DEFAULT_4XX": GatewayResponse(None, "bad_request", None),
+    "DEFAULT_5XX": GatewayResponse(None, "service_unavailable", None),
+}
+
+
+def headers(kind):
+    """The headers of one Gateway Response, by name."""
+    return {**CORS, **NO_STORE, **RESPONSES[kind].headers}
+
+
+def body(kind):
+    """Its body: JSON, with API Gateway's own message where none is given
+    (``$context.error.messageString`` is that message already quoted)."""
+    response = RESPONSES[kind]
+    text = json.dumps(response.message) if response.message else "$context.error.messageString"
+    return f'{{"error": "{response.code}", "message": {text}}}'
+
+
+def cloudformation(kind):
+    """The AWS::ApiGateway::GatewayResponse resource of ``kind``."""
+    response = RESPONSES[kind]
+    properties = {
+        "RestApiId": {"Ref": "RestAPI"},
+        "ResponseType": kind,
+        # Static header values are quoted; unquoted ones would name request data.
+        "ResponseParameters": {f"gatewayresponse.header.{name}": f"'{value}'"
+                               for name, value in headers(kind).items()},
+        "ResponseTemplates": {"application/json": body(kind)},
+    }
+    if response.status:
+        properties["StatusCode"] = str(response.status)
+    return {"Type": "AWS::ApiGateway::GatewayResponse", "Properties": properties}
+
+
+def resources():
+    """Every Gateway Response, as template resources named after their type."""
+    return {"".join(part.title() for part in kind.split("_")) + "Response": cloudformation(kind)
+            for kind in RESPONSES}
+
+
+def http(kind):
+    """(status, headers, body bytes) of ``kind`` as API Gateway sends it; only
+    for the types with a status and a message of their own."""
+    response = RESPONSES[kind]
+    if response.status is None or response.message is None:
+        raise ValueError(f"{kind} takes its status and message from API Gateway")
+    return response.status, {"Content-Type": "application/json", **headers(kind)}, \
+        body(kind).encode("utf-8")
