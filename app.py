@@ -9,7 +9,9 @@ from chalicelib.rules import DESCRIPTION_LENGTH
 from chalicelib.web import (client_ip, dump, flag, handled, identity, limit, load, query,
                             user_agent)
 
-app = Chalice(app_name=config.SERVICE_NAME)
+# The app's logger has the service's name, which is audit's logger: Chalice
+# must not configure it (it would set it to ERROR, silencing every line).
+app = Chalice(app_name=config.SERVICE_NAME, configure_logs=False)
 # Tokens travel in a header, never in a cookie, so any origin may call the
 # API: a page cannot borrow a visitor's session without holding its token.
 app.api.cors = CORSConfig(allow_origin="*", allow_headers=["Authorization"], max_age=600)

@@ -3,6 +3,11 @@
 Only ids, counts, statuses and timings go in: never a token, a password, a
 hash or a request body. Lambda ships standard output to CloudWatch Logs,
 where each line can be queried by its fields.
+
+Each line is written by this logger's own handler, the same bare JSON line
+wherever the code runs (Lambda, `make run`, a script), and goes nowhere else:
+Lambda's runtime and `chalice local` put a handler on the root logger, and
+a line reaching it would be written a second time, in another format.
 """
 import json
 import logging
@@ -12,7 +17,8 @@ from chalicelib.rules import USERNAME
 
 log = logging.getLogger("login-service")
 log.setLevel(logging.INFO)
-if not logging.getLogger().handlers:  # Lambda installs a root handler; elsewhere, stdout
+log.propagate = False
+if not log.handlers:
     _handler = logging.StreamHandler(sys.stdout)
     _handler.setFormatter(logging.Formatter("%(message)s"))
     log.addHandler(_handler)

@@ -1,5 +1,6 @@
 """A fresh mocked AWS world for every test, and a small API helper."""
 import json
+import logging
 import os
 from dataclasses import dataclass
 
@@ -26,6 +27,9 @@ def environment(monkeypatch):
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
     monkeypatch.setenv("JWT_SECRET", SECRET)
     monkeypatch.setenv("BCRYPT_ROUNDS", "4")
+    # The service's log lines go only to their own stdout handler (see
+    # chalicelib/audit.py); here they also reach pytest's caplog.
+    monkeypatch.setattr(logging.getLogger("login-service"), "propagate", True)
 
 
 @pytest.fixture

@@ -3,6 +3,7 @@
 Few and well chosen: each starts processes, so each covers what only a real
 chalice local and a real DynamoDB server can show.
 """
+import json
 import os
 import re
 import shutil
@@ -155,6 +156,32 @@ def test_auth_failures_get_the_deployed_gateway_responses(stack):
     assert preflight.status_code == 200 and preflight.headers["Access-Control-Allow-Origin"] == "*"
 
 
+def log_lines(stack):
+    """The service's structured lines in make run's output (each a JSON object)."""
+    found = []
+    for line in stack.output().splitlines():
+        try:
+            found.append(json.loads(line))
+        except ValueError:
+            continue
+    return [line for line in found if isinstance(line, dict) and "event" in line]
+
+
+def test_make_run_prints_the_service_log_lines(stack):
+    body = {"username": "logan", "email": "logan@example.com", "password": "logan password"}
+    assert post(stack, "/api/v1/signup", body).status_code == 201
+    login = post(stack, "/api/v1/login", {"username": "logan", "password": "logan password"})
+    user_id = requests.get(stack.base + "/api/v1/users/me", timeout=10, headers={
+        "Authorization": f"Bearer {login.json()['token']}"}).json()["id"]
+    lines = log_lines(stack)
+    assert {"event": "login", "user_id": user_id, "token_id": login.json()["token_id"],
+            "evicted": 0} in lines
+    requests_logged = [(r["method"], r["route"], r["status"]) for r in lines
+                       if r["event"] == "request"]
+    assert ("POST", "/api/v1/login", 200) in requests_logged
+    assert login.json()["token"] not in stack.output()
+
+
 def test_an_outage_is_a_503_and_the_session_survives_it(tmp_path):
     """A DynamoDB that goes away and comes back: meanwhile a live token gets
     503 with Retry-After (never the 403 that makes clients log out), and
@@ -176,6 +203,7 @@ def test_an_outage_is_a_503_and_the_session_survives_it(tmp_path):
         answers_as_deployed(requests.get(**me), "AUTHORIZER_FAILURE")
         assert time.monotonic() - started < 15  # bounded by the client's retries
         assert deployed("AUTHORIZER_CONFIGURATION_ERROR") == deployed("AUTHORIZER_FAILURE")
+        assert {"event": "authorizer_error", "type": "ServiceUnavailable"} in log_lines(stack)
         server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
         server.start()
         assert requests.get(**me).status_code == 200

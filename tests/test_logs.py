@@ -1,10 +1,13 @@
 """Logs: one JSON line per request, audit events, and no secrets."""
 import json
 import logging
+import subprocess
+import sys
+import textwrap
 
 import pytest
 
-from conftest import PASSWORD, SECRET
+from conftest import PASSWORD, ROOT, SECRET
 
 
 @pytest.fixture
@@ -67,3 +70,34 @@ def test_a_full_scenario_logs_no_token_password_or_hash(api, lines, caplog, caps
     for secret in forbidden:
         assert secret not in text
     assert "<malformed>" in text
+
+
+# What Lambda's Python runtime does before it imports the handler: a handler
+# of its own on the root logger (and stdout shipped to CloudWatch Logs).
+LAMBDA_LIKE = textwrap.dedent("""
+    import logging, sys
+    logging.getLogger().addHandler(logging.StreamHandler(sys.stderr))
+
+    import app
+
+    class Context:
+        aws_request_id = "req-1"
+
+    event = {"resource": "/", "path": "/", "httpMethod": "GET", "headers": {},
+             "multiValueHeaders": {}, "queryStringParameters": None,
+             "multiValueQueryStringParameters": None, "pathParameters": None,
+             "stageVariables": None, "isBase64Encoded": False, "body": None,
+             "requestContext": {"resourcePath": "/", "httpMethod": "GET", "path": "/api/",
+                                "stage": "api", "identity": {"sourceIp": "192.0.2.1"}}}
+    assert app.app(event, Context())["statusCode"] == 200
+""")
+
+
+def test_a_deployed_function_writes_each_line_once_as_bare_json():
+    run = subprocess.run([sys.executable, "-c", LAMBDA_LIKE], cwd=ROOT, capture_output=True,
+                         text=True, timeout=60)
+    assert run.returncode == 0, run.stderr
+    lines = [json.loads(line) for line in run.stdout.splitlines()]
+    assert [(line["event"], line["route"], line["request_id"]) for line in lines] == [
+        ("request", "/", "req-1")]
+    assert '"event"' not in run.stderr  # not a second time through the root handler
