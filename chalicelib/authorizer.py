@@ -44,8 +44,10 @@ def decide(header):
                 store.touch(session.user_id, session.token_id, now, now - window)
             except ServiceUnavailable:
                 pass  # bookkeeping only: the read above already decided
+        # No roles: they may change after login, so the admin routes read
+        # the current ones themselves (see service.admin_target).
         return {"user_id": session.user_id, "token_id": session.token_id,
-                "username": session.username, "roles": session.roles}
+                "username": session.username}
     except jwtcodec.InvalidToken:
         return None
     except Exception as exc:  # noqa: BLE001 - an authorizer must deny, not crash

@@ -7,7 +7,7 @@ import uuid
 from dataclasses import dataclass
 
 from chalicelib import audit, backoff, clock, config, cursor, dynamo, jwtcodec, passwords
-from chalicelib.errors import (InvalidCredentials, ServiceUnavailable, TokenNotFound,
+from chalicelib.errors import (Forbidden, InvalidCredentials, ServiceUnavailable, TokenNotFound,
                                TooManyAttempts, UserNotFound, ValidationFailed, WrongPassword)
 from chalicelib.rules import ADMIN
 from chalicelib.token_store import TOKEN_ID, Session, TokenStore, new_token_id
@@ -16,16 +16,15 @@ from chalicelib.user_store import User, UserStore
 
 @dataclass
 class Identity:
-    """Who a request is, as the authorizer established it."""
+    """Who a request is, as the authorizer established it.
+
+    No roles: a token record is written at login and roles change after
+    it, so whatever needs a role reads the user's current ones.
+    """
 
     user_id: str
     token_id: str
     username: str
-    roles: list
-
-    @property
-    def is_admin(self):
-        return "admin" in self.roles
 
 
 def users():
@@ -73,8 +72,7 @@ def login(username, password, description, ip):
     session = Session(
         user_id=login.user_id, token_id=new_token_id(now),
         expires_at=issued + config.token_lifetime_seconds(),
-        username=login.username, roles=",".join(login.roles),
-        description=description, ip=ip,
+        username=login.username, description=description, ip=ip,
     )
     sessions = tokens()
     evicted = _over_cap(sessions.all_keys(login.user_id), now)
@@ -250,11 +248,27 @@ def _delete(login, keep, by):
 
 
 def find_user(username):
-    """The login record of ``username`` (any case), for the admin routes."""
+    """The login record of ``username`` (any case)."""
     login = users().get_login(username)
     if login is None:
         raise UserNotFound()
     return login
+
+
+def admin_target(caller, username):
+    """The login of ``username``, for an admin route called by ``caller``.
+
+    The caller's current roles decide, not the ones it had at login: they
+    are read with the target, in one strongly consistent read. A non-admin
+    is refused before the target's existence counts, so the answer tells
+    it nothing about which users exist.
+    """
+    roles, target = users().get_roles_and_login(caller.user_id, username)
+    if roles is None or ADMIN not in roles:
+        raise Forbidden()
+    if target is None:
+        raise UserNotFound()
+    return target
 
 
 def grant_admin(username):

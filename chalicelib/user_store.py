@@ -14,6 +14,10 @@ three in one transaction, each on condition that its key is new, so two
 racing signups cannot both win (a GSI could not promise that: it is
 eventually consistent). The password hash lives on the login item so that a
 login needs one read to find and check a user.
+
+Roles are decided on the profile: /users/me and every admin request read
+it there, so granting or revoking takes effect on the next request. The
+login keeps a copy, always written in the same transaction.
 """
 from dataclasses import dataclass, field
 
@@ -198,6 +202,20 @@ class UserStore:
                             "ConditionExpression": "attribute_exists(deleting) AND user_id = :id",
                             "ExpressionAttributeValues": {":id": S(login.user_id)}}}] + [
             {"Delete": {"TableName": self.table, "Key": key}} for key in keys]
+
+    def get_roles_and_login(self, user_id, username):
+        """The current roles of user ``user_id`` (None when it is gone) and
+        the login of ``username`` (None for an unknown or malformed name), in
+        one strongly consistent read."""
+        keys = [self.user_key(user_id)]
+        keys += [self.login_key(username)] if USERNAME.fullmatch(username) else []
+        roles = login = None
+        for item in dynamo.batch_get(self.table, keys):
+            if item["pk"]["S"].startswith("user#"):
+                roles = _roles(item)
+            else:
+                login = _login(item)
+        return roles, login
 
     def set_roles(self, login, roles):
         """Write ``roles`` to the profile and the login, in one transaction.
