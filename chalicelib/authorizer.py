@@ -36,7 +36,9 @@ def decide(header):
         claims = jwtcodec.decode(token, now)
         store = tokens()
         session = store.get(claims["sub"], claims["jti"])
-        if session is None or session.expires_at <= now:
+        # A record without an expiry is not one of ours (the most this
+        # function's own role could write is such a record): never live.
+        if session is None or (session.expires_at or 0) <= now:
             return None
         window = config.last_used_resolution_seconds()
         if session.last_used_at is None or session.last_used_at < now - window:
