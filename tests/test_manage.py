@@ -185,6 +185,23 @@ def test_delete_user_finishes_a_deletion_that_failed_half_way(cli, api, dynamodb
     assert api.signup("alice", email="alice@example.com").status == 201
 
 
+def test_delete_user_survives_a_password_change_between_its_read_and_its_mark(
+        cli, api, dynamodb, table_names):
+    token = api.user("alice")
+    changed = []
+
+    def change_meanwhile(**kwargs):
+        if not changed:
+            changed.append(None)
+            changed[0] = api.call("POST", "/api/v1/users/me/password", token=token, body={
+                "current_password": PASSWORD, "new_password": "a brand new password"}).status
+
+    dynamodb.meta.events.register("before-call.dynamodb.UpdateItem", change_meanwhile)
+    assert cli("delete-user", "alice") == 0
+    assert changed == [200]
+    assert items(dynamodb, table_names) == {"users": [], "tokens": []}
+
+
 def test_delete_user_racing_the_users_own_deletion_reports_it_gone(cli, api, dynamodb,
                                                                     table_names, capsys):
     token = api.user("alice")
