@@ -4,7 +4,6 @@ import time
 from chalice import AuthResponse, Chalice, CORSConfig, Response
 
 from chalicelib import audit, authorizer, config, page, service
-from chalicelib.errors import Forbidden
 from chalicelib.rules import DESCRIPTION_LENGTH
 from chalicelib.web import (client_ip, dump, flag, handled, identity, limit, load, query,
                             user_agent)
@@ -30,14 +29,6 @@ def token_authorizer(auth_request):
             "Statement": [{"Action": "execute-api:Invoke", "Effect": "Deny", "Resource": "*"}],
         }}
     return AuthResponse(routes=["*"], principal_id=context["user_id"], context=context)
-
-
-def _admin_only(request):
-    """The caller, who must be an admin (403 otherwise, before any lookup)."""
-    caller = identity(request)
-    if not caller.is_admin:
-        raise Forbidden()
-    return caller
 
 
 @app.middleware("http")
@@ -160,10 +151,9 @@ def revoke_tokens():
 def admin_list_tokens(username):
     """Admin: another user's live tokens."""
     request = app.current_request
-    _admin_only(request)
-    page_size = limit(request)
-    target = service.find_user(username)
-    page = service.list_tokens(target.user_id, None, page_size, query(request, "cursor"), "admin")
+    target = service.admin_target(identity(request), username)
+    page = service.list_tokens(target.user_id, None, limit(request), query(request, "cursor"),
+                               "admin")
     return dump("TokenPageOut", page)
 
 
@@ -172,5 +162,6 @@ def admin_list_tokens(username):
 @handled
 def admin_revoke_tokens(username):
     """Admin: revokes every token of another user."""
-    admin = _admin_only(app.current_request)
-    return {"revoked": service.revoke_all(service.find_user(username).user_id, by=admin.user_id)}
+    admin = identity(app.current_request)
+    target = service.admin_target(admin, username)
+    return {"revoked": service.revoke_all(target.user_id, by=admin.user_id)}

@@ -2,6 +2,9 @@
 
     python manage.py create-tables
     python manage.py create-admin USERNAME EMAIL      (password: prompt or stdin)
+    python manage.py grant-admin USERNAME
+    python manage.py revoke-admin USERNAME
+    python manage.py delete-user USERNAME
     python manage.py serve                            (what `make run` runs)
 
 They talk to the DynamoDB of `make run` (127.0.0.1:$DYNAMODB_PORT) unless
@@ -25,7 +28,8 @@ import time
 from marshmallow import ValidationError
 
 from chalicelib import aws, schemas, service, tables
-from chalicelib.errors import ServiceError
+from chalicelib.errors import Conflict, ServiceError, UserNotFound
+from chalicelib.rules import ADMIN
 from deploy import gateway_responses
 
 ROOT = os.path.dirname(os.path.abspath(__file__))
@@ -78,20 +82,71 @@ def read_password(stream=None):
 
 
 def create_admin(username, email, password):
-    """Create the admin, or give an existing user of that name the admin role.
+    """Create a new admin account.
 
-    An existing user keeps its password and email: this never takes over an
-    account silently, it only promotes it.
+    A taken username or email is refused by the signup transaction itself
+    (Conflict), with nothing written. An existing account is never
+    promoted here: with open signup, whoever registered the name first
+    would get the role.
     """
-    existing = service.users().get_login(username)
-    if existing is not None:
-        if "admin" not in existing.roles:
-            service.users().grant_admin(existing)
-        return f"{existing.username} already exists; it has the admin role"
     data = schemas.SignupIn().load(
         {"username": username, "email": email, "password": password})
-    service.signup(data["username"], data["email"], data["password"], roles=["admin"])
-    return f"admin {username} created"
+    service.signup(data["username"], data["email"], data["password"], roles=[ADMIN])
+    return f"admin {data['username']} created"
+
+
+def grant_admin(username):
+    if service.grant_admin(username):
+        return f"{username} has the admin role now"
+    return f"{username} already had the admin role; nothing was changed"
+
+
+def revoke_admin(username):
+    if service.revoke_admin(username):
+        return f"{username} no longer has the admin role"
+    return f"{username} did not have the admin role; nothing was changed"
+
+
+def delete_user(username):
+    return f"{username} deleted, with its {service.delete_user(username)} live tokens"
+
+
+USER_COMMANDS = {
+    "grant-admin": (grant_admin, "give an existing user the admin role"),
+    "revoke-admin": (revoke_admin, "take the admin role from a user"),
+    "delete-user": (delete_user, "delete a user and its tokens (also finishes a deletion "
+                                 "that failed half-way)"),
+}
+
+
+class Refused(Exception):
+    """The ADMIN_* settings of `make run` name an account it must not touch."""
+
+
+def ensure_admin(username, email, password):
+    """The ADMIN_* admin of `make run`: created when missing, left as it is
+    when it exists and is an admin. A name that belongs to any other account
+    is refused, never promoted: `make run` did not create that account."""
+    login = service.users().get_login(username)
+    if login is None:
+        try:
+            return create_admin(username, email, password)
+        except ValidationError as exc:
+            raise Refused(" ".join(f"ADMIN_{field.upper()}: {' '.join(map(str, messages))}"
+                                    for field, messages in exc.messages.items())) from None
+        except Conflict as exc:
+            variable = "ADMIN_EMAIL" if exc.code == "email_taken" else "ADMIN_USERNAME"
+            raise Refused(f"{variable} is already registered to another account") from None
+    if login.deleting:
+        raise Refused(f"ADMIN_USERNAME {login.username!r} belongs to an account whose deletion "
+                      f"is under way; `manage.py delete-user {login.username}` finishes it")
+    user = service.users().get_user(login.user_id)
+    if user is None or ADMIN not in user.roles:
+        raise Refused(
+            f"ADMIN_USERNAME {login.username!r} belongs to an existing account that is not an "
+            "admin, and make run never promotes an account it did not create; check whose it "
+            f"is and run `manage.py grant-admin {login.username}`, or choose another name")
+    return f"admin {login.username} already exists; left as it is"
 
 
 def _secret():
@@ -126,7 +181,14 @@ def serve(stage):
     os.environ["JWT_SECRET"] = _secret()
     admin = [os.environ.get(f"ADMIN_{k}") for k in ("USERNAME", "EMAIL", "PASSWORD")]
     if all(admin):
-        print(create_admin(*admin), flush=True)
+        try:
+            print(ensure_admin(*admin), flush=True)
+        except (Refused, ServiceError) as exc:
+            if embedded is not None:
+                embedded.stop()
+            print(f"make run refused to start: {getattr(exc, 'message', exc)}",
+                  file=sys.stderr, flush=True)
+            return 1
     # chalice's local server, answering auth failures and unknown routes with
     # the deployed Gateway Responses (deploy/local_server.py). It runs without
     # chalice's reloader, which restarts its worker whenever a file in the
@@ -242,6 +304,8 @@ def main(argv=None):
     admin = commands.add_parser("create-admin", help="create an admin user")
     admin.add_argument("username")
     admin.add_argument("email")
+    for name, (_, summary) in USER_COMMANDS.items():
+        commands.add_parser(name, help=summary).add_argument("username")
     commands.add_parser("serve", help="run the API locally, as `make run` does")
     commands.add_parser("template", help="print the deployment's merge template")
     commands.add_parser("common-passwords", help="rewrite the shipped common-password list")
@@ -266,12 +330,19 @@ def main(argv=None):
         create_tables(names)
         return 0
     try:
-        print(create_admin(args.username, args.email, read_password()))
+        if args.command == "create-admin":
+            print(create_admin(args.username, args.email, read_password()))
+        else:
+            print(USER_COMMANDS[args.command][0](args.username))
     except ValidationError as exc:
-        print(f"invalid: {exc.messages}", file=sys.stderr)
+        print(f"{args.command}: invalid: {exc.messages}", file=sys.stderr)
         return 2
+    except (Conflict, UserNotFound) as exc:
+        print(f"{args.command} {args.username}: refused: {exc.message} Nothing was changed.",
+              file=sys.stderr)
+        return 1
     except ServiceError as exc:
-        print(exc.message, file=sys.stderr)
+        print(f"{args.command} {args.username}: failed: {exc.message}", file=sys.stderr)
         return 1
     return 0
 

@@ -50,7 +50,9 @@ def _context(header):
     claims = jwtcodec.decode(token, now)
     store = tokens()
     session = store.get(claims["sub"], claims["jti"])
-    if session is None or session.expires_at <= now:
+    # A record without an expiry is not one of ours (the most this
+    # function's own role could write is such a record): never live.
+    if session is None or (session.expires_at or 0) <= now:
         return None
     window = config.last_used_resolution_seconds()
     if session.last_used_at is None or session.last_used_at < now - window:
@@ -58,8 +60,10 @@ def _context(header):
             store.touch(session.user_id, session.token_id, now, now - window)
         except ServiceUnavailable:
             pass  # bookkeeping only: the read above already decided
+    # No roles: they may change after login, so the admin routes read
+    # the current ones themselves (see service.admin_target).
     return {"user_id": session.user_id, "token_id": session.token_id,
-            "username": session.username, "roles": session.roles}
+            "username": session.username}
 
 
 def decide(header):

@@ -74,7 +74,7 @@ ROUTES = [
     ("users_me", P + "/users/me", "get", "The user that makes this request.", True, None,
      (200, schemas.UserOut), (404, 503), []),
     ("delete_me", P + "/users/me", "delete", "Deletes the user and all its tokens.", True,
-     schemas.AccountDeleteIn, (200, DeletedOut), BODY_ERRORS + (503,), []),
+     schemas.AccountDeleteIn, (200, DeletedOut), BODY_ERRORS + (404, 503), []),
     ("change_password", P + "/users/me/password", "post", "Changes the password; revokes every other token.", True,
      schemas.PasswordChangeIn, (200, RevokedOut), BODY_ERRORS + (503,), []),
     ("list_tokens", P + "/tokens", "get", "The caller's live tokens, newest first.", True, None,

@@ -5,3 +5,4 @@ import re
 USERNAME = re.compile(r"[A-Za-z0-9_.\-]{3,32}")
 DESCRIPTION_LENGTH = 200
 PAGE_SIZE = (1, 100, 50)  # smallest, largest, default
+ADMIN = "admin"  # the role that opens the admin routes

@@ -7,24 +7,24 @@ import uuid
 from dataclasses import dataclass
 
 from chalicelib import audit, backoff, clock, config, cursor, dynamo, jwtcodec, passwords
-from chalicelib.errors import (InvalidCredentials, ServiceUnavailable, TokenNotFound,
+from chalicelib.errors import (Forbidden, InvalidCredentials, ServiceUnavailable, TokenNotFound,
                                TooManyAttempts, UserNotFound, ValidationFailed, WrongPassword)
+from chalicelib.rules import ADMIN
 from chalicelib.token_store import TOKEN_ID, Session, TokenStore, new_token_id
 from chalicelib.user_store import User, UserStore
 
 
 @dataclass
 class Identity:
-    """Who a request is, as the authorizer established it."""
+    """Who a request is, as the authorizer established it.
+
+    No roles: a token record is written at login and roles change after
+    it, so whatever needs a role reads the user's current ones.
+    """
 
     user_id: str
     token_id: str
     username: str
-    roles: list
-
-    @property
-    def is_admin(self):
-        return "admin" in self.roles
 
 
 def users():
@@ -72,8 +72,7 @@ def login(username, password, description, ip):
     session = Session(
         user_id=login.user_id, token_id=new_token_id(now),
         expires_at=issued + config.token_lifetime_seconds(),
-        username=login.username, roles=",".join(login.roles),
-        description=description, ip=ip,
+        username=login.username, description=description, ip=ip,
     )
     sessions = tokens()
     evicted = _over_cap(sessions.all_keys(login.user_id), now)
@@ -195,35 +194,106 @@ def change_password(identity, current, new):
 
 
 def delete_account(identity, password):
+    """The user's own deletion, with its password; see :func:`_delete`."""
+    login = _verified(identity.username, password, WrongPassword)
+    if not _begin_deletion(login):
+        raise WrongPassword()  # the password changed meanwhile
+    return _delete(login, identity.token_id, "self")
+
+
+def delete_user(username):
+    """An operator's deletion: no password, and it also finishes a deletion
+    that failed half-way (whose owner cannot log in to retry it)."""
+    for _ in range(3):
+        login = find_user(username)
+        if _begin_deletion(login):
+            return _delete(login, None, "operator")
+        # The password changed between the read and the mark: read again.
+    raise ServiceUnavailable()
+
+
+def _begin_deletion(login):
+    """Mark the login as being deleted, which stops new logins; False when
+    its password changed since it was read."""
+    return login.deleting or users().mark_deleting(login, clock.now())
+
+
+def _delete(login, keep, by):
     """Remove the user, its uniqueness guards and every token.
 
-    First the login is marked as being deleted, which stops new logins.
-    Then the user's items and its remaining tokens go in one transaction, so
-    no failure can leave a user without its tokens' revocation or tokens
-    without their user. The presented token is among the last to go: after
-    a failure half-way it still works, and the client's retry finishes.
+    The user's items and its remaining tokens go in one transaction, so no
+    failure can leave a user without its tokens' revocation or tokens
+    without their user. The presented token ``keep`` is among the last to
+    go: after a failure half-way it still works, and the client's retry
+    finishes.
     """
-    login = _verified(identity.username, password, WrongPassword)
     user = users().get_user(login.user_id)
-    if not login.deleting and not users().mark_deleting(login, clock.now()):
-        raise WrongPassword()  # the password changed meanwhile
     store = tokens()
     keys = store.all_keys(login.user_id)
-    ids = [t for t, _ in keys if t != identity.token_id]
+    ids = [t for t, _ in keys if t != keep]
     final = users().delete_all(login, user.email if user else None)
     # A transaction holds 100 items: the oldest surplus goes first, in batches.
     surplus = set(ids[:max(0, len(final) + len(keys) - dynamo.TRANSACTION_LIMIT)])
     store.delete_many(login.user_id, sorted(surplus))
     final += [store.delete(login.user_id, t) for t, _ in keys if t not in surplus]
-    dynamo.transact(final)
+    try:
+        dynamo.transact(final)
+    except dynamo.TransactionCancelled as exc:
+        if "ConditionalCheckFailed" in exc.reasons:
+            raise UserNotFound() from None  # another deletion finished first
+        raise ServiceUnavailable() from None
     revoked = _live(keys, clock.now())
-    audit.event("account_deleted", user_id=login.user_id, revoked=revoked)
+    audit.event("account_deleted", user_id=login.user_id, revoked=revoked, by=by)
     return revoked
 
 
 def find_user(username):
-    """The login record of ``username`` (any case), for the admin routes."""
+    """The login record of ``username`` (any case)."""
     login = users().get_login(username)
     if login is None:
         raise UserNotFound()
     return login
+
+
+def admin_target(caller, username):
+    """The login of ``username``, for an admin route called by ``caller``.
+
+    The caller's current roles decide, not the ones it had at login: they
+    are read with the target, in one strongly consistent read. A non-admin
+    is refused before the target's existence counts, so the answer tells
+    it nothing about which users exist.
+    """
+    roles, target = users().get_roles_and_login(caller.user_id, username)
+    if roles is None or ADMIN not in roles:
+        raise Forbidden()
+    if target is None:
+        raise UserNotFound()
+    return target
+
+
+def grant_admin(username):
+    """Give ``username`` the admin role; its other roles are kept. Returns
+    whether anything changed."""
+    return _set_admin(username, True)
+
+
+def revoke_admin(username):
+    """Take the admin role from ``username``; its other roles are kept.
+    Returns whether anything changed."""
+    return _set_admin(username, False)
+
+
+def _set_admin(username, admin):
+    login = find_user(username)
+    if login.deleting:
+        raise UserNotFound("That user's deletion is under way.")
+    user = users().get_user(login.user_id)
+    if user is None:
+        raise UserNotFound()
+    if (ADMIN in user.roles) == admin:
+        return False
+    roles = user.roles + [ADMIN] if admin else [r for r in user.roles if r != ADMIN]
+    users().set_roles(login, roles)
+    audit.event("role_granted" if admin else "role_revoked", user_id=login.user_id,
+                role=ADMIN, by="operator")
+    return True

@@ -5,9 +5,10 @@ digits of the creation time in microseconds followed by 10 random hex digits,
 so sorting by id is sorting by creation: a listing is one Query read
 backwards, and ``created_at`` is read off the id rather than stored twice.
 
-Other attributes: username and roles (copied at login, for the authorizer's
-context), description, ip, expires_at (epoch seconds, also the table's TTL
-attribute) and last_used_at (epoch seconds, absent until first use).
+Other attributes: username (copied at login, for the authorizer's context;
+a username never changes), description, ip, expires_at (epoch seconds, also
+the table's TTL attribute) and last_used_at (epoch seconds, absent until
+first use). No roles: they change after login, and are read where needed.
 """
 import re
 import secrets
@@ -34,7 +35,6 @@ class Session:
     token_id: str
     expires_at: int
     username: str = ""
-    roles: str = ""
     description: Optional[str] = None
     ip: Optional[str] = None
     last_used_at: Optional[int] = None
@@ -48,7 +48,7 @@ def _session(user_id, item):
     return Session(
         user_id=user_id, token_id=item["token_id"]["S"],
         expires_at=dynamo.number(item, "expires_at"),
-        username=dynamo.text(item, "username") or "", roles=dynamo.text(item, "roles") or "",
+        username=dynamo.text(item, "username") or "",
         description=dynamo.text(item, "description"), ip=dynamo.text(item, "ip"),
         last_used_at=dynamo.number(item, "last_used_at"),
     )
@@ -66,7 +66,7 @@ class TokenStore:
         """A Put of a new session, for a transaction."""
         item = {**self.key(session.user_id, session.token_id),
                 "expires_at": N(session.expires_at),
-                "username": S(session.username), "roles": S(session.roles)}
+                "username": S(session.username)}
         if session.description is not None:
             item["description"] = S(session.description)
         if session.ip is not None:

@@ -1,6 +1,6 @@
 """The users table.
 
-One table, keyed by ``pk``, holding three kinds of item:
+One table, keyed by ``pk``, holding four kinds of item:
 
 ``user#<id>``           the profile: id, username, email, roles, created_at
 ``username#<lower>``    the login: user_id, username, roles, password_hash,
@@ -14,6 +14,10 @@ three in one transaction, each on condition that its key is new, so two
 racing signups cannot both win (a GSI could not promise that: it is
 eventually consistent). The password hash lives on the login item so that a
 login needs one read to find and check a user.
+
+Roles are decided on the profile: /users/me and every admin request read
+it there, so granting or revoking takes effect on the next request. The
+login keeps a copy, always written in the same transaction.
 """
 from dataclasses import dataclass, field
 
@@ -22,7 +26,7 @@ import hashlib
 from chalicelib import backoff, dynamo
 from chalicelib.dynamo import N, S
 from chalicelib.rules import USERNAME
-from chalicelib.errors import Conflict
+from chalicelib.errors import Conflict, ServiceUnavailable, UserNotFound
 
 
 @dataclass
@@ -187,18 +191,55 @@ class UserStore:
         return True
 
     def delete_all(self, login, email):
-        """Deletes of every item of the user, for one transaction."""
+        """Deletes of every item of the user, for one transaction.
+
+        The transaction goes through only while the login is this user's
+        and marked: a stale deletion never touches a name taken since.
+        """
         keys = [self.user_key(login.user_id), self.attempts_key(login.username)]
         keys += [self.email_key(email)] if email else []
         return [{"Delete": {"TableName": self.table, "Key": self.login_key(login.username),
-                            "ConditionExpression": "attribute_exists(deleting)"}}] + [
+                            "ConditionExpression": "attribute_exists(deleting) AND user_id = :id",
+                            "ExpressionAttributeValues": {":id": S(login.user_id)}}}] + [
             {"Delete": {"TableName": self.table, "Key": key}} for key in keys]
 
-    def grant_admin(self, login):
-        admin = {"L": [S("admin")]}
-        dynamo.transact([
-            {"Update": {"TableName": self.table, "Key": key, "UpdateExpression": "SET #r = :r",
-                        "ExpressionAttributeNames": {"#r": "roles"},  # a reserved word
-                        "ExpressionAttributeValues": {":r": admin}}}
-            for key in (self.user_key(login.user_id), self.login_key(login.username))
-        ])
+    def get_roles_and_login(self, user_id, username):
+        """The current roles of user ``user_id`` (None when it is gone) and
+        the login of ``username`` (None for an unknown or malformed name), in
+        one strongly consistent read."""
+        keys = [self.user_key(user_id)]
+        keys += [self.login_key(username)] if USERNAME.fullmatch(username) else []
+        roles = login = None
+        for item in dynamo.batch_get(self.table, keys):
+            if item["pk"]["S"].startswith("user#"):
+                roles = _roles(item)
+            else:
+                login = _login(item)
+        return roles, login
+
+    def set_roles(self, login, roles):
+        """Write ``roles`` to the profile and the login, in one transaction.
+
+        Each write is conditional on its item still being this user's and
+        on no deletion having begun: an update never recreates, as a bare
+        item, a user deleted since ``login`` was read.
+        """
+        value = {":r": {"L": [S(r) for r in roles]}, ":id": S(login.user_id)}
+        names = {"#r": "roles"}  # a reserved word
+        try:
+            dynamo.transact([
+                {"Update": {"TableName": self.table, "Key": self.user_key(login.user_id),
+                            "UpdateExpression": "SET #r = :r",
+                            "ConditionExpression": "attribute_exists(pk) AND id = :id",
+                            "ExpressionAttributeNames": names, "ExpressionAttributeValues": value}},
+                {"Update": {"TableName": self.table, "Key": self.login_key(login.username),
+                            "UpdateExpression": "SET #r = :r",
+                            "ConditionExpression": "attribute_exists(pk) AND user_id = :id "
+                                                   "AND attribute_not_exists(deleting)",
+                            "ExpressionAttributeNames": names, "ExpressionAttributeValues": value}},
+            ])
+        except dynamo.TransactionCancelled as exc:
+            if "ConditionalCheckFailed" in exc.reasons:
+                raise UserNotFound(
+                    "That user was deleted, or its deletion began, meanwhile.") from None
+            raise ServiceUnavailable() from None

@@ -102,9 +102,7 @@ def query(request, name):
 def identity(request):
     """The caller, from the context our authorizer put on the request."""
     ctx = request.context["authorizer"]
-    roles = ctx.get("roles") or ""
-    return Identity(user_id=ctx["user_id"], token_id=ctx["token_id"],
-                    username=ctx["username"], roles=[r for r in roles.split(",") if r])
+    return Identity(user_id=ctx["user_id"], token_id=ctx["token_id"], username=ctx["username"])
 
 
 def client_ip(request):

@@ -73,3 +73,94 @@ def test_a_non_admin_cannot_revoke_anyone(api):
 
 def test_the_admin_role_shows_in_the_user(api, admin):
     assert api.call("GET", "/api/v1/users/me", token=admin).json["roles"] == ["admin"]
+
+
+# Admin rights follow the live role: read on every admin request, never
+# taken from the token.
+
+ADMIN_ROUTE = "/api/v1/admin/users/alice/tokens"
+
+
+def admin_route(api, token):
+    return api.call("GET", ADMIN_ROUTE, token=token).status
+
+
+def roles_shown(api, token):
+    return api.call("GET", "/api/v1/users/me", token=token).json["roles"]
+
+
+def test_a_demoted_admin_is_refused_on_its_very_next_request(api, admin):
+    from chalicelib import service
+
+    api.user("alice")
+    assert admin_route(api, admin) == 200
+    service.revoke_admin("root")
+    reply = api.call("GET", ADMIN_ROUTE, token=admin)
+    assert reply.status == 403 and reply.json["error"] == "forbidden"
+    assert api.call("DELETE", ADMIN_ROUTE, token=admin).status == 403
+
+
+def test_a_promoted_user_is_an_admin_on_its_next_request_without_a_new_login(api):
+    from chalicelib import service
+
+    alice = api.user("alice")
+    assert admin_route(api, alice) == 403
+    service.grant_admin("alice")
+    assert admin_route(api, alice) == 200
+
+
+@pytest.mark.parametrize("initial", [[], ["admin"], ["auditor"], ["admin", "auditor"]])
+def test_users_me_and_the_admin_routes_agree_through_grants_and_revocations(api, initial):
+    from chalicelib import service
+
+    service.signup("alice", "alice@example.com", "alice password 1", roles=initial)
+    token = api.token("alice", "alice password 1")
+    for change in (None, service.grant_admin, service.revoke_admin, service.grant_admin):
+        if change:
+            change("alice")
+        shown = roles_shown(api, token)
+        assert ("admin" in shown) == (admin_route(api, token) == 200), (change, shown)
+
+
+def test_a_user_with_two_roles_keeps_both_and_is_an_admin(api):
+    from chalicelib import service
+
+    service.signup("alice", "alice@example.com", "alice password 1", roles=["admin", "auditor"])
+    token = api.token("alice", "alice password 1")
+    assert roles_shown(api, token) == ["admin", "auditor"]
+    assert admin_route(api, token) == 200
+    service.revoke_admin("alice")
+    assert roles_shown(api, token) == ["auditor"]
+    assert admin_route(api, token) == 403
+
+
+def test_a_token_record_that_says_admin_grants_nothing(api, dynamodb, table_names):
+    """Records written at login once carried the user's roles, and the
+    admin routes trusted them; now the user's current roles decide."""
+    alice = api.user("alice")
+    for item in dynamodb.scan(TableName=table_names["tokens"])["Items"]:
+        dynamodb.update_item(TableName=table_names["tokens"],
+                             Key={"user_id": item["user_id"], "token_id": item["token_id"]},
+                             UpdateExpression="SET #r = :r", ExpressionAttributeNames={"#r": "roles"},
+                             ExpressionAttributeValues={":r": {"S": "admin"}})
+    assert admin_route(api, alice) == 403
+    assert roles_shown(api, alice) == []
+
+
+def test_neither_the_token_record_nor_the_authorizer_context_carries_roles(api, dynamodb,
+                                                                           table_names):
+    from chalicelib import authorizer
+
+    token = api.user("alice")
+    (item,) = dynamodb.scan(TableName=table_names["tokens"])["Items"]
+    assert "roles" not in item
+    assert set(authorizer.decide(f"Bearer {token}")) == {"user_id", "token_id", "username"}
+
+
+def test_an_admin_whose_profile_is_gone_is_refused(api, admin, dynamodb, table_names):
+    from chalicelib import service
+
+    api.user("alice")
+    dynamodb.delete_item(TableName=table_names["users"],
+                         Key=service.users().user_key(service.find_user("root").user_id))
+    assert admin_route(api, admin) == 403

@@ -106,6 +106,22 @@ def test_a_token_whose_record_expired_is_denied(api, dynamodb, table_names):
     assert me(api, token) == 403
 
 
+def test_a_record_with_only_what_the_authorizer_may_write_is_denied(api, dynamodb, table_names,
+                                                                   caplog):
+    """The authorizer's own role may write user_id, token_id and last_used_at
+    and nothing else; a record made of those alone never lets a request
+    through, and is a plain deny, not an error."""
+    token = api.user()
+    claims = claims_of(token)
+    key = {"user_id": {"S": claims["sub"]}, "token_id": {"S": claims["jti"]}}
+    dynamodb.delete_item(TableName=table_names["tokens"], Key=key)
+    dynamodb.update_item(TableName=table_names["tokens"], Key=key,
+                         UpdateExpression="SET last_used_at = :now",
+                         ExpressionAttributeValues={":now": {"N": str(int(time.time()))}})
+    assert me(api, token) == 403
+    assert "authorizer_error" not in caplog.text
+
+
 @pytest.mark.parametrize("claim", ["sub", "jti", "iat", "exp"])
 def test_each_required_claim_is_required(api, claim):
     token = api.user()

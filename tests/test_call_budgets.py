@@ -132,13 +132,28 @@ def test_revoke_all_is_the_query_plus_one_batch_per_25(api, calls, monkeypatch, 
 
 
 def test_admin_revoke_is_one_lookup_more(api, calls, admin):
+    """The one lookup reads the caller's current roles and the target together."""
     api.user("alice")
     for _ in range(29):
         api.token("alice")
     warm(api, admin)
     seen = calls()
     api.call("DELETE", "/api/v1/admin/users/alice/tokens", token=admin)
-    assert seen["view"] == ["GetItem", "Query", "BatchWriteItem", "BatchWriteItem"]
+    assert seen["view"] == ["BatchGetItem", "Query", "BatchWriteItem", "BatchWriteItem"]
+
+
+def test_an_admin_listing_is_one_lookup_and_one_query(api, calls, admin):
+    api.user("alice")
+    warm(api, admin)
+    seen = calls()
+    assert api.call("GET", "/api/v1/admin/users/alice/tokens", token=admin).status == 200
+    assert seen == {"authorizer": ["GetItem"], "view": ["BatchGetItem", "Query"]}
+
+
+def test_a_non_admin_on_an_admin_route_costs_the_same_lookup(api, calls):
+    api.user("bob")
+    seen = counted(api, calls, "/api/v1/admin/users/bob/tokens")
+    assert seen == {"authorizer": ["GetItem"], "view": ["BatchGetItem"]}
 
 
 def test_revoking_one_token_is_one_delete(api, calls):

@@ -212,6 +212,46 @@ def test_an_outage_is_a_503_and_the_session_survives_it(tmp_path):
         server.stop()
 
 
+def test_make_run_refuses_to_promote_a_non_admin_that_holds_the_admin_name(tmp_path,
+                                                                           monkeypatch):
+    """Open signup let someone register ADMIN_USERNAME first: make run stops
+    with a message naming the problem, changes nothing and serves nothing."""
+    from chalicelib import aws, service, tables
+
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    try:
+        endpoint = f"http://127.0.0.1:{port}"
+        names = tables.stage_table_names(ROOT, "local")
+        monkeypatch.setenv("AWS_ENDPOINT_URL_DYNAMODB", endpoint)
+        monkeypatch.setenv("USERS_TABLE", names["users"])
+        monkeypatch.setenv("TOKENS_TABLE", names["tokens"])
+        aws.reset()
+        tables.create_tables(aws.dynamodb(), names)
+        squatter = service.signup("root", "squatter@example.com", "squatter password")
+        before = aws.dynamodb().scan(TableName=names["users"])["Items"]
+        stack = Stack(tmp_path / "run.log", AWS_ENDPOINT_URL_DYNAMODB=endpoint,
+                      AWS_ACCESS_KEY_ID="x", AWS_SECRET_ACCESS_KEY="x", **ADMIN)
+        try:
+            with pytest.raises(RuntimeError, match="exited early"):
+                stack.start()
+        finally:
+            stack.log.close()
+        out = stack.output()
+        assert stack.process.returncode != 0
+        assert "refused to start" in out and "ADMIN_USERNAME 'root'" in out, out
+        assert "Traceback" not in out and "Serving on" not in out
+        assert not port_open(stack.port) and not port_open(stack.dynamodb_port)
+        leftover = subprocess.run(["pgrep", "-f", f"--port {stack.port}"], capture_output=True)
+        assert leftover.stdout == b""
+        assert aws.dynamodb().scan(TableName=names["users"])["Items"] == before
+        assert service.users().get_user(squatter.id).roles == []
+    finally:
+        aws.reset()
+        server.stop()
+
+
 def test_fuzzing_finds_no_server_error_and_no_response_off_the_document(stack):
     """schemathesis drives every operation of the OpenAPI document against
     the running stack, bounded, with an admin's token. Operations that would

@@ -129,6 +129,25 @@ def test_a_failure_half_way_leaves_nothing_that_logs_in_and_a_retry_finishes(api
     assert dynamodb.scan(TableName=table_names["tokens"])["Count"] == 0
 
 
+def test_two_deletions_of_one_account_at_once_give_one_200_and_one_404(api, dynamodb,
+                                                                       table_names):
+    """A double click: the second request finishes first, and the first
+    finds the account gone (a 404, where it was a 500)."""
+    token = api.user()
+    second = []
+
+    def delete_meanwhile(**kwargs):
+        if not second:
+            second.append(None)
+            second[0] = delete(api, token)
+
+    dynamodb.meta.events.register("before-call.dynamodb.TransactWriteItems", delete_meanwhile)
+    first = delete(api, token)
+    assert second[0].status == 200
+    assert first.status == 404 and first.json["error"] == "user_not_found"
+    assert dynamodb.scan(TableName=table_names["users"])["Count"] == 0
+
+
 def test_a_deletion_with_many_tokens_deletes_them_all(api, dynamodb, table_names, monkeypatch):
     monkeypatch.setenv("MAX_TOKENS_PER_USER", "150")
     tokens = [api.user()] + [api.token() for _ in range(119)]

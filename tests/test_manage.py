@@ -1,10 +1,13 @@
-"""manage.py: create-tables and create-admin."""
+"""manage.py: create-tables, create-admin, grant-admin, revoke-admin, delete-user,
+and the ADMIN_* admin of `make run`."""
 import io
 
 import pytest
 
 import manage
 from chalicelib import service
+from conftest import PASSWORD
+from faults import client_error, inject
 
 
 @pytest.fixture
@@ -39,18 +42,219 @@ def test_create_admin_refuses_invalid_input(cli, capsys):
     assert "email" in capsys.readouterr().err
 
 
-def test_create_admin_promotes_an_existing_user_without_touching_its_password(cli, api):
-    api.signup("alice")
-    assert cli("create-admin", "ALICE", "x@example.com", stdin="something else\n") == 0
-    login = service.users().get_login("alice")
-    assert login.roles == ["admin"]
-    assert service.me(service.Identity(login.user_id, "", "alice", [])).roles == ["admin"]
-    assert api.login("alice", "something else").status == 401
+def items(dynamodb, table_names):
+    """Every item of both tables, to show that a refusal wrote nothing."""
+    return {kind: sorted(map(repr, dynamodb.scan(TableName=name)["Items"]))
+            for kind, name in table_names.items()}
 
 
-def test_create_admin_reports_a_taken_email(cli, api):
+def roles(username):
+    return service.users().get_user(service.find_user(username).user_id).roles
+
+
+@pytest.mark.parametrize("username,email", [("ALICE", "x@example.com"),
+                                            ("root", "ALICE@example.com")])
+def test_create_admin_refuses_a_taken_username_or_email_and_changes_nothing(
+        cli, api, dynamodb, table_names, capsys, username, email):
     api.signup("alice", email="alice@example.com")
-    assert cli("create-admin", "root", "ALICE@example.com", stdin="long enough pw\n") == 1
+    before = items(dynamodb, table_names)
+    assert cli("create-admin", username, email, stdin="something else\n") == 1
+    err = capsys.readouterr().err
+    assert "refused" in err and ("taken" in err or "registered" in err)
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert items(dynamodb, table_names) == before
+    assert roles("alice") == []
+    assert api.login("alice").status == 200
+
+
+def test_grant_admin_gives_the_role_and_keeps_the_password(cli, api):
+    api.signup("alice")
+    assert cli("grant-admin", "ALICE") == 0
+    assert roles("alice") == ["admin"]
+    assert api.login("alice").status == 200
+
+
+def test_grant_and_revoke_keep_the_users_other_roles(cli, api):
+    service.signup("alice", "alice@example.com", PASSWORD, roles=["auditor"])
+    assert cli("grant-admin", "alice") == 0
+    assert roles("alice") == ["auditor", "admin"]
+    assert cli("revoke-admin", "alice") == 0
+    assert roles("alice") == ["auditor"]
+
+
+def test_granting_twice_or_revoking_a_non_admin_changes_nothing(cli, api, capsys):
+    api.signup("alice")
+    assert cli("revoke-admin", "alice") == 0
+    assert "nothing was changed" in capsys.readouterr().out
+    cli("grant-admin", "alice")
+    assert cli("grant-admin", "alice") == 0
+    assert "nothing was changed" in capsys.readouterr().out
+    assert roles("alice") == ["admin"]
+
+
+@pytest.mark.parametrize("command", ["grant-admin", "revoke-admin", "delete-user"])
+@pytest.mark.parametrize("username", ["nobody", "bad name"])
+def test_each_command_refuses_an_unknown_user_in_one_line(cli, api, dynamodb, table_names,
+                                                          capsys, command, username):
+    api.signup("alice")
+    before = items(dynamodb, table_names)
+    assert cli(command, username) == 1
+    err = capsys.readouterr().err
+    assert err == f"{command} {username}: refused: No such user. Nothing was changed.\n"
+    assert items(dynamodb, table_names) == before
+
+
+def delete_me(api, token):
+    return api.call("DELETE", "/api/v1/users/me", token=token, body={"password": PASSWORD})
+
+
+def before_the_write(dynamodb, action):
+    """Run ``action`` once, just before the first transaction is sent (its
+    own transactions pass untouched); a list that receives its result."""
+    done = []
+
+    def hook(**kwargs):
+        if not done:
+            done.append(None)
+            done[0] = action()
+
+    dynamodb.meta.events.register("before-call.dynamodb.TransactWriteItems", hook)
+    return done
+
+
+@pytest.mark.parametrize("command,roles_before", [("grant-admin", []),
+                                                  ("revoke-admin", ["admin"])])
+def test_a_role_write_never_recreates_a_user_deleted_meanwhile(
+        cli, api, dynamodb, table_names, capsys, command, roles_before):
+    """The user deletes itself between the command's read and its write:
+    the write is refused, and no bare item is left to 500 on login and to
+    hold the name forever."""
+    service.signup("alice", "alice@example.com", PASSWORD, roles=roles_before)
+    token = api.token("alice")
+    deleted = before_the_write(dynamodb, lambda: delete_me(api, token).status)
+    assert cli(command, "alice") == 1
+    assert deleted == [200]
+    assert "deleted, or its deletion began, meanwhile" in capsys.readouterr().err
+    assert dynamodb.scan(TableName=table_names["users"])["Items"] == []
+    assert api.login("alice").status == 401
+    assert api.signup("alice").status == 201
+
+
+def test_a_role_write_is_refused_when_a_deletion_began_meanwhile(cli, api, dynamodb,
+                                                                 table_names, capsys):
+    """A deletion marked between the read and the write refuses the write
+    too: the user's remaining items stay exactly as the deletion left them."""
+    api.signup("alice")
+    marked = before_the_write(
+        dynamodb, lambda: service.users().mark_deleting(service.find_user("alice"), 0))
+    assert cli("grant-admin", "alice") == 1
+    assert marked == [True]
+    assert "deleted, or its deletion began, meanwhile" in capsys.readouterr().err
+    assert roles("alice") == []
+
+
+def test_a_role_write_refuses_a_user_whose_deletion_is_under_way(cli, api, capsys):
+    api.signup("alice")
+    service.users().mark_deleting(service.find_user("alice"), 0)
+    assert cli("grant-admin", "alice") == 1
+    assert "deletion is under way" in capsys.readouterr().err
+    assert roles("alice") == []
+
+
+def test_delete_user_removes_the_user_and_every_token(cli, api, dynamodb, table_names, capsys):
+    tokens = [api.user("alice"), api.token("alice")]
+    assert cli("delete-user", "Alice") == 0
+    assert "2 live tokens" in capsys.readouterr().out
+    assert all(api.call("GET", "/api/v1/users/me", token=t).status == 403 for t in tokens)
+    assert items(dynamodb, table_names) == {"users": [], "tokens": []}
+
+
+def test_delete_user_finishes_a_deletion_that_failed_half_way(cli, api, dynamodb, table_names):
+    """The owner's DELETE /users/me fails at its last write and the owner
+    loses its token: it can neither log in nor retry. The operator's
+    deletion finishes the job, and the name and address are free again."""
+    token = api.user("alice")
+    api.token("alice")
+    inject(dynamodb, "TransactWriteItems", lambda p: client_error("ThrottlingException"), times=1)
+    assert delete_me(api, token).status == 503
+    assert api.login("alice").status == 401
+    assert api.signup("alice").status == 409
+    del token  # lost
+    assert cli("delete-user", "alice") == 0
+    assert items(dynamodb, table_names) == {"users": [], "tokens": []}
+    assert api.signup("alice", email="alice@example.com").status == 201
+
+
+def test_delete_user_survives_a_password_change_between_its_read_and_its_mark(
+        cli, api, dynamodb, table_names):
+    token = api.user("alice")
+    changed = []
+
+    def change_meanwhile(**kwargs):
+        if not changed:
+            changed.append(None)
+            changed[0] = api.call("POST", "/api/v1/users/me/password", token=token, body={
+                "current_password": PASSWORD, "new_password": "a brand new password"}).status
+
+    dynamodb.meta.events.register("before-call.dynamodb.UpdateItem", change_meanwhile)
+    assert cli("delete-user", "alice") == 0
+    assert changed == [200]
+    assert items(dynamodb, table_names) == {"users": [], "tokens": []}
+
+
+def test_delete_user_racing_the_users_own_deletion_reports_it_gone(cli, api, dynamodb,
+                                                                    table_names, capsys):
+    token = api.user("alice")
+    raced = before_the_write(dynamodb, lambda: delete_me(api, token).status)
+    assert cli("delete-user", "alice") == 1
+    assert raced == [200]
+    assert "No such user" in capsys.readouterr().err
+    assert items(dynamodb, table_names) == {"users": [], "tokens": []}
+
+
+# The ADMIN_* admin of `make run`
+
+def test_the_bootstrap_creates_a_missing_admin(api):
+    assert manage.ensure_admin("root", "root@example.com", "root password 1") == "admin root created"
+    assert roles("root") == ["admin"]
+
+
+def test_the_bootstrap_leaves_an_existing_admin_as_it_is(api, dynamodb, table_names):
+    service.signup("root", "root@example.com", PASSWORD, roles=["admin"])
+    before = items(dynamodb, table_names)
+    assert "left as it is" in manage.ensure_admin("ROOT", "other@example.com", "another pw 1")
+    assert items(dynamodb, table_names) == before
+    assert api.login("root").status == 200
+
+
+@pytest.mark.parametrize("existing_roles", [[], ["auditor"]])
+def test_the_bootstrap_refuses_a_name_that_belongs_to_a_non_admin(api, dynamodb, table_names,
+                                                                  existing_roles):
+    service.signup("root", "squatter@example.com", PASSWORD, roles=existing_roles)
+    before = items(dynamodb, table_names)
+    with pytest.raises(manage.Refused, match="ADMIN_USERNAME 'root'.*not an admin"):
+        manage.ensure_admin("root", "root@example.com", "root password 1")
+    assert items(dynamodb, table_names) == before
+
+
+def test_the_bootstrap_refuses_a_taken_email(api, dynamodb, table_names):
+    api.signup("alice", email="root@example.com")
+    before = items(dynamodb, table_names)
+    with pytest.raises(manage.Refused, match="ADMIN_EMAIL"):
+        manage.ensure_admin("root", "ROOT@example.com", "root password 1")
+    assert items(dynamodb, table_names) == before
+
+
+def test_the_bootstrap_refuses_an_invalid_setting_naming_it(api):
+    with pytest.raises(manage.Refused, match="ADMIN_EMAIL"):
+        manage.ensure_admin("root", "not-an-email", "root password 1")
+
+
+def test_the_bootstrap_refuses_an_account_being_deleted(api):
+    service.signup("root", "root@example.com", PASSWORD, roles=["admin"])
+    service.users().mark_deleting(service.find_user("root"), 0)
+    with pytest.raises(manage.Refused, match="deletion"):
+        manage.ensure_admin("root", "root@example.com", "root password 1")
 
 
 def test_a_prompt_asks_twice_on_a_terminal(monkeypatch):

@@ -1,11 +1,12 @@
 """The signing secret in SSM, key rotation, and each role's least privilege."""
 import json
 import os
+import re
 
 import jwt
 import pytest
 
-from chalicelib import authorizer, aws, signing_keys
+from chalicelib import authorizer, aws, signing_keys, tables
 from conftest import PASSWORD, ROOT
 
 PARAMETER = "/login-service/local/jwt-secret"
@@ -133,7 +134,7 @@ def policy_actions(path, names):
 @pytest.fixture
 def recorded(api, ssm, monkeypatch):
     """Every action the code needs, split by the function that needs it."""
-    seen = {"api": set(), "authorizer": set()}
+    seen = {"api": set(), "authorizer": set(), "authorizer updates": []}
     where = ["api"]
     decide = authorizer.decide
 
@@ -151,6 +152,8 @@ def recorded(api, ssm, monkeypatch):
 
     def hook(params, model, **kwargs):
         seen[where[0]].update(iam_actions(model.name, params))
+        if where[0] == "authorizer" and model.name == "UpdateItem":
+            seen["authorizer updates"].append(params)
 
     for client in (aws.dynamodb(), ssm):
         client.meta.events.register(f"provide-client-params.{client.meta.service_model.service_name}",
@@ -188,6 +191,50 @@ def test_each_role_allows_exactly_what_its_code_calls(api, recorded, monkeypatch
     exercise_every_route(api, monkeypatch)
     allowed = policy_actions(os.path.join(ROOT, ".chalice", policy), table_names)
     assert recorded[function] == allowed
+
+
+# The authorizer's writes: only the attributes it writes, per dynamodb:Attributes.
+
+EXPRESSION_WORDS = {"SET", "REMOVE", "ADD", "DELETE", "AND", "OR", "NOT", "BETWEEN", "IN",
+                    "attribute_exists", "attribute_not_exists", "attribute_type",
+                    "begins_with", "contains", "size", "if_not_exists", "list_append"}
+
+
+def attributes_named(params):
+    """The top-level attributes an UpdateItem names, as the dynamodb:Attributes
+    condition key sees them: the key's, and those of its update and condition
+    expressions (a name after a dot is a nested path, not top-level)."""
+    aliases = params.get("ExpressionAttributeNames", {})
+    named = set(params["Key"])
+    for expression in (params.get("UpdateExpression", ""), params.get("ConditionExpression", "")):
+        for word in re.findall(r"(?<![\w.:#])#?[A-Za-z_]\w*", expression):
+            if word not in EXPRESSION_WORDS:
+                named.add(aliases.get(word, word))
+    return named
+
+
+def update_statements(path):
+    with open(path, encoding="utf-8") as f:
+        statements = json.load(f)["Statement"]
+    return [s for s in statements if "dynamodb:UpdateItem" in s["Action"]]
+
+
+@pytest.mark.parametrize("stage", ["dev", "prod"])
+def test_the_authorizer_may_write_only_the_attributes_it_writes(api, recorded, monkeypatch,
+                                                                stage):
+    exercise_every_route(api, monkeypatch)
+    (statement,) = update_statements(os.path.join(ROOT, ".chalice",
+                                                  f"policy-authorizer-{stage}.json"))
+    condition = statement["Condition"]
+    allowed = set(condition["ForAllValues:StringEquals"]["dynamodb:Attributes"])
+    written = recorded["authorizer updates"]
+    assert written and set().union(*map(attributes_named, written)) == allowed
+    # AWS: a dynamodb:Attributes list must name every key attribute.
+    assert {k["AttributeName"] for k in tables.DEFINITIONS["tokens"]["KeySchema"]} <= allowed
+    # No ALL_OLD or ALL_NEW: the write reads back nothing it may not write.
+    assert {p.get("ReturnValues", "NONE") for p in written} <= set(
+        condition["StringEquals"]["dynamodb:ReturnValues"])
+    assert "ALL_OLD" not in condition["StringEquals"]["dynamodb:ReturnValues"]
 
 
 def test_the_authorizer_cannot_touch_the_users_table(table_names):
