@@ -9,6 +9,7 @@ from chalicelib.rules import DESCRIPTION_LENGTH
 from chalicelib.web import (client_ip, dump, flag, handled, identity, limit, load, query,
                             user_agent)
 
+config.check_at_cold_start()
 app = Chalice(app_name=config.SERVICE_NAME)
 # Tokens travel in a header, never in a cookie, so any origin may call the
 # API: a page cannot borrow a visitor's session without holding its token.

@@ -83,6 +83,18 @@ def test_the_tutorial_scenario_over_http(stack):
         assert requests.get(stack.base + "/api/v1/users/me").status_code == 401
 
 
+def test_a_bad_setting_stops_make_run_at_once_with_one_line_naming_it(tmp_path):
+    stack = Stack(tmp_path / "run.log", TOKEN_LIFETIME_SECONDS="abc")
+    started = time.monotonic()
+    with pytest.raises(RuntimeError, match="exited early"):
+        stack.start(timeout=60)
+    assert time.monotonic() - started < 20
+    assert stack.process.returncode != 0
+    output = stack.output()
+    assert "TOKEN_LIFETIME_SECONDS" in output and "Traceback" not in output
+    assert not port_open(stack.dynamodb_port)
+
+
 def test_ctrl_c_stops_everything_it_started(tmp_path):
     stack = Stack(tmp_path / "run.log").start()
     assert port_open(stack.port) and port_open(stack.dynamodb_port)

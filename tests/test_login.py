@@ -142,3 +142,21 @@ def test_every_login_even_the_first_of_an_instance_is_exactly_one_bcrypt_run(
     api.login(username=username, password=password)
     assert bcrypt_runs == ["checkpw"]
 
+
+def test_a_one_second_lifetime_logs_in(api, monkeypatch):
+    monkeypatch.setenv("TOKEN_LIFETIME_SECONDS", "1")
+    api.signup()
+    reply = api.login()
+    assert reply.status == 200 and reply.json["expires_in"] == 1
+
+
+def test_a_three_second_token_is_denied_once_the_three_seconds_are_over(api, monkeypatch):
+    monkeypatch.setenv("TOKEN_LIFETIME_SECONDS", "3")
+    api.signup()
+    start = time.time()
+    monkeypatch.setattr("chalicelib.clock.now", lambda: start)
+    token = api.token()
+    monkeypatch.setattr("chalicelib.clock.now", lambda: start + 2)
+    assert api.call("GET", "/api/v1/users/me", token=token).status == 200
+    monkeypatch.setattr("chalicelib.clock.now", lambda: start + 3)
+    assert api.call("GET", "/api/v1/users/me", token=token).status == 403
