@@ -6,7 +6,7 @@ from chalice import AuthResponse, Chalice, CORSConfig, Response
 from chalicelib import audit, authorizer, config, page, service
 from chalicelib.errors import Forbidden
 from chalicelib.rules import DESCRIPTION_LENGTH
-from chalicelib.web import (client_ip, dump, flag, handled, identity, limit, load, query,
+from chalicelib.web import (client_ip, dump, flag, handled, identity, load, requested_page,
                             user_agent)
 
 config.check_at_cold_start()
@@ -131,8 +131,7 @@ def list_tokens():
     """The caller's live tokens, newest first."""
     request = app.current_request
     me = identity(request)
-    page = service.list_tokens(me.user_id, me.token_id, limit(request),
-                               query(request, "cursor"), "self")
+    page = service.list_tokens(me, me.user_id, requested_page(request, "self", me.user_id))
     return dump("TokenPageOut", page)
 
 
@@ -158,10 +157,10 @@ def revoke_tokens():
 def admin_list_tokens(username):
     """Admin: another user's live tokens."""
     request = app.current_request
-    _admin_only(request)
-    page_size = limit(request)
+    admin = _admin_only(request)
     target = service.find_user(username)
-    page = service.list_tokens(target.user_id, None, page_size, query(request, "cursor"), "admin")
+    page = service.list_tokens(admin, target.user_id,
+                               requested_page(request, "admin", target.user_id))
     return dump("TokenPageOut", page)
 
 

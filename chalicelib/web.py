@@ -11,7 +11,7 @@ import functools
 import json
 import re
 
-from chalicelib import errors
+from chalicelib import cursor, errors
 from chalicelib.errors import BadRequest, PayloadTooLarge, ServiceError, ValidationFailed
 from chalicelib.rules import PAGE_SIZE
 from chalicelib.service import Identity
@@ -75,15 +75,29 @@ def dump(name, value):
     return schema(name).dump(value)
 
 
-def limit(request):
-    """The ``limit`` query parameter: a whole number in the page-size range."""
+def requested_page(request, listing, owner):
+    """The page that ``limit`` and ``cursor`` ask for in ``listing`` (a kind
+    of listing, ``self`` or ``admin``) of ``owner``'s items.
+
+    Both are checked before either is refused, so one 422 names each bad
+    one. A cursor counts only in the listing that issued it.
+    """
     low, high, default = PAGE_SIZE
-    raw = query(request, "limit")
-    if raw is None:
-        return default
-    if not re.fullmatch(r"[0-9]{1,4}", raw) or not low <= int(raw) <= high:
-        raise ValidationFailed({"limit": [f"Must be a whole number from {low} to {high}."]})
-    return int(raw)
+    scope = cursor.scope(listing, owner)
+    bad = {}
+    size, raw_cursor = query(request, "limit"), query(request, "cursor")
+    if size is None:
+        size = default
+    elif re.fullmatch(r"[0-9]{1,4}", size) and low <= int(size) <= high:
+        size = int(size)
+    else:
+        bad["limit"] = [f"Must be a whole number from {low} to {high}."]
+    before = None if raw_cursor is None else cursor.read(scope, raw_cursor)
+    if raw_cursor is not None and before is None:
+        bad["cursor"] = ["Not a cursor this listing issued."]
+    if bad:
+        raise ValidationFailed(bad)
+    return cursor.Page(scope=scope, limit=size, before=before)
 
 
 def flag(request, name):
