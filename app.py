@@ -5,17 +5,15 @@ from chalice import AuthResponse, Chalice, CORSConfig, Response
 
 from chalicelib import audit, authorizer, config, page, service
 from chalicelib.errors import Forbidden
-from chalicelib.rules import DESCRIPTION_LENGTH
-from chalicelib.web import (client_ip, dump, flag, handled, identity, load, requested_page,
-                            user_agent)
+from chalicelib.rules import DESCRIPTION_LENGTH, PREFIX
+from chalicelib.web import (client_ip, dump, edge, flag, handled, identity, load,
+                            requested_page, user_agent)
 
 config.check_at_cold_start()
 app = Chalice(app_name=config.SERVICE_NAME)
 # Tokens travel in a header, never in a cookie, so any origin may call the
 # API: a page cannot borrow a visitor's session without holding its token.
 app.api.cors = CORSConfig(allow_origin="*", allow_headers=["Authorization"], max_age=600)
-
-PREFIX = "/api/v1"
 
 
 @app.authorizer(ttl_seconds=0)
@@ -48,6 +46,10 @@ def request_log(event, get_response):
                   context.get("resourcePath"), response.status_code, started,
                   time.perf_counter(), (context.get("authorizer") or {}).get("user_id"))
     return response
+
+
+# Registered after the log, so that the log sees the answers it gives.
+app.register_middleware(edge, "http")
 
 
 @app.route("/")
