@@ -4,18 +4,17 @@ import time
 from chalice import AuthResponse, Chalice, CORSConfig, Response
 
 from chalicelib import audit, authorizer, config, page, service
-from chalicelib.rules import DESCRIPTION_LENGTH
-from chalicelib.web import (client_ip, dump, flag, handled, identity, limit, load, query,
-                            user_agent)
+from chalicelib.rules import DESCRIPTION_LENGTH, PREFIX
+from chalicelib.web import (client_ip, dump, edge, flag, handled, identity, load,
+                            requested_page, user_agent)
 
+config.check_at_cold_start()
 # The app's logger has the service's name, which is audit's logger: Chalice
 # must not configure it (it would set it to ERROR, silencing every line).
 app = Chalice(app_name=config.SERVICE_NAME, configure_logs=False)
 # Tokens travel in a header, never in a cookie, so any origin may call the
 # API: a page cannot borrow a visitor's session without holding its token.
 app.api.cors = CORSConfig(allow_origin="*", allow_headers=["Authorization"], max_age=600)
-
-PREFIX = "/api/v1"
 
 
 @app.authorizer(ttl_seconds=0)
@@ -41,6 +40,10 @@ def request_log(event, get_response):
                   context.get("resourcePath"), response.status_code, started,
                   time.perf_counter(), (context.get("authorizer") or {}).get("user_id"))
     return response
+
+
+# Registered after the log, so that the log sees the answers it gives.
+app.register_middleware(edge, "http")
 
 
 @app.route("/")
@@ -124,8 +127,7 @@ def list_tokens():
     """The caller's live tokens, newest first."""
     request = app.current_request
     me = identity(request)
-    page = service.list_tokens(me.user_id, me.token_id, limit(request),
-                               query(request, "cursor"), "self")
+    page = service.list_tokens(me, me.user_id, requested_page(request, "self", me.user_id))
     return dump("TokenPageOut", page)
 
 
@@ -151,9 +153,10 @@ def revoke_tokens():
 def admin_list_tokens(username):
     """Admin: another user's live tokens."""
     request = app.current_request
-    target = service.admin_target(identity(request), username)
-    page = service.list_tokens(target.user_id, None, limit(request), query(request, "cursor"),
-                               "admin")
+    caller = identity(request)
+    target = service.admin_target(caller, username)
+    page = service.list_tokens(caller, target.user_id,
+                               requested_page(request, "admin", target.user_id))
     return dump("TokenPageOut", page)
 
 

@@ -27,7 +27,7 @@ import time
 
 from marshmallow import ValidationError
 
-from chalicelib import aws, schemas, service, tables
+from chalicelib import aws, config, schemas, service, tables
 from chalicelib.errors import Conflict, ServiceError, UserNotFound
 from chalicelib.rules import ADMIN
 from deploy import gateway_responses
@@ -162,8 +162,30 @@ def _secret():
         return f.read().strip()
 
 
+def bad_setting(stage):
+    """The first bad setting of `serve`, in one line, or None.
+
+    Checked as chalice local will read them: the stage's variables of
+    .chalice/config.json laid over the environment. No JWT_SECRET is
+    fine: serve makes one.
+    """
+    with open(os.path.join(ROOT, ".chalice", "config.json"), encoding="utf-8") as f:
+        env = {**os.environ, **json.load(f)["stages"][stage].get("environment_variables", {})}
+    try:
+        config.check(env, secret_required=False)
+        for name, default in (("PORT", 8000), ("DYNAMODB_PORT", 8001)):
+            config.whole_number(name, default, 1, 65535, env)
+    except config.ConfigurationError as exc:
+        return str(exc)
+    return None
+
+
 def serve(stage):
     """Embedded DynamoDB (unless one is configured), tables, admin, chalice local."""
+    problem = bad_setting(stage)
+    if problem:
+        print(f"not starting: {problem}", file=sys.stderr)
+        return 2
     port = os.environ.get("PORT", "8000")
     embedded = None
     if not os.environ.get("AWS_ENDPOINT_URL_DYNAMODB"):

@@ -2,30 +2,81 @@
 
 Settings are read from the environment at call time, never at import time:
 Chalice lays each stage's ``environment_variables`` over ``os.environ`` per
-request in the test client and in ``chalice local``, and a Lambda may be
-configured after the module was imported.
+request in the test client and in ``chalice local``. :func:`check` reads
+them all at once, where a bad value must stop the service from starting.
 """
 import os
+import re
 
 SERVICE_NAME = "login-service"
 VERSION = "1.0.0"
 
 
 class ConfigurationError(RuntimeError):
-    """The deployment is missing a setting the service cannot run without."""
+    """A setting is missing or bad; the message names it (and never a secret)."""
 
 
-def _int(name, default, low, high):
-    raw = os.environ.get(name)
+# Whole-number settings: (default, smallest, largest).
+WHOLE_NUMBERS = {
+    # The tutorial's 48 hours; from 1 second, which is how people test expiry.
+    "TOKEN_LIFETIME_SECONDS": (172800, 1, 31536000),
+    # 4 is bcrypt's floor and only fit for tests; production keeps 12.
+    "BCRYPT_ROUNDS": (12, 4, 16),
+    "MAX_TOKENS_PER_USER": (100, 1, 1000),
+}
+
+
+def whole_number(name, default, low, high, env=None):
+    """The setting ``name``: ASCII digits only (no sign, space or ``_``)."""
+    raw = (os.environ if env is None else env).get(name)
     if raw is None or raw == "":
         return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ConfigurationError(f"{name} must be an integer") from None
-    if not low <= value <= high:
-        raise ConfigurationError(f"{name} must be between {low} and {high}")
-    return value
+    if not re.fullmatch(r"[0-9]{1,10}", raw) or not low <= int(raw) <= high:
+        shown = raw if len(raw) <= 20 else raw[:20] + "..."
+        raise ConfigurationError(f"{name} must be a whole number from {low} to {high}, "
+                                 f"not {shown!r}")
+    return int(raw)
+
+
+def _setting(name, env=None):
+    return whole_number(name, *WHOLE_NUMBERS[name], env=env)
+
+
+def check(env=None, secret_required=True):
+    """Read every setting once; the first bad one raises ConfigurationError.
+
+    For the places where a bad value must stop everything: ``manage.py
+    serve`` before it starts anything, and a Lambda cold start (see
+    :func:`check_at_cold_start`), instead of a 500 on every request. The
+    signing secret is only checked for presence and length here; one in
+    SSM (``JWT_SECRET_PARAMETER``) is read on first use.
+    """
+    from chalicelib.signing_keys import MIN_BYTES
+
+    env = os.environ if env is None else env
+    for name in WHOLE_NUMBERS:
+        _setting(name, env)
+    if env.get("JWT_SECRET_PARAMETER"):
+        return
+    if secret_required and not env.get("JWT_SECRET"):
+        raise ConfigurationError("JWT_SECRET (or JWT_SECRET_PARAMETER) must be set")
+    for name in ("JWT_SECRET", "JWT_PREVIOUS_SECRET"):
+        if env.get(name) and len(env[name].encode("utf-8")) < MIN_BYTES:
+            raise ConfigurationError(f"{name} must be at least {MIN_BYTES} bytes")
+
+
+def check_at_cold_start():
+    """:func:`check`, when this process is a Lambda function.
+
+    Only there is the environment complete at import: chalice local and
+    chalice.test.Client lay the stage's ``environment_variables`` over
+    os.environ per request, after the import (``manage.py serve`` checks
+    that merged environment itself before starting chalice local, and tests
+    set settings per test). A bad value makes the function's init fail, so
+    it never answers at all, rather than a 500 on every request.
+    """
+    if os.environ.get("AWS_LAMBDA_FUNCTION_NAME"):  # set by the Lambda runtime
+        check()
 
 
 def users_table():
@@ -37,16 +88,15 @@ def tokens_table():
 
 
 def token_lifetime_seconds():
-    return _int("TOKEN_LIFETIME_SECONDS", 172800, 60, 31536000)
+    return _setting("TOKEN_LIFETIME_SECONDS")
 
 
 def bcrypt_rounds():
-    # 4 is bcrypt's floor and only fit for tests; production keeps 12.
-    return _int("BCRYPT_ROUNDS", 12, 4, 16)
+    return _setting("BCRYPT_ROUNDS")
 
 
 def max_tokens_per_user():
-    return _int("MAX_TOKENS_PER_USER", 100, 1, 1000)
+    return _setting("MAX_TOKENS_PER_USER")
 
 
 def last_used_resolution_seconds():

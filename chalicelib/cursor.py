@@ -8,11 +8,29 @@ instead of leaking or skipping anything.
 import base64
 import hashlib
 import hmac
+from dataclasses import dataclass
+from typing import Optional
 
 from chalicelib import signing_keys
 from chalicelib.token_store import TOKEN_ID
 
 _MAC_BYTES = 12
+
+
+@dataclass(frozen=True)
+class Page:
+    """One page of a listing: how many items, and the id that the previous
+    page ended with (None for the first page). Cursors of the next page are
+    bound to ``scope``."""
+
+    scope: str
+    limit: int
+    before: Optional[str] = None
+
+
+def scope(listing, owner):
+    """What a cursor is bound to: a kind of listing of one owner's items."""
+    return f"{listing}:{owner}"
 
 
 def _mac(scope, token_id):

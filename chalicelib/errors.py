@@ -5,6 +5,7 @@ import logging
 from chalice import Response
 
 from chalicelib import audit
+from chalicelib.rules import MAX_BODY_BYTES
 
 
 class ServiceError(Exception):
@@ -25,6 +26,10 @@ class ServiceError(Exception):
 class BadRequest(ServiceError):
     status, code = 400, "invalid_body"
     message = "The request body must be a JSON object."
+
+
+class NotUtf8(BadRequest):
+    message = "The request body must be UTF-8 JSON, without a byte order mark."
 
 
 class ValidationFailed(ServiceError):
@@ -68,7 +73,7 @@ class Conflict(ServiceError):
 
 class PayloadTooLarge(ServiceError):
     status, code = 413, "payload_too_large"
-    message = "The request body is larger than 64 KB."
+    message = f"The request body is larger than {MAX_BODY_BYTES // 1024} KB."
 
 
 class TooManyAttempts(ServiceError):

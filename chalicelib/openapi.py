@@ -101,7 +101,8 @@ def _operation(operation_id, summary, token, body, success, errors, parameters):
     status, out = success
     responses = {str(status): {"description": "Success",
                                "content": _json(out if out else {"type": "object"})}}
-    for code in errors:
+    # Any route refuses an oversized body, whether it reads one or not.
+    for code in sorted(set(errors) | {413}):
         responses[str(code)] = {"description": DESCRIPTIONS[code], "content": _json(ErrorOut)}
     if token:
         for code in AUTH_ERRORS:

@@ -19,7 +19,10 @@ from chalicelib import config
 
 _PREHASH_KEY = b"login-service/bcrypt-prehash/v1"
 COMMON_PASSWORDS = os.path.join(os.path.dirname(__file__), "common-passwords.txt.gz")
-_dummy_hashes = {}
+# bcrypt writes its salt and checksum in base64 with an alphabet of its own.
+_TO_BCRYPT_ALPHABET = bytes.maketrans(
+    b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/",
+    b"./ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789")
 _common = []
 
 
@@ -45,11 +48,22 @@ def verify(password, stored_hash):
     return bcrypt.checkpw(_prehash(password), stored_hash.encode("ascii"))
 
 
+def _bcrypt_base64(size):
+    # Standard base64 leaves the spare bits of the last character zero, as
+    # bcrypt requires: a salt with them set is refused ("Invalid salt").
+    return base64.b64encode(os.urandom(size)).rstrip(b"=").translate(_TO_BCRYPT_ALPHABET)
+
+
 def _dummy_hash():
-    rounds = config.bcrypt_rounds()
-    if rounds not in _dummy_hashes:
-        _dummy_hashes[rounds] = bcrypt.hashpw(b"no such user", bcrypt.gensalt(rounds=rounds))
-    return _dummy_hashes[rounds]
+    """A well-formed bcrypt hash of the configured cost that matches nothing.
+
+    Random salt and checksum, written out rather than computed: making it
+    costs no bcrypt run, so even the first unknown user of a fresh instance
+    costs exactly the one check that a wrong password costs, and no cold
+    start pays for it. checkpw does the full work of the cost it names, then
+    compares with a checksum that no password yields (2^-184 odds).
+    """
+    return b"$2b$%02d$" % config.bcrypt_rounds() + _bcrypt_base64(16) + _bcrypt_base64(23)
 
 
 def is_common(password):

@@ -6,3 +6,5 @@ USERNAME = re.compile(r"[A-Za-z0-9_.\-]{3,32}")
 DESCRIPTION_LENGTH = 200
 PAGE_SIZE = (1, 100, 50)  # smallest, largest, default
 ADMIN = "admin"  # the role that opens the admin routes
+PREFIX = "/api/v1"  # every route but GET / lives under it
+MAX_BODY_BYTES = 64 * 1024

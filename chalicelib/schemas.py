@@ -5,6 +5,8 @@ not a silently missing value) and strings that are not valid Unicode (a lone
 surrogate from a ``\\ud800`` escape cannot be hashed or stored). Secrets are
 load-only, so a dump can never put one in a response.
 """
+import unicodedata
+
 from marshmallow import Schema, ValidationError, fields, validate
 
 from chalicelib import passwords
@@ -30,6 +32,37 @@ def _username(value):
         raise ValidationError("Use 3 to 32 characters: letters, digits, _ . -")
 
 
+def _plain_email(value):
+    """What marshmallow's Email lets through, and an address must not hold.
+
+    marshmallow accepts any Unicode letter in a domain, so a Kelvin sign,
+    fullwidth letters or a soft hyphen would be stored as typed: a second
+    spelling of a domain (or of a mailbox) that reads the same. Whatever
+    NFKC changes is refused, and a non-ASCII domain must be valid IDNA that
+    IDNA leaves as it is, but for case. Python's own "idna" codec decides
+    (IDNA 2003): the Lambda runtime has no IDNA 2008 package, and a domain
+    on which the two disagree (``ß``, a final sigma) is refused either way.
+    The address is kept as typed.
+    """
+    local, at, domain = value.rpartition("@")
+    if not at:
+        return  # the Email validator has said so already
+    if unicodedata.normalize("NFKC", domain) != domain:
+        raise ValidationError("Type the domain in its plain form: it holds lookalike characters "
+                              "(such as a Kelvin sign or fullwidth letters).")
+    if unicodedata.normalize("NFKC", local) != local:
+        raise ValidationError("Type the part before @ in its plain form: it holds lookalike "
+                              "characters (such as a Kelvin sign or fullwidth letters).")
+    if not domain.isascii():
+        try:
+            same = domain.encode("idna").decode("idna").lower() == domain.lower()
+        except UnicodeError:
+            same = False
+        if not same:
+            raise ValidationError("The domain is not a valid internationalised domain name "
+                                  "in its plain form.")
+
+
 def _not_common(value):
     if passwords.is_common(value):
         raise ValidationError("This password is one of the most common ones; choose another.")
@@ -47,7 +80,7 @@ def NonEmpty(**kwargs):
 class SignupIn(Schema):
     username = Text(required=True, validate=_username,
                     metadata={"pattern": "^[A-Za-z0-9_.-]{3,32}$"})
-    email = fields.Email(required=True, validate=validate.Length(max=254))
+    email = fields.Email(required=True, validate=[validate.Length(max=254), _plain_email])
     password = Password()
 
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from chalicelib import audit, backoff, clock, config, cursor, dynamo, jwtcodec, passwords
 from chalicelib.errors import (Forbidden, InvalidCredentials, ServiceUnavailable, TokenNotFound,
-                               TooManyAttempts, UserNotFound, ValidationFailed, WrongPassword)
+                               TooManyAttempts, UserNotFound, WrongPassword)
 from chalicelib.rules import ADMIN
 from chalicelib.token_store import TOKEN_ID, Session, TokenStore, new_token_id
 from chalicelib.user_store import User, UserStore
@@ -135,17 +135,17 @@ def revoke_all(user_id, keep=None, by=None):
     return revoked
 
 
-def list_tokens(user_id, current_token_id, limit, raw_cursor, scope):
-    scope = f"{scope}:{user_id}"
-    before = None
-    if raw_cursor is not None:
-        before = cursor.read(scope, raw_cursor)
-        if before is None:
-            raise ValidationFailed({"cursor": ["Not a cursor this listing issued."]})
-    sessions, more = tokens().page(user_id, clock.now(), limit, before)
+def list_tokens(caller, user_id, page):
+    """A page (cursor.Page) of ``user_id``'s live tokens, newest first.
+
+    ``current`` marks the token making the request, so an admin sees it in
+    a listing of its own tokens and never in another user's.
+    """
+    sessions, more = tokens().page(user_id, clock.now(), page.limit, page.before)
+    mine = caller.user_id == user_id
     return {
-        "tokens": [_token_view(s, s.token_id == current_token_id) for s in sessions],
-        "next_cursor": cursor.issue(scope, sessions[-1].token_id) if more else None,
+        "tokens": [_token_view(s, mine and s.token_id == caller.token_id) for s in sessions],
+        "next_cursor": cursor.issue(page.scope, sessions[-1].token_id) if more else None,
     }
 
 

@@ -11,12 +11,28 @@ import functools
 import json
 import re
 
-from chalicelib import errors
-from chalicelib.errors import BadRequest, PayloadTooLarge, ServiceError, ValidationFailed
-from chalicelib.rules import PAGE_SIZE
+from chalicelib import cursor, errors
+from chalicelib.errors import BadRequest, NotUtf8, PayloadTooLarge, ServiceError, ValidationFailed
+from chalicelib.rules import MAX_BODY_BYTES, PAGE_SIZE, PREFIX
 from chalicelib.service import Identity
 
-MAX_BODY_BYTES = 64 * 1024
+
+def edge(request, get_response):
+    """The app's http middleware: what every request and answer goes through.
+
+    The size limit is checked here, before any view runs, so that a route
+    which never reads its body (logout) refuses an oversized one all the
+    same, and changes nothing. Every answer under the prefix, errors
+    included, is marked not to be stored by any cache: it may hold a token
+    or account data (RFC 6749 section 5.1).
+    """
+    if request is not None and len(request.raw_body or b"") > MAX_BODY_BYTES:
+        response = errors.to_response(PayloadTooLarge())
+    else:
+        response = get_response(request)
+    if request is not None and request.path.startswith(PREFIX):
+        response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 def handled(func):
@@ -40,13 +56,23 @@ def _fields(messages):
 
 
 def json_object(request):
-    """The request body as a dict, parsed here for the contract's 400 shape."""
-    raw = request.raw_body or b""
-    if len(raw) > MAX_BODY_BYTES:
-        raise PayloadTooLarge()
+    """The request body as a dict, parsed here for the contract's 400 shape.
+
+    UTF-8 only (RFC 8259 section 8.1), decoded strictly before parsing:
+    json.loads on bytes would guess UTF-16 or UTF-32, so a body that a
+    firewall rule read as UTF-8 could mean something else here. A byte
+    order mark is refused too: the RFC lets a parser ignore one, but no
+    JSON client needs to send it, and one reading of a body is safer.
+    """
     try:
-        data = json.loads(raw)
-    except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
+        text = (request.raw_body or b"").decode("utf-8")
+    except UnicodeDecodeError:
+        raise NotUtf8() from None
+    if text.startswith("\ufeff"):
+        raise NotUtf8()
+    try:
+        data = json.loads(text)
+    except (ValueError, RecursionError):
         raise BadRequest() from None
     if not isinstance(data, dict):
         raise BadRequest()
@@ -75,15 +101,29 @@ def dump(name, value):
     return schema(name).dump(value)
 
 
-def limit(request):
-    """The ``limit`` query parameter: a whole number in the page-size range."""
+def requested_page(request, listing, owner):
+    """The page that ``limit`` and ``cursor`` ask for in ``listing`` (a kind
+    of listing, ``self`` or ``admin``) of ``owner``'s items.
+
+    Both are checked before either is refused, so one 422 names each bad
+    one. A cursor counts only in the listing that issued it.
+    """
     low, high, default = PAGE_SIZE
-    raw = query(request, "limit")
-    if raw is None:
-        return default
-    if not re.fullmatch(r"[0-9]{1,4}", raw) or not low <= int(raw) <= high:
-        raise ValidationFailed({"limit": [f"Must be a whole number from {low} to {high}."]})
-    return int(raw)
+    scope = cursor.scope(listing, owner)
+    bad = {}
+    size, raw_cursor = query(request, "limit"), query(request, "cursor")
+    if size is None:
+        size = default
+    elif re.fullmatch(r"[0-9]{1,4}", size) and low <= int(size) <= high:
+        size = int(size)
+    else:
+        bad["limit"] = [f"Must be a whole number from {low} to {high}."]
+    before = None if raw_cursor is None else cursor.read(scope, raw_cursor)
+    if raw_cursor is not None and before is None:
+        bad["cursor"] = ["Not a cursor this listing issued."]
+    if bad:
+        raise ValidationFailed(bad)
+    return cursor.Page(scope=scope, limit=size, before=before)
 
 
 def flag(request, name):

@@ -48,6 +48,7 @@ class Stack:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
+                self.log.close()
                 raise RuntimeError("make run exited early:\n" + self.output())
             try:
                 if requests.get(self.base + "/", timeout=1).status_code == 200:

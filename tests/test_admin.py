@@ -75,6 +75,21 @@ def test_the_admin_role_shows_in_the_user(api, admin):
     assert api.call("GET", "/api/v1/users/me", token=admin).json["roles"] == ["admin"]
 
 
+def test_an_admin_listing_its_own_tokens_sees_which_one_is_current(api, admin):
+    api.token("root")
+    reply = api.call("GET", "/api/v1/admin/users/root/tokens", token=admin)
+    current = [t["id"] for t in reply.json["tokens"] if t["current"]]
+    mine = api.call("GET", "/api/v1/tokens", token=admin).json["tokens"]
+    assert len(reply.json["tokens"]) == 2
+    assert current == [t["id"] for t in mine if t["current"]] and len(current) == 1
+
+
+def test_an_admin_gets_a_bad_limit_and_a_bad_cursor_named_together(api, admin):
+    api.user("alice")
+    reply = api.call("GET", "/api/v1/admin/users/alice/tokens?limit=101&cursor=x", token=admin)
+    assert reply.status == 422 and set(reply.json["fields"]) == {"limit", "cursor"}
+
+
 # Admin rights follow the live role: read on every admin request, never
 # taken from the token.
 

@@ -84,6 +84,46 @@ def test_the_tutorial_scenario_over_http(stack):
         assert requests.get(stack.base + "/api/v1/users/me").status_code == 401
 
 
+def test_a_bad_setting_stops_make_run_at_once_with_one_line_naming_it(tmp_path):
+    stack = Stack(tmp_path / "run.log", TOKEN_LIFETIME_SECONDS="abc")
+    started = time.monotonic()
+    with pytest.raises(RuntimeError, match="exited early"):
+        stack.start(timeout=60)
+    assert time.monotonic() - started < 20
+    assert stack.process.returncode != 0
+    output = stack.output()
+    assert "TOKEN_LIFETIME_SECONDS" in output and "Traceback" not in output
+    assert not port_open(stack.dynamodb_port)
+
+
+def signed_up(stack, name):
+    body = {"username": name, "email": f"{name}@example.com", "password": f"{name} password 1"}
+    assert post(stack, "/api/v1/signup", body).status_code == 201
+    return post(stack, "/api/v1/login", {"username": name, "password": f"{name} password 1"})
+
+
+def test_logout_with_a_body_over_64_kb_is_413_and_the_token_lives_on(stack):
+    token = signed_up(stack, "heavy").json()["token"]
+    headers = {"Authorization": f"Bearer {token}"}
+    reply = requests.post(stack.base + "/api/v1/logout", data=b"x" * (65 * 1024),
+                          headers=headers, timeout=10)
+    assert reply.status_code == 413 and reply.json()["error"] == "payload_too_large"
+    assert requests.get(stack.base + "/api/v1/users/me", headers=headers,
+                        timeout=10).status_code == 200
+
+
+def test_a_login_answer_says_no_store(stack):
+    assert signed_up(stack, "private").headers["Cache-Control"] == "no-store"
+
+
+def test_a_utf16_login_is_400(stack):
+    signed_up(stack, "wide")
+    body = json.dumps({"username": "wide", "password": "wide password 1"}).encode("utf-16")
+    reply = requests.post(stack.base + "/api/v1/login", data=body,
+                          headers={"Content-Type": "application/json"}, timeout=10)
+    assert reply.status_code == 400 and reply.json()["error"] == "invalid_body"
+
+
 def test_ctrl_c_stops_everything_it_started(tmp_path):
     stack = Stack(tmp_path / "run.log").start()
     assert port_open(stack.port) and port_open(stack.dynamodb_port)

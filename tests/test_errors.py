@@ -90,3 +90,84 @@ def test_every_4xx_the_app_produces_has_the_error_shape(api, admin):
         assert ("fields" in reply.json) == (reply.status == 422)
     reply = api.call("GET", "/api/v1/admin/users/nobody/tokens", token=admin)
     assert reply.status == 404 and set(reply.json) == {"error", "message"}
+
+
+LOGIN = {"username": "alice", "password": "correct horse battery"}
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-le", "utf-16-be", "utf-32", "utf-32-le",
+                                      "utf-8-sig"])
+def test_a_body_in_another_encoding_than_plain_utf8_is_400_even_when_it_would_log_in(api, encoding):
+    api.signup()
+    reply = api.call("POST", "/api/v1/login", raw=json.dumps(LOGIN).encode(encoding))
+    assert reply.status == 400
+    assert is_error_shape(reply.json, "invalid_body")
+
+
+def test_utf8_beyond_ascii_is_read_as_utf8(api):
+    api.signup(password="pässwörd ☃ long")
+    raw = json.dumps({"username": "alice", "password": "pässwörd ☃ long"}, ensure_ascii=False)
+    assert api.call("POST", "/api/v1/login", raw=raw.encode("utf-8")).status == 200
+
+
+@pytest.mark.parametrize("raw", [b'{"username": "alice", "password": "\xed\xa0\x80 surrogate"}',
+                                 b'{"username": "alice", "password": "\xc0\xaf overlong"}'])
+def test_bytes_that_are_not_strict_utf8_are_400(api, raw):
+    reply = api.call("POST", "/api/v1/login", raw=raw)
+    assert reply.status == 400 and reply.json["error"] == "invalid_body"
+
+
+OVERSIZED = b"x" * (65 * 1024)
+
+
+def test_logout_with_a_body_over_64_kb_is_413_and_revokes_nothing(api):
+    token = api.user()
+    reply = api.call("POST", "/api/v1/logout", token=token, raw=OVERSIZED)
+    assert reply.status == 413
+    assert is_error_shape(reply.json, "payload_too_large")
+    assert api.call("GET", "/api/v1/users/me", token=token).status == 200
+
+
+@pytest.mark.parametrize("method,path", [("GET", "/api/v1/users/me"), ("GET", "/api/v1/tokens"),
+                                         ("DELETE", "/api/v1/tokens"), ("GET", "/")])
+def test_a_body_over_64_kb_is_413_on_routes_that_read_no_body(api, method, path):
+    token = api.user()
+    reply = api.call(method, path, token=token, raw=OVERSIZED)
+    assert reply.status == 413 and reply.json["error"] == "payload_too_large"
+    assert len(api.call("GET", "/api/v1/tokens", token=token).json["tokens"]) == 1
+
+
+def test_a_body_of_exactly_64_kb_is_read(api):
+    body = json.dumps({"username": "alice", "password": ""}).encode()
+    raw = body[:-1] + b" " * (64 * 1024 - len(body)) + b"}"
+    assert len(raw) == 64 * 1024
+    assert api.call("POST", "/api/v1/login", raw=raw).status == 422
+
+
+def no_store(reply):
+    return {k.lower(): v for k, v in reply.headers.items()}.get("cache-control") == "no-store"
+
+
+def test_a_login_answer_is_never_stored_by_a_cache(api):
+    api.signup()
+    reply = api.login()
+    assert reply.status == 200 and no_store(reply)
+
+
+def test_every_api_answer_says_no_store_errors_included(api, monkeypatch):
+    token = api.user()
+    replies = [
+        api.call("GET", "/api/v1/users/me", token=token),
+        api.call("GET", "/api/v1/tokens", token=token),
+        api.call("GET", "/api/v1/openapi.json"),
+        api.call("POST", "/api/v1/login", raw=b"[]"),
+        api.login(password="not the password"),
+        api.call("GET", "/api/v1/tokens?limit=0", token=token),
+        api.call("POST", "/api/v1/logout", token=token, raw=OVERSIZED),
+        api.call("PUT", "/api/v1/login", {}),
+        api.call("POST", "/api/v1/login", headers={"Content-Type": "text/plain"}, raw=b"x"),
+    ]
+    monkeypatch.setattr(service, "me", lambda identity: 1 / 0)
+    replies.append(api.call("GET", "/api/v1/users/me", token=token))
+    assert [r.status for r in replies] == [200, 200, 200, 400, 401, 422, 413, 405, 415, 500]
+    assert all(no_store(r) for r in replies)

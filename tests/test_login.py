@@ -112,3 +112,51 @@ def test_login_works_again_after_time_passes(api, monkeypatch):
     monkeypatch.setattr("chalicelib.clock.now", lambda: start + 3600)
     token = api.token()
     assert api.call("GET", "/api/v1/users/me", token=token).status == 200
+
+
+@pytest.fixture
+def bcrypt_runs(monkeypatch):
+    """Every bcrypt run from now on, in a fresh passwords module (nothing it
+    might have cached in an earlier test), as a fresh instance has it."""
+    import importlib
+
+    import bcrypt
+
+    importlib.reload(passwords)
+    runs = []
+    for name in ("hashpw", "checkpw", "kdf"):
+        def spy(*args, _real=getattr(bcrypt, name), _name=name, **kwargs):
+            runs.append(_name)
+            return _real(*args, **kwargs)
+        monkeypatch.setattr(bcrypt, name, spy)
+    return runs
+
+
+@pytest.mark.parametrize("username,password", [
+    ("nobody", "not the password"), ("alice", "not the password"), ("bad name", "not the password"),
+    ("alice", PASSWORD)])
+def test_every_login_even_the_first_of_an_instance_is_exactly_one_bcrypt_run(
+        api, bcrypt_runs, username, password):
+    api.signup()
+    bcrypt_runs.clear()
+    api.login(username=username, password=password)
+    assert bcrypt_runs == ["checkpw"]
+
+
+def test_a_one_second_lifetime_logs_in(api, monkeypatch):
+    monkeypatch.setenv("TOKEN_LIFETIME_SECONDS", "1")
+    api.signup()
+    reply = api.login()
+    assert reply.status == 200 and reply.json["expires_in"] == 1
+
+
+def test_a_three_second_token_is_denied_once_the_three_seconds_are_over(api, monkeypatch):
+    monkeypatch.setenv("TOKEN_LIFETIME_SECONDS", "3")
+    api.signup()
+    start = time.time()
+    monkeypatch.setattr("chalicelib.clock.now", lambda: start)
+    token = api.token()
+    monkeypatch.setattr("chalicelib.clock.now", lambda: start + 2)
+    assert api.call("GET", "/api/v1/users/me", token=token).status == 200
+    monkeypatch.setattr("chalicelib.clock.now", lambda: start + 3)
+    assert api.call("GET", "/api/v1/users/me", token=token).status == 403

@@ -274,3 +274,19 @@ def test_a_generated_secret_is_kept_and_reused(tmp_path, monkeypatch):
     first = manage._secret()
     assert len(first) >= 32 and manage._secret() == first
     assert (tmp_path / ".local" / "jwt-secret").stat().st_mode & 0o077 == 0
+
+
+def test_serve_refuses_a_bad_setting_in_one_line_before_starting_anything(monkeypatch, capsys):
+    monkeypatch.setenv("TOKEN_LIFETIME_SECONDS", "abc")
+    monkeypatch.setattr(manage.subprocess, "Popen", lambda *a, **k: pytest.fail("started"))
+    assert manage.main(["serve"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "TOKEN_LIFETIME_SECONDS" in err and "Traceback" not in err
+
+
+def test_serve_checks_the_stage_variables_as_chalice_local_will_see_them(tmp_path, monkeypatch):
+    (tmp_path / ".chalice").mkdir()
+    (tmp_path / ".chalice" / "config.json").write_text(
+        '{"stages": {"local": {"environment_variables": {"BCRYPT_ROUNDS": "40"}}}}')
+    monkeypatch.setattr(manage, "ROOT", str(tmp_path))
+    assert "BCRYPT_ROUNDS" in manage.bad_setting("local")

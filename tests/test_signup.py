@@ -118,3 +118,39 @@ def test_the_shipped_common_password_list_is_zxcvbns(tmp_path, monkeypatch):
     monkeypatch.setattr(passwords, "COMMON_PASSWORDS", str(tmp_path / "list.gz"))
     assert manage.common_passwords() > 10000
     assert gzip.decompress((tmp_path / "list.gz").read_bytes()) == gzip.decompress(shipped)
+
+
+@pytest.mark.parametrize("email", [
+    "alice@exampl\u212a.com",      # a Kelvin sign for the k
+    "alice@\uff45xample.com",      # a fullwidth e
+    "alice@\uff45\uff58\uff41\uff4d\uff50\uff4c\uff45.com",
+])
+def test_a_domain_with_compatibility_lookalikes_is_refused_with_how_to_fix_it(api, email):
+    reply = api.signup("alice", email=email)
+    assert reply.status == 422
+    assert reply.json["fields"]["email"] == [
+        "Type the domain in its plain form: it holds lookalike characters "
+        "(such as a Kelvin sign or fullwidth letters)."]
+
+
+def test_a_mailbox_with_compatibility_lookalikes_is_refused(api):
+    reply = api.signup("alice", email="\uff41lice@example.com")
+    assert reply.status == 422 and list(reply.json["fields"]) == ["email"]
+
+
+@pytest.mark.parametrize("email", [
+    "alice@exa\u00admple.com",     # a soft hyphen, which IDNA drops
+    "alice@exa\u200bmple.com",     # a zero-width space, which IDNA drops
+    "alice@stra\u00dfe.de",        # IDNA 2003 reads strasse.de, IDNA 2008 does not
+    "alice@b\u00fccher" + "x" * 60 + ".example",  # a label over 63 bytes once encoded
+])
+def test_a_domain_that_is_not_idna_as_typed_is_refused(api, email):
+    reply = api.signup("alice", email=email)
+    assert reply.status == 422 and list(reply.json["fields"]) == ["email"]
+
+
+@pytest.mark.parametrize("email", ["alice@b\u00fccher.example", "alice@B\u00dcCHER.example",
+                                   "Alice@Example.COM", "alice@xn--bcher-kva.example"])
+def test_a_plain_ascii_or_valid_idn_domain_is_kept_as_typed(api, email):
+    reply = api.signup("alice", email=email)
+    assert reply.status == 201 and reply.json["email"] == email

@@ -190,3 +190,17 @@ def test_logout_revokes_only_the_presented_token(api):
     assert api.call("POST", "/api/v1/logout", token=token).json == {"revoked": 1}
     assert api.call("GET", "/api/v1/users/me", token=token).status == 403
     assert api.call("GET", "/api/v1/users/me", token=other).status == 200
+
+
+def test_a_bad_limit_and_a_bad_cursor_are_both_named_in_one_422(api):
+    token = api.user()
+    reply = api.call("GET", f"{TOKENS}?limit=0&cursor=garbage", token=token)
+    assert reply.status == 422
+    assert reply.json["fields"] == {"limit": ["Must be a whole number from 1 to 100."],
+                                    "cursor": ["Not a cursor this listing issued."]}
+
+
+def test_a_bad_keep_current_says_what_it_must_be(api):
+    token = api.user()
+    reply = api.call("DELETE", f"{TOKENS}?keep_current=yes", token=token)
+    assert reply.json["fields"] == {"keep_current": ["Must be true or false."]}

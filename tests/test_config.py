@@ -1,0 +1,78 @@
+"""Settings: every one checked at once, where a bad value stops the start."""
+import os
+import runpy
+
+import bcrypt
+import pytest
+
+from chalicelib import config
+from conftest import ROOT
+
+LAMBDA = {"AWS_LAMBDA_FUNCTION_NAME": "login-service-dev-api"}
+
+
+@pytest.mark.parametrize("name,value", [
+    ("TOKEN_LIFETIME_SECONDS", "abc"), ("TOKEN_LIFETIME_SECONDS", "0"),
+    ("TOKEN_LIFETIME_SECONDS", "-5"), ("TOKEN_LIFETIME_SECONDS", " 60"),
+    ("TOKEN_LIFETIME_SECONDS", "1_000"), ("TOKEN_LIFETIME_SECONDS", "9" * 5000),
+    ("BCRYPT_ROUNDS", "3"), ("BCRYPT_ROUNDS", "17"), ("MAX_TOKENS_PER_USER", "0"),
+])
+def test_a_bad_whole_number_is_refused_by_name(monkeypatch, name, value):
+    monkeypatch.setenv(name, value)
+    with pytest.raises(config.ConfigurationError, match=name):
+        config.check()
+
+
+@pytest.mark.parametrize("value", ["1", "3", "31536000"])
+def test_any_whole_number_of_seconds_from_1_is_a_lifetime(monkeypatch, value):
+    monkeypatch.setenv("TOKEN_LIFETIME_SECONDS", value)
+    config.check()
+    assert config.token_lifetime_seconds() == int(value)
+
+
+@pytest.mark.parametrize("name", ["JWT_SECRET", "JWT_PREVIOUS_SECRET"])
+def test_a_short_signing_secret_is_refused_by_name_without_showing_it(monkeypatch, name):
+    monkeypatch.setenv(name, "short-secret")
+    with pytest.raises(config.ConfigurationError, match=name) as raised:
+        config.check()
+    assert "short-secret" not in str(raised.value)
+
+
+def test_a_signing_secret_is_required_unless_one_is_in_ssm(monkeypatch):
+    monkeypatch.delenv("JWT_SECRET")
+    with pytest.raises(config.ConfigurationError, match="JWT_SECRET"):
+        config.check()
+    config.check(secret_required=False)
+    monkeypatch.setenv("JWT_SECRET_PARAMETER", "/login-service/dev/jwt-secret")
+    config.check()
+
+
+def cold_start():
+    """app.py imported afresh, as a Lambda runtime imports the handler."""
+    return runpy.run_path(os.path.join(ROOT, "app.py"), run_name="lambda_handler")
+
+
+def test_a_bad_value_stops_a_lambda_cold_start(monkeypatch):
+    for name, value in LAMBDA.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("TOKEN_LIFETIME_SECONDS", "abc")
+    with pytest.raises(config.ConfigurationError, match="TOKEN_LIFETIME_SECONDS"):
+        cold_start()
+
+
+def test_a_good_cold_start_does_no_bcrypt_work(monkeypatch):
+    for name, value in LAMBDA.items():
+        monkeypatch.setenv(name, value)
+    runs = []
+    for name in ("hashpw", "checkpw", "kdf", "gensalt"):
+        monkeypatch.setattr(bcrypt, name, lambda *a, _n=name, **k: runs.append(_n))
+    assert cold_start()["app"].app_name == "login-service"
+    assert runs == []
+
+
+def test_outside_lambda_the_import_leaves_settings_to_each_request(monkeypatch):
+    # chalice local and the test client lay the stage's environment over
+    # os.environ per request, after the import: checking at import would
+    # check the wrong values.
+    monkeypatch.setenv("TOKEN_LIFETIME_SECONDS", "abc")
+    assert cold_start()["app"].app_name == "login-service"
