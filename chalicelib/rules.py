@@ -8,3 +8,11 @@ PAGE_SIZE = (1, 100, 50)  # smallest, largest, default
 ADMIN = "admin"  # the role that opens the admin routes
 PREFIX = "/api/v1"  # every route but GET / lives under it
 MAX_BODY_BYTES = 64 * 1024
+
+
+def folded_username(text):
+    """``text`` without regard to case when it is a username; None when it
+    breaks the rule. The rule comes first: lower() maps some non-ASCII
+    characters onto ASCII letters (the Kelvin sign onto ``k``), so a fold
+    before the check would let a lookalike stand for a real name."""
+    return text.lower() if USERNAME.fullmatch(text) else None

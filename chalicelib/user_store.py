@@ -6,8 +6,11 @@ One table, keyed by ``pk``, holding four kinds of item:
 ``username#<lower>``    the login: user_id, username, roles, password_hash,
                         and ``deleting`` while an account deletion runs
 ``email#<casefolded>``  user_id
-``attempts#<sha256>``   failed logins of a username (any string, any case):
+``attempts#<sha256>``   attempts at the password of a username (any case):
                         failures, locked_until, expires_at (also the TTL)
+``attempts#malformed#<sha256>``  the same for a name that breaks the username
+                        rule, hashed exactly as typed: a lookalike such as
+                        a Kelvin sign for ``k`` never shares a real user's
 
 The username and email items are the uniqueness guards: signup writes all
 three in one transaction, each on condition that its key is new, so two
@@ -25,8 +28,8 @@ import hashlib
 
 from chalicelib import backoff, dynamo
 from chalicelib.dynamo import N, S
-from chalicelib.rules import USERNAME
 from chalicelib.errors import Conflict, ServiceUnavailable, UserNotFound
+from chalicelib.rules import folded_username
 
 
 @dataclass
@@ -58,6 +61,10 @@ def _roles(item):
     return [r["S"] for r in item.get("roles", {}).get("L", [])]
 
 
+def _sha256(text):
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
 class UserStore:
     def __init__(self, table):
         self.table = table
@@ -68,8 +75,10 @@ class UserStore:
 
     @staticmethod
     def login_key(username):
-        # Usernames are ASCII by rule, so lower() is the whole case-folding.
-        return {"pk": S("username#" + username.lower())}
+        folded = folded_username(username)
+        if folded is None:
+            raise ValueError("not a username")  # callers check the rule first
+        return {"pk": S("username#" + folded)}
 
     @staticmethod
     def email_key(email):
@@ -78,8 +87,10 @@ class UserStore:
     @staticmethod
     def attempts_key(username):
         # Hashed: a login may name any string, and keys are limited in size.
-        digest = hashlib.sha256(username.lower().encode("utf-8")).hexdigest()
-        return {"pk": S("attempts#" + digest)}
+        folded = folded_username(username)
+        if folded is None:
+            return {"pk": S("attempts#malformed#" + _sha256(username))}
+        return {"pk": S("attempts#" + _sha256(folded))}
 
     def create(self, user, password_hash):
         roles = {"L": [S(r) for r in user.roles]}
@@ -116,7 +127,7 @@ class UserStore:
     def get_login(self, username):
         """The login of ``username`` (any case); None, without a read, for a
         name that breaks the username rule and so cannot exist."""
-        if not USERNAME.fullmatch(username):
+        if folded_username(username) is None:
             return None
         item = dynamo.call(
             "get_item", TableName=self.table, Key=self.login_key(username), ConsistentRead=True
@@ -127,7 +138,7 @@ class UserStore:
         """The login (None for an unknown or malformed name) and the failed
         attempts of ``username``, in one read."""
         keys = [self.attempts_key(username)]
-        keys += [self.login_key(username)] if USERNAME.fullmatch(username) else []
+        keys += [self.login_key(username)] if folded_username(username) is not None else []
         login = attempts = None
         for item in dynamo.batch_get(self.table, keys):
             if item["pk"]["S"].startswith("attempts#"):
@@ -208,7 +219,7 @@ class UserStore:
         the login of ``username`` (None for an unknown or malformed name), in
         one strongly consistent read."""
         keys = [self.user_key(user_id)]
-        keys += [self.login_key(username)] if USERNAME.fullmatch(username) else []
+        keys += [self.login_key(username)] if folded_username(username) is not None else []
         roles = login = None
         for item in dynamo.batch_get(self.table, keys):
             if item["pk"]["S"].startswith("user#"):

@@ -108,3 +108,27 @@ def test_deleting_the_account_forgets_its_attempts(api, clock, dynamodb, table_n
     fail(api, times=2)
     api.call("DELETE", "/api/v1/users/me", token=token, body={"password": PASSWORD})
     assert dynamodb.scan(TableName=table_names["users"])["Count"] == 0
+
+
+# A lookalike name (a Kelvin sign for the K) never counts against the real user.
+
+KELVIN = "\u212aate"
+
+
+def test_a_lookalike_name_never_locks_out_the_real_user(api, clock):
+    assert KELVIN.lower() == "kate"  # why this needs a test
+    api.signup("kate")
+    assert fail(api, KELVIN, times=5) == [401] * 5
+    assert api.login("kate").status == 200
+
+
+def test_a_lookalike_name_backs_off_on_its_own(api, clock):
+    api.signup("kate")
+    fail(api, KELVIN, times=5)
+    assert api.login(KELVIN).status == 429
+
+
+def test_the_real_users_failures_do_not_lock_the_lookalike_name(api, clock):
+    api.signup("kate")
+    fail(api, "kate", times=5)
+    assert api.login(KELVIN).status == 401
