@@ -6,6 +6,12 @@ doubles with each further failure, from 30 s up to 15 minutes and never
 beyond, so an attacker can slow a victim's logins down but never lock the
 account for good. A success resets the count; so does a day without
 failures.
+
+Each attempt is counted as a failure *before* its password is checked
+(bcrypt takes long enough for a burst of requests to all read the same
+count), and a success then resets the count. The fifth attempt sets the lock
+as it is counted, so at most ``THRESHOLD`` passwords are checked before the
+first wait and one per wait after it, however many attempts arrive at once.
 """
 import math
 from dataclasses import dataclass
@@ -37,7 +43,7 @@ def retry_after(attempts, now):
 
 
 def after_failure(attempts, now):
-    """The record after one more failure."""
+    """The record after one more failure (or one more attempt, reserved)."""
     failures = current(attempts, now).failures + 1
     wait = 0 if failures < THRESHOLD else min(MAX_WAIT, FIRST_WAIT * 2 ** (failures - THRESHOLD))
     # Whole seconds, rounded down: a Retry-After (rounded up) then never

@@ -29,7 +29,20 @@ TRANSACTION_LIMIT = 100
 
 
 class ConditionFailed(Exception):
-    """A conditional write found the item not as expected."""
+    """A conditional write found the item not as expected; ``item`` is the
+    item as it then was, when the call asked for it (None if absent)."""
+
+    def __init__(self, item=None):
+        super().__init__()
+        self.item = item
+
+
+class Contended(ServiceUnavailable):
+    """A plain write met a transaction in progress on its item.
+
+    A 503 wherever nobody expects it; a compare-and-swap loop may take it as
+    a lost race instead and read the item again.
+    """
 
 
 class TransactionCancelled(Exception):
@@ -47,7 +60,9 @@ def call(operation, **kwargs):
         error = exc.response.get("Error", {})
         code = error.get("Code", "")
         if code == "ConditionalCheckFailedException":
-            raise ConditionFailed() from None
+            raise ConditionFailed(exc.response.get("Item")) from None
+        if code == "TransactionConflictException":
+            raise Contended() from None
         if code == "TransactionCanceledException":
             reasons = [r.get("Code", "None") for r in exc.response.get("CancellationReasons", [])]
             if any(r in ("ThrottlingError", "ProvisionedThroughputExceeded") for r in reasons):

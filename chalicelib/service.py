@@ -11,7 +11,12 @@ from chalicelib.errors import (Forbidden, InvalidCredentials, ServiceUnavailable
                                TooManyAttempts, UserNotFound, WrongPassword)
 from chalicelib.rules import ADMIN
 from chalicelib.token_store import TOKEN_ID, Session, TokenStore, new_token_id
-from chalicelib.user_store import User, UserStore
+from chalicelib.user_store import AttemptsChanged, User, UserStore
+
+# Each lost race means another attempt was counted, and the THRESHOLD-th
+# sets the lock: more tries are needed only while successes keep resetting
+# the count under a flood of attempts at one name.
+_RESERVE_TRIES = backoff.THRESHOLD + 3
 
 
 @dataclass
@@ -54,19 +59,44 @@ def _verified(username, password, error):
     return login
 
 
+def _reserve(store, name, attempts, now):
+    """Count this attempt at the password of ``name`` before it is checked.
+
+    A compare-and-swap on the attempts record as read: of any number of
+    attempts that read the same record, one wins and the others decide again
+    with the record it wrote, so at most ``backoff.THRESHOLD`` of them reach
+    bcrypt before the lock. While locked: 429, with no write and no bcrypt.
+    Returns the record that counts this attempt.
+    """
+    for _ in range(_RESERVE_TRIES):
+        wait = backoff.retry_after(attempts, now)
+        if wait:
+            break
+        counted = backoff.after_failure(attempts, now)
+        try:
+            store.swap_attempts(name, attempts, counted)
+            return counted
+        except AttemptsChanged as exc:
+            attempts = exc.attempts
+    else:
+        wait = 1  # lost every race: a flood of attempts at this one name
+    audit.event("login_backoff", username=audit.username(name), retry_after=wait)
+    raise TooManyAttempts(wait)
+
+
 def login(username, password, description, ip):
+    """A token for ``username`` when ``password`` is right.
+
+    Exactly one bcrypt check runs for a wrong password, an unknown user and
+    a malformed name alike, so timing says nothing about which it was.
+    """
     now = clock.now()
     store = users()
     login, attempts = store.get_login_and_attempts(username)
-    wait = backoff.retry_after(attempts, now)
-    if wait:
-        audit.event("login_backoff", username=audit.username(username), retry_after=wait)
-        raise TooManyAttempts(wait)
+    counted = _reserve(store, username, attempts, now)
     ok = passwords.verify(password, login.password_hash if login else None)
     if not ok or login.deleting:
-        failed = backoff.after_failure(attempts, now)
-        store.save_attempts(username, failed)
-        audit.event("login_failed", username=audit.username(username), failures=failed.failures)
+        audit.event("login_failed", username=audit.username(username), failures=counted.failures)
         raise InvalidCredentials()
     issued = int(now)
     session = Session(
@@ -77,9 +107,9 @@ def login(username, password, description, ip):
     sessions = tokens()
     evicted = _over_cap(sessions.all_keys(login.user_id), now)
     try:
+        # A success resets the count, this attempt's reservation included.
         dynamo.transact(
-            [sessions.put(session), store.count_login(login)]
-            + ([store.forget_attempts(username)] if attempts else [])
+            [sessions.put(session), store.count_login(login), store.forget_attempts(username)]
             + [sessions.delete(login.user_id, t) for t in evicted]
         )
     except dynamo.TransactionCancelled:

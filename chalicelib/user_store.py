@@ -61,8 +61,24 @@ def _roles(item):
     return [r["S"] for r in item.get("roles", {}).get("L", [])]
 
 
+def _attempts(item):
+    if not item:
+        return None
+    return backoff.Attempts(failures=dynamo.number(item, "failures"),
+                            locked_until=dynamo.number(item, "locked_until"),
+                            expires_at=dynamo.number(item, "expires_at"))
+
+
 def _sha256(text):
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+class AttemptsChanged(Exception):
+    """The attempts record moved since it was read; ``attempts`` is how it is now."""
+
+    def __init__(self, attempts):
+        super().__init__()
+        self.attempts = attempts
 
 
 class UserStore:
@@ -142,20 +158,43 @@ class UserStore:
         login = attempts = None
         for item in dynamo.batch_get(self.table, keys):
             if item["pk"]["S"].startswith("attempts#"):
-                attempts = backoff.Attempts(
-                    failures=dynamo.number(item, "failures"),
-                    locked_until=dynamo.number(item, "locked_until"),
-                    expires_at=dynamo.number(item, "expires_at"))
+                attempts = _attempts(item)
             else:
                 login = _login(item)
         return login, attempts
 
-    def save_attempts(self, username, attempts):
-        dynamo.call(
-            "put_item", TableName=self.table,
-            Item={**self.attempts_key(username), "failures": N(attempts.failures),
-                  "locked_until": N(attempts.locked_until),
-                  "expires_at": N(int(attempts.expires_at))})
+    def get_attempts(self, username):
+        return _attempts(dynamo.call("get_item", TableName=self.table,
+                                     Key=self.attempts_key(username),
+                                     ConsistentRead=True).get("Item"))
+
+    def swap_attempts(self, username, seen, new):
+        """Write ``new`` as the attempts of ``username`` only if they are still
+        ``seen`` (None: no record); else raise AttemptsChanged with the record
+        as it now is, so the caller decides again without another read.
+
+        ``failures`` and ``expires_at`` identify a record: both are written
+        together by every change, and ``locked_until`` follows from them.
+        """
+        if seen is None:
+            condition, expected = "attribute_not_exists(pk)", {}
+        else:
+            condition = "failures = :seen_failures AND expires_at = :seen_expires"
+            expected = {":seen_failures": N(seen.failures),
+                        ":seen_expires": N(int(seen.expires_at))}
+        try:
+            dynamo.call(
+                "update_item", TableName=self.table, Key=self.attempts_key(username),
+                UpdateExpression="SET failures = :f, locked_until = :l, expires_at = :e",
+                ConditionExpression=condition,
+                ExpressionAttributeValues={":f": N(new.failures), ":l": N(new.locked_until),
+                                           ":e": N(int(new.expires_at)), **expected},
+                ReturnValuesOnConditionCheckFailure="ALL_OLD")
+        except dynamo.ConditionFailed as exc:
+            raise AttemptsChanged(_attempts(exc.item)) from None
+        except dynamo.Contended:
+            # A login's transaction is resetting this record right now.
+            raise AttemptsChanged(self.get_attempts(username)) from None
 
     def forget_attempts(self, username):
         """A Delete of the failed attempts, for the login's transaction."""

@@ -1,4 +1,5 @@
 """Failed logins back off: 429 with Retry-After after 5 in a row."""
+import threading
 import time
 
 import pytest
@@ -110,6 +111,107 @@ def test_deleting_the_account_forgets_its_attempts(api, clock, dynamodb, table_n
     assert dynamodb.scan(TableName=table_names["users"])["Count"] == 0
 
 
+# At most 5 passwords checked per wait, however many attempts arrive at once.
+
+@pytest.fixture
+def checks(monkeypatch):
+    """The passwords checked with bcrypt, in order."""
+    from chalicelib import passwords
+
+    seen = []
+    verify = passwords.verify
+
+    def counted(password, stored_hash):
+        seen.append(password)
+        return verify(password, stored_hash)
+
+    monkeypatch.setattr(passwords, "verify", counted)
+    return seen
+
+
+@pytest.fixture
+def together(monkeypatch):
+    """Runs ``attempt(i)`` in ``count`` threads, each of which reads the
+    attempts record and then waits until every other one has read it too:
+    the widest window a burst of requests can open. Returns each attempt's
+    HTTP status.
+
+    DynamoDB applies each conditional write atomically; moto's in-process
+    backend does not (a thread switch can fall between its check and its
+    write), so each DynamoDB call is made one at a time here, as DynamoDB
+    itself orders the writes to one item.
+    """
+    from chalicelib import dynamo
+    from chalicelib.errors import ServiceError
+    from chalicelib.user_store import UserStore
+
+    read = UserStore.get_login_and_attempts
+    call, one_at_a_time = dynamo.call, threading.Lock()
+
+    def atomic(operation, **kwargs):
+        with one_at_a_time:
+            return call(operation, **kwargs)
+
+    monkeypatch.setattr(dynamo, "call", atomic)
+
+    def run(count, attempt):
+        barrier = threading.Barrier(count)
+
+        def after_all_have_read(self, username):
+            found = read(self, username)
+            barrier.wait(timeout=20)
+            return found
+
+        monkeypatch.setattr(UserStore, "get_login_and_attempts", after_all_have_read)
+        statuses = [None] * count
+
+        def one(i):
+            try:
+                attempt(i)
+                statuses[i] = 200
+            except ServiceError as exc:
+                statuses[i] = exc.status
+
+        threads = [threading.Thread(target=one, args=(i,)) for i in range(count)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=60)
+        monkeypatch.setattr(UserStore, "get_login_and_attempts", read)
+        return statuses
+    return run
+
+
+def logins(username, password_of):
+    """The ``i``-th attempt logs in as ``username`` with ``password_of(i)``."""
+    from chalicelib import service
+
+    return lambda i: service.login(username, password_of(i), None, None)
+
+
+def test_parallel_wrong_guesses_check_at_most_five_passwords(api, clock, checks, together):
+    api.signup()
+    statuses = together(20, logins("alice", lambda i: f"wrong guess {i}"))
+    assert len(checks) == 5
+    assert sorted(statuses) == [401] * 5 + [429] * 15
+
+
+def test_parallel_wrong_guesses_lock_the_right_password_out(api, clock, together):
+    api.signup()
+    together(20, logins("alice", lambda i: f"wrong guess {i}"))
+    assert api.login().status == 429
+
+
+def test_the_right_password_among_parallel_guesses_gets_only_the_last_free_check(
+        api, clock, checks, together):
+    api.signup()
+    fail(api, times=4)
+    checks.clear()
+    statuses = together(20, logins("alice", lambda i: PASSWORD if i == 7 else "wrong guess"))
+    assert len(checks) == 1
+    assert statuses.count(429) == 19
+
+
 # A lookalike name (a Kelvin sign for the K) never counts against the real user.
 
 KELVIN = "\u212aate"
@@ -132,3 +234,27 @@ def test_the_real_users_failures_do_not_lock_the_lookalike_name(api, clock):
     api.signup("kate")
     fail(api, "kate", times=5)
     assert api.login(KELVIN).status == 401
+
+
+# The reservation's lost races.
+
+def test_a_reservation_meeting_a_login_in_progress_reads_again_and_counts(api, clock, dynamodb):
+    from faults import client_error, inject
+
+    api.signup()
+    inject(dynamodb, "UpdateItem", lambda p: client_error("TransactionConflictException"), times=1)
+    assert fail(api) == [401]
+    assert fail(api, times=4) == [401] * 4
+    assert api.login().status == 429
+
+
+def test_an_attempt_that_loses_every_race_waits_and_checks_nothing(api, clock, dynamodb, checks):
+    from faults import client_error, inject
+
+    api.signup()
+    checks.clear()
+    inject(dynamodb, "UpdateItem", lambda p: client_error("ConditionalCheckFailedException"))
+    reply = api.login()
+    assert reply.status == 429
+    assert reply.headers["Retry-After"] == "1"
+    assert checks == []

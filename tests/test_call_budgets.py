@@ -99,18 +99,32 @@ def test_each_page_is_one_query(api, calls):
     assert seen["view"] == ["Query", "Query"]
 
 
-def test_login_is_at_most_three_calls(api, calls):
+# Every password check is first counted as a failure (a conditional
+# UpdateItem of the attempts record, before bcrypt), so that a burst of
+# requests cannot all check a password on the same count; a success then
+# resets the count inside the write it makes anyway.
+
+def test_login_is_four_calls(api, calls):
     api.signup()
     seen = calls()
     api.login()
-    assert seen["view"] == ["BatchGetItem", "Query", "TransactWriteItems"]
+    assert seen["view"] == ["BatchGetItem", "UpdateItem", "Query", "TransactWriteItems"]
 
 
 def test_a_failed_login_is_two_calls(api, calls):
     api.signup()
     seen = calls()
     api.login(password="wrong password")
-    assert seen["view"] == ["BatchGetItem", "PutItem"]
+    assert seen["view"] == ["BatchGetItem", "UpdateItem"]
+
+
+def test_a_refused_login_is_one_read(api, calls):
+    api.signup()
+    for _ in range(5):
+        api.login(password="wrong password")
+    seen = calls()
+    assert api.login().status == 429
+    assert seen["view"] == ["BatchGetItem"]
 
 
 def test_signup_is_one_write(api, calls):

@@ -60,3 +60,12 @@ def test_a_transaction_conflict_is_retried(api, dynamodb):
     seen = inject(dynamodb, "TransactWriteItems", lambda p: answer(400, conflict), times=2)
     assert api.signup().status == 201
     assert len(seen) == 2
+
+
+def test_a_write_meeting_a_transaction_in_progress_is_a_503(api, dynamodb):
+    token = api.user()
+    other = api.login().json["token_id"]
+    inject(dynamodb, "DeleteItem", lambda p: client_error("TransactionConflictException"))
+    reply = api.call("DELETE", f"/api/v1/tokens/{other}", token=token)
+    assert reply.status == 503
+    assert reply.headers["Retry-After"] == "1"

@@ -17,7 +17,7 @@ import pytest
 import requests
 from moto.server import ThreadedMotoServer
 
-from stack import ROOT, Stack, free_port, port_open
+from stack import ROOT, AtomicDynamoDB, Stack, free_port, port_open
 
 pytestmark = pytest.mark.e2e
 
@@ -30,6 +30,19 @@ def stack(tmp_path_factory):
     running = Stack(tmp_path_factory.mktemp("stack") / "run.log", **ADMIN).start()
     yield running
     running.stop()
+
+
+@pytest.fixture(scope="module")
+def atomic_stack(tmp_path_factory):
+    """The stack on a DynamoDB whose conditional writes are atomic, as
+    DynamoDB's are (the embedded one's are not: see AtomicDynamoDB)."""
+    dynamodb = AtomicDynamoDB().start()
+    running = Stack(tmp_path_factory.mktemp("atomic") / "run.log",
+                    AWS_ENDPOINT_URL_DYNAMODB=dynamodb.endpoint,
+                    AWS_ACCESS_KEY_ID="x", AWS_SECRET_ACCESS_KEY="x").start()
+    yield running
+    running.stop()
+    dynamodb.stop()
 
 
 def post(stack, path, body, token=None):
@@ -365,6 +378,41 @@ def test_a_revoke_all_racing_with_requests_leaves_no_earlier_token_alive(stack):
         reply = requests.get(stack.base + "/api/v1/users/me",
                              headers={"Authorization": f"Bearer {token}"}, timeout=10)
         assert reply.status_code == 403
+
+
+def guesses(stack, username, passwords):
+    """Every password of ``passwords`` tried at once for ``username``; the statuses."""
+    def send(session, i):
+        body = {"username": username, "password": passwords[i]}
+        return session.post(stack.base + "/api/v1/login", json=body, timeout=30).status_code
+    return burst(stack, len(passwords), send)
+
+
+def test_forty_parallel_wrong_guesses_check_five_passwords_then_lock(atomic_stack):
+    body = {"username": "guesser", "email": "guesser@example.com", "password": "guesser password"}
+    assert post(atomic_stack, "/api/v1/signup", body).status_code == 201
+    statuses = guesses(atomic_stack, "guesser", [f"wrong guess {i}" for i in range(40)])
+    # Each 401 is one password checked; a 429 checked none.
+    assert sorted(statuses) == [401] * 5 + [429] * 35
+    right = post(atomic_stack, "/api/v1/login",
+                 {"username": "guesser", "password": "guesser password"})
+    assert right.status_code == 429
+    assert 1 <= int(right.headers["Retry-After"]) <= 900
+
+
+def test_the_right_password_hidden_in_a_burst_cannot_log_in_past_the_lock(atomic_stack):
+    body = {"username": "hidden", "email": "hidden@example.com", "password": "hidden password"}
+    assert post(atomic_stack, "/api/v1/signup", body).status_code == 201
+    for _ in range(4):
+        assert post(atomic_stack, "/api/v1/login",
+                    {"username": "hidden", "password": "wrong"}).status_code == 401
+    passwords = ["wrong guess"] * 40
+    passwords[23] = "hidden password"
+    statuses = guesses(atomic_stack, "hidden", passwords)
+    # One check was left before the lock: whichever request took it, every
+    # other one, the right password's included unless it was that one, waits.
+    assert statuses.count(429) == 39
+    assert sorted(set(statuses)) in ([401, 429], [200, 429])
 
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
