@@ -47,19 +47,7 @@ def signup(username, email, password, roles=()):
     return user
 
 
-def _verified(username, password, error):
-    """The login record when ``password`` is right; ``error`` otherwise.
-
-    Exactly one bcrypt check runs whatever the case (unknown user, malformed
-    name), so timing says nothing about which it was.
-    """
-    login = users().get_login(username)
-    if not passwords.verify(password, login.password_hash if login else None):
-        raise error()
-    return login
-
-
-def _reserve(store, name, attempts, now):
+def _reserve(store, name, attempts, now, **context):
     """Count this attempt at the password of ``name`` before it is checked.
 
     A compare-and-swap on the attempts record as read: of any number of
@@ -80,8 +68,25 @@ def _reserve(store, name, attempts, now):
             attempts = exc.attempts
     else:
         wait = 1  # lost every race: a flood of attempts at this one name
-    audit.event("login_backoff", username=audit.username(name), retry_after=wait)
+    audit.event("login_backoff", username=audit.username(name), retry_after=wait, **context)
     raise TooManyAttempts(wait)
+
+
+def _verified(identity, password, via):
+    """The caller's login when ``password`` is right; WrongPassword otherwise.
+
+    A stolen token must not buy unlimited guesses at the password: each
+    check counts as a failed login of the user, in the same backoff as
+    /login, until the caller's change commits and resets the count.
+    """
+    store = users()
+    login, attempts = store.get_login_and_attempts(identity.username)
+    counted = _reserve(store, identity.username, attempts, clock.now(), via=via)
+    if not passwords.verify(password, login.password_hash if login else None):
+        audit.event("login_failed", username=identity.username, failures=counted.failures,
+                    via=via)
+        raise WrongPassword()
+    return login
 
 
 def login(username, password, description, ip):
@@ -199,18 +204,20 @@ def change_password(identity, current, new):
     The transaction is conditional on the login counter, so a login that
     lands between the listing of the tokens and the write makes it fail and
     start over with that login's token included: no session opened with the
-    old password survives the change.
+    old password survives the change. The same transaction resets the
+    failed attempts that the check of ``current`` counted.
     """
-    login = _verified(identity.username, current, WrongPassword)
+    login = _verified(identity, current, "password_change")
     new_hash = passwords.hash_password(new)
     store = tokens()
     for _ in range(3):
         others = [k for k in store.all_keys(identity.user_id) if k[0] != identity.token_id]
         # A transaction holds 100 items: any surplus goes first, in batches.
-        room = dynamo.TRANSACTION_LIMIT - 1
+        room = dynamo.TRANSACTION_LIMIT - 2
         store.delete_many(identity.user_id, [t for t, _ in others[:-room]])
         try:
-            dynamo.transact([users().set_password(login, new_hash)]
+            dynamo.transact([users().set_password(login, new_hash),
+                             users().forget_attempts(identity.username)]
                             + [store.delete(identity.user_id, t) for t, _ in others[-room:]])
             revoked = _live(others, clock.now())
             audit.event("password_changed", user_id=identity.user_id, revoked=revoked)
@@ -225,7 +232,7 @@ def change_password(identity, current, new):
 
 def delete_account(identity, password):
     """The user's own deletion, with its password; see :func:`_delete`."""
-    login = _verified(identity.username, password, WrongPassword)
+    login = _verified(identity, password, "account_deletion")
     if not _begin_deletion(login):
         raise WrongPassword()  # the password changed meanwhile
     return _delete(login, identity.token_id, "self")

@@ -212,6 +212,88 @@ def test_the_right_password_among_parallel_guesses_gets_only_the_last_free_check
     assert statuses.count(429) == 19
 
 
+# The password routes count in the same backoff as /login.
+
+PASSWORD_ROUTE = "/api/v1/users/me/password"
+ME = "/api/v1/users/me"
+
+
+def change(api, token, current, new="a brand new password"):
+    return api.call("POST", PASSWORD_ROUTE, token=token,
+                    body={"current_password": current, "new_password": new})
+
+
+def delete(api, token, password):
+    return api.call("DELETE", ME, token=token, body={"password": password})
+
+
+def test_wrong_current_passwords_lock_login(api, clock):
+    token = api.user()
+    assert [change(api, token, "wrong password").status for _ in range(5)] == [403] * 5
+    assert api.login().status == 429
+
+
+def test_a_locked_user_cannot_change_the_password_even_with_the_right_one(api, clock):
+    token = api.user()
+    fail(api, times=5)
+    reply = change(api, token, PASSWORD)
+    assert reply.status == 429
+    assert reply.json["error"] == "too_many_attempts"
+    assert 1 <= int(reply.headers["Retry-After"]) <= 900
+
+
+def test_a_locked_user_cannot_delete_the_account_even_with_the_right_password(api, clock):
+    token = api.user()
+    fail(api, times=5)
+    reply = delete(api, token, PASSWORD)
+    assert reply.status == 429
+    assert 1 <= int(reply.headers["Retry-After"]) <= 900
+    assert api.call("GET", ME, token=token).status == 200
+
+
+def test_wrong_passwords_on_account_deletion_count(api, clock):
+    token = api.user()
+    assert [delete(api, token, "wrong password").status for _ in range(5)] == [403] * 5
+    assert api.login().status == 429
+
+
+def test_login_and_the_password_routes_share_one_count(api, clock):
+    token = api.user()
+    fail(api, times=2)
+    change(api, token, "wrong password")
+    delete(api, token, "wrong password")
+    fail(api)
+    assert change(api, token, PASSWORD).status == 429
+
+
+def test_a_wrong_current_password_is_still_a_403(api, clock):
+    token = api.user()
+    reply = change(api, token, "wrong password")
+    assert reply.status == 403
+    assert reply.json["error"] == "invalid_credentials"
+
+
+def test_a_password_change_resets_the_count(api, clock):
+    token = api.user()
+    fail(api, times=4)
+    assert change(api, token, PASSWORD, new="a brand new password").status == 200
+    assert fail(api, times=4) == [401] * 4
+    assert api.login("alice", "a brand new password").status == 200
+
+
+def test_parallel_guesses_with_a_stolen_token_check_at_most_five_passwords(
+        api, clock, checks, together):
+    from chalicelib import service
+
+    api.user()
+    login = service.users().get_login("alice")
+    me = service.Identity(login.user_id, token_id="", username=login.username)
+    checks.clear()
+    statuses = together(20, lambda i: service.change_password(me, f"guess {i}", "a new password"))
+    assert len(checks) == 5
+    assert sorted(statuses) == [403] * 5 + [429] * 15
+
+
 # A lookalike name (a Kelvin sign for the K) never counts against the real user.
 
 KELVIN = "\u212aate"

@@ -8,6 +8,7 @@ import math
 import pytest
 
 from chalicelib import authorizer
+from conftest import PASSWORD
 
 ME = "/api/v1/users/me"
 
@@ -125,6 +126,15 @@ def test_a_refused_login_is_one_read(api, calls):
     seen = calls()
     assert api.login().status == 429
     assert seen["view"] == ["BatchGetItem"]
+
+
+def test_a_password_change_is_four_calls(api, calls):
+    token = api.user()
+    warm(api, token)
+    seen = calls()
+    api.call("POST", "/api/v1/users/me/password", token=token,
+             body={"current_password": PASSWORD, "new_password": "another password"})
+    assert seen["view"] == ["BatchGetItem", "UpdateItem", "Query", "TransactWriteItems"]
 
 
 def test_signup_is_one_write(api, calls):

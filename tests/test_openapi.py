@@ -50,4 +50,6 @@ def test_every_contract_error_status_is_documented(api):
     paths = document(api)["paths"]
     assert {"400", "409", "422"} <= set(paths["/api/v1/signup"]["post"]["responses"])
     assert {"401", "429"} <= set(paths["/api/v1/login"]["post"]["responses"])
+    assert {"403", "429"} <= set(paths["/api/v1/users/me/password"]["post"]["responses"])
+    assert {"403", "429"} <= set(paths["/api/v1/users/me"]["delete"]["responses"])
     assert {"403", "404"} <= set(paths["/api/v1/admin/users/{username}/tokens"]["get"]["responses"])
