@@ -6,6 +6,7 @@
     python manage.py revoke-admin USERNAME
     python manage.py delete-user USERNAME
     python manage.py serve                            (what `make run` runs)
+    python manage.py name-hash NAME                   (the name_hash of NAME in the logs)
 
 They talk to the DynamoDB of `make run` (127.0.0.1:$DYNAMODB_PORT) unless
 AWS_ENDPOINT_URL_DYNAMODB says otherwise; `--endpoint aws` means the real
@@ -147,6 +148,21 @@ def ensure_admin(username, email, password):
             "admin, and make run never promotes an account it did not create; check whose it "
             f"is and run `manage.py grant-admin {login.username}`, or choose another name")
     return f"admin {login.username} already exists; left as it is"
+
+
+def name_hash(stage, name):
+    """The ``name_hash`` that failed-login log lines give ``name``, under the
+    stage's current signing secret (its SSM parameter on deployed stages)."""
+    from chalicelib import audit
+
+    with open(os.path.join(ROOT, ".chalice", "config.json"), encoding="utf-8") as f:
+        parameter = json.load(f)["stages"][stage]["environment_variables"].get(
+            "JWT_SECRET_PARAMETER")
+    if parameter:
+        os.environ.setdefault("JWT_SECRET_PARAMETER", parameter)
+    elif not os.environ.get("JWT_SECRET_PARAMETER"):
+        os.environ["JWT_SECRET"] = _secret()
+    return audit.name_hash(name)
 
 
 def _secret():
@@ -333,6 +349,7 @@ def main(argv=None):
     commands.add_parser("common-passwords", help="rewrite the shipped common-password list")
     compile_cmd = commands.add_parser("compile-zip", help="add bytecode to a deployment zip")
     compile_cmd.add_argument("path")
+    commands.add_parser("name-hash", help="the name_hash of NAME in the logs").add_argument("name")
     args = parser.parse_args(argv)
 
     if args.command == "serve":
@@ -345,6 +362,9 @@ def main(argv=None):
         return 0
     if args.command == "template":
         print(json.dumps(deploy_template(args.stage), indent=2))
+        return 0
+    if args.command == "name-hash":
+        print(name_hash(args.stage, args.name))
         return 0
     _use_endpoint(args.endpoint)
     names = _use_stage(args.stage)

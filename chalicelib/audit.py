@@ -1,19 +1,25 @@
 """Structured logs: one JSON line per request, and audit events.
 
 Only ids, counts, statuses and timings go in: never a token, a password, a
-hash or a request body. Lambda ships standard output to CloudWatch Logs,
-where each line can be queried by its fields.
+hash of one or a request body. Lambda ships standard output to CloudWatch
+Logs, where each line can be queried by its fields.
 
 Each line is written by this logger's own handler, the same bare JSON line
 wherever the code runs (Lambda, `make run`, a script), and goes nowhere else:
 Lambda's runtime and `chalice local` put a handler on the root logger, and
 a line reaching it would be written a second time, in another format.
 """
+import functools
+import hashlib
+import hmac
 import json
 import logging
 import sys
+import unicodedata
 
-from chalicelib.rules import USERNAME
+from chalicelib.rules import folded_username
+
+_NAME_HASH_LABEL = b"login-service/log-name-hash/v1"
 
 log = logging.getLogger("login-service")
 log.setLevel(logging.INFO)
@@ -28,10 +34,44 @@ def event(name, level=logging.INFO, **fields):
     log.log(level, json.dumps({"event": name, **fields}, separators=(",", ":"), default=str))
 
 
-def username(text):
-    """A username fit for a log line. People type passwords into the username
-    field; a name that cannot be a username is not written down."""
-    return text if USERNAME.fullmatch(text) else "<malformed>"
+def attempt(name, login):
+    """Whose password an attempt tried, as log fields.
+
+    People type passwords into the username field, and most passwords fit
+    the username rules, so a name as typed is never written: an account
+    that exists is named by its id and stored username, and every line
+    carries ``name_hash``, which lets an alert group the attempts at one
+    name, lookalikes included, without the name itself.
+    """
+    fields = {"name_hash": name_hash(name)}
+    if login is not None:
+        fields.update(user_id=login.user_id, username=login.username)
+    if folded_username(name) is None:
+        fields["malformed"] = True
+    return fields
+
+
+def name_hash(name):
+    """16 hex digits of HMAC-SHA256 over the NFKC case-folded name.
+
+    NFKC folding makes lookalikes (a Kelvin sign for ``k``, fullwidth
+    letters) hash like the name they imitate. The key comes from the
+    current signing secret, so the logs alone cannot be searched for
+    guessed names (or passwords); ``manage.py name-hash NAME`` gives an
+    operator the hash to look for. A rotated secret changes every hash.
+    """
+    from chalicelib import signing_keys  # not at the top: it imports errors, which imports us
+
+    folded = unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", name).casefold())
+    digest = hmac.new(_name_key(signing_keys.secrets()[0]), folded.encode("utf-8"), hashlib.sha256)
+    return digest.hexdigest()[:16]
+
+
+@functools.lru_cache(maxsize=2)
+def _name_key(secret):
+    # A key of its own, derived under a fixed label: a log hash can never
+    # stand in for anything the signing secret itself signs.
+    return hmac.new(secret.encode("utf-8"), _NAME_HASH_LABEL, hashlib.sha256).digest()
 
 
 def request(request_id, method, route, status, started, ended, user_id=None):

@@ -47,7 +47,7 @@ def signup(username, email, password, roles=()):
     return user
 
 
-def _reserve(store, name, attempts, now, **context):
+def _reserve(store, name, login, attempts, now, **context):
     """Count this attempt at the password of ``name`` before it is checked.
 
     A compare-and-swap on the attempts record as read: of any number of
@@ -68,7 +68,7 @@ def _reserve(store, name, attempts, now, **context):
             attempts = exc.attempts
     else:
         wait = 1  # lost every race: a flood of attempts at this one name
-    audit.event("login_backoff", username=audit.username(name), retry_after=wait, **context)
+    audit.event("login_backoff", **audit.attempt(name, login), retry_after=wait, **context)
     raise TooManyAttempts(wait)
 
 
@@ -81,10 +81,10 @@ def _verified(identity, password, via):
     """
     store = users()
     login, attempts = store.get_login_and_attempts(identity.username)
-    counted = _reserve(store, identity.username, attempts, clock.now(), via=via)
+    counted = _reserve(store, identity.username, login, attempts, clock.now(), via=via)
     if not passwords.verify(password, login.password_hash if login else None):
-        audit.event("login_failed", username=identity.username, failures=counted.failures,
-                    via=via)
+        audit.event("login_failed", **audit.attempt(identity.username, login),
+                    failures=counted.failures, via=via)
         raise WrongPassword()
     return login
 
@@ -98,10 +98,10 @@ def login(username, password, description, ip):
     now = clock.now()
     store = users()
     login, attempts = store.get_login_and_attempts(username)
-    counted = _reserve(store, username, attempts, now)
+    counted = _reserve(store, username, login, attempts, now)
     ok = passwords.verify(password, login.password_hash if login else None)
     if not ok or login.deleting:
-        audit.event("login_failed", username=audit.username(username), failures=counted.failures)
+        audit.event("login_failed", **audit.attempt(username, login), failures=counted.failures)
         raise InvalidCredentials()
     issued = int(now)
     session = Session(

@@ -290,3 +290,29 @@ def test_serve_checks_the_stage_variables_as_chalice_local_will_see_them(tmp_pat
         '{"stages": {"local": {"environment_variables": {"BCRYPT_ROUNDS": "40"}}}}')
     monkeypatch.setattr(manage, "ROOT", str(tmp_path))
     assert "BCRYPT_ROUNDS" in manage.bad_setting("local")
+
+
+def test_name_hash_prints_what_the_logs_carry_for_a_name_and_its_lookalikes(cli, capsys):
+    from chalicelib import audit
+
+    assert cli("name-hash", "\u212aate") == 0
+    assert capsys.readouterr().out == audit.name_hash("kate") + "\n"
+
+
+def test_name_hash_of_a_deployed_stage_uses_its_secret_parameter(cli, capsys, monkeypatch):
+    from chalicelib import audit, aws, signing_keys
+
+    monkeypatch.delenv("JWT_SECRET_PARAMETER", raising=False)
+    local = audit.name_hash("kate")
+    aws.ssm().put_parameter(Name="/login-service/dev/jwt-secret", Value="d" * 40,
+                            Type="SecureString")
+    signing_keys.forget()
+    try:
+        assert cli("--stage", "dev", "name-hash", "kate") == 0
+    finally:
+        signing_keys.forget()
+    printed = capsys.readouterr().out.strip()
+    assert printed != local
+    monkeypatch.setenv("JWT_SECRET", "d" * 40)
+    monkeypatch.delenv("JWT_SECRET_PARAMETER")
+    assert printed == audit.name_hash("kate")
