@@ -388,12 +388,19 @@ def guesses(stack, username, passwords):
     return burst(stack, len(passwords), send)
 
 
+def checks_logged(stack, user_id):
+    """The passwords of ``user_id`` checked, from the stack's log: each check
+    ends in a failed login or a login."""
+    return sum(1 for line in log_lines(stack)
+               if line["event"] in ("login_failed", "login") and line.get("user_id") == user_id)
+
+
 def test_forty_parallel_wrong_guesses_check_five_passwords_then_lock(atomic_stack):
     body = {"username": "guesser", "email": "guesser@example.com", "password": "guesser password"}
-    assert post(atomic_stack, "/api/v1/signup", body).status_code == 201
+    user_id = post(atomic_stack, "/api/v1/signup", body).json()["id"]
     statuses = guesses(atomic_stack, "guesser", [f"wrong guess {i}" for i in range(40)])
-    # Each 401 is one password checked; a 429 checked none.
     assert sorted(statuses) == [401] * 5 + [429] * 35
+    assert checks_logged(atomic_stack, user_id) == 5
     right = post(atomic_stack, "/api/v1/login",
                  {"username": "guesser", "password": "guesser password"})
     assert right.status_code == 429
@@ -402,7 +409,7 @@ def test_forty_parallel_wrong_guesses_check_five_passwords_then_lock(atomic_stac
 
 def test_the_right_password_hidden_in_a_burst_cannot_log_in_past_the_lock(atomic_stack):
     body = {"username": "hidden", "email": "hidden@example.com", "password": "hidden password"}
-    assert post(atomic_stack, "/api/v1/signup", body).status_code == 201
+    user_id = post(atomic_stack, "/api/v1/signup", body).json()["id"]
     for _ in range(4):
         assert post(atomic_stack, "/api/v1/login",
                     {"username": "hidden", "password": "wrong"}).status_code == 401
@@ -413,6 +420,7 @@ def test_the_right_password_hidden_in_a_burst_cannot_log_in_past_the_lock(atomic
     # other one, the right password's included unless it was that one, waits.
     assert statuses.count(429) == 39
     assert sorted(set(statuses)) in ([401, 429], [200, 429])
+    assert checks_logged(atomic_stack, user_id) == 4 + 1
 
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
