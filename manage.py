@@ -205,13 +205,11 @@ def serve(stage):
     port = os.environ.get("PORT", "8000")
     embedded = None
     if not os.environ.get("AWS_ENDPOINT_URL_DYNAMODB"):
-        from moto.server import ThreadedMotoServer
+        from deploy.embedded_dynamodb import EmbeddedDynamoDB
 
         # One log line per DynamoDB call drowns the API's own log.
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
-        embedded = ThreadedMotoServer(
-            ip_address="127.0.0.1", port=int(os.environ.get("DYNAMODB_PORT", "8001")),
-            verbose=False)
+        embedded = EmbeddedDynamoDB("127.0.0.1", int(os.environ.get("DYNAMODB_PORT", "8001")))
         embedded.start()
         print(f"embedded DynamoDB on {_local_endpoint()}", flush=True)
     _use_endpoint(None)

@@ -4,7 +4,6 @@ import os
 import signal
 import socket
 import subprocess
-import threading
 import time
 
 import requests
@@ -75,38 +74,3 @@ class Stack:
             self.process.wait()
         finally:
             self.log.close()
-
-
-class AtomicDynamoDB:
-    """A moto DynamoDB server that serves one request at a time.
-
-    DynamoDB applies each conditional write atomically. moto's server runs
-    each request on a thread of its own, with nothing between a condition's
-    check and the write, so under a burst two conditional writes can both
-    pass (measured: 6 password checks instead of 5 in 2 bursts of 40
-    guesses out of 80). Race tests that rely on that atomicity use this.
-    """
-
-    def __init__(self):
-        self.port = free_port()
-        self.endpoint = f"http://127.0.0.1:{self.port}"
-        self.server = None
-
-    def start(self):
-        from moto.moto_server.werkzeug_app import (DomainDispatcherApplication,
-                                                   MotoRequestHandler, create_backend_app)
-        from werkzeug.serving import make_server
-
-        moto_app, lock = DomainDispatcherApplication(create_backend_app), threading.Lock()
-
-        def one_at_a_time(environ, start_response):
-            with lock:
-                return list(moto_app(environ, start_response))
-
-        self.server = make_server("127.0.0.1", self.port, one_at_a_time, threaded=True,
-                                  request_handler=MotoRequestHandler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        return self
-
-    def stop(self):
-        self.server.shutdown()

@@ -17,7 +17,7 @@ import pytest
 import requests
 from moto.server import ThreadedMotoServer
 
-from stack import ROOT, AtomicDynamoDB, Stack, free_port, port_open
+from stack import ROOT, Stack, free_port, port_open
 
 pytestmark = pytest.mark.e2e
 
@@ -30,19 +30,6 @@ def stack(tmp_path_factory):
     running = Stack(tmp_path_factory.mktemp("stack") / "run.log", **ADMIN).start()
     yield running
     running.stop()
-
-
-@pytest.fixture(scope="module")
-def atomic_stack(tmp_path_factory):
-    """The stack on a DynamoDB whose conditional writes are atomic, as
-    DynamoDB's are (the embedded one's are not: see AtomicDynamoDB)."""
-    dynamodb = AtomicDynamoDB().start()
-    running = Stack(tmp_path_factory.mktemp("atomic") / "run.log",
-                    AWS_ENDPOINT_URL_DYNAMODB=dynamodb.endpoint,
-                    AWS_ACCESS_KEY_ID="x", AWS_SECRET_ACCESS_KEY="x").start()
-    yield running
-    running.stop()
-    dynamodb.stop()
 
 
 def post(stack, path, body, token=None):
@@ -395,32 +382,32 @@ def checks_logged(stack, user_id):
                if line["event"] in ("login_failed", "login") and line.get("user_id") == user_id)
 
 
-def test_forty_parallel_wrong_guesses_check_five_passwords_then_lock(atomic_stack):
+def test_forty_parallel_wrong_guesses_check_five_passwords_then_lock(stack):
     body = {"username": "guesser", "email": "guesser@example.com", "password": "guesser password"}
-    user_id = post(atomic_stack, "/api/v1/signup", body).json()["id"]
-    statuses = guesses(atomic_stack, "guesser", [f"wrong guess {i}" for i in range(40)])
+    user_id = post(stack, "/api/v1/signup", body).json()["id"]
+    statuses = guesses(stack, "guesser", [f"wrong guess {i}" for i in range(40)])
     assert sorted(statuses) == [401] * 5 + [429] * 35
-    assert checks_logged(atomic_stack, user_id) == 5
-    right = post(atomic_stack, "/api/v1/login",
+    assert checks_logged(stack, user_id) == 5
+    right = post(stack, "/api/v1/login",
                  {"username": "guesser", "password": "guesser password"})
     assert right.status_code == 429
     assert 1 <= int(right.headers["Retry-After"]) <= 900
 
 
-def test_the_right_password_hidden_in_a_burst_cannot_log_in_past_the_lock(atomic_stack):
+def test_the_right_password_hidden_in_a_burst_cannot_log_in_past_the_lock(stack):
     body = {"username": "hidden", "email": "hidden@example.com", "password": "hidden password"}
-    user_id = post(atomic_stack, "/api/v1/signup", body).json()["id"]
+    user_id = post(stack, "/api/v1/signup", body).json()["id"]
     for _ in range(4):
-        assert post(atomic_stack, "/api/v1/login",
+        assert post(stack, "/api/v1/login",
                     {"username": "hidden", "password": "wrong"}).status_code == 401
     passwords = ["wrong guess"] * 40
     passwords[23] = "hidden password"
-    statuses = guesses(atomic_stack, "hidden", passwords)
+    statuses = guesses(stack, "hidden", passwords)
     # One check was left before the lock: whichever request took it, every
     # other one, the right password's included unless it was that one, waits.
     assert statuses.count(429) == 39
     assert sorted(set(statuses)) in ([401, 429], [200, 429])
-    assert checks_logged(atomic_stack, user_id) == 4 + 1
+    assert checks_logged(stack, user_id) == 4 + 1
 
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
