@@ -215,7 +215,16 @@ def serve(stage):
     _use_endpoint(None)
     create_tables(_use_stage(stage))
     os.environ["JWT_SECRET"] = _secret()
-    admin = [os.environ.get(f"ADMIN_{k}") for k in ("USERNAME", "EMAIL", "PASSWORD")]
+    names = [f"ADMIN_{k}" for k in ("USERNAME", "EMAIL", "PASSWORD")]
+    admin = [os.environ.get(name) for name in names]
+    if any(admin) and not all(admin):
+        # Half an admin is a typo, not a wish to run without one.
+        if embedded is not None:
+            embedded.stop()
+        missing = ", ".join(name for name, value in zip(names, admin) if not value)
+        print(f"make run refused to start: {missing} is not set (set all three "
+              "ADMIN_* variables, or none)", file=sys.stderr, flush=True)
+        return 1
     if all(admin):
         try:
             print(ensure_admin(*admin), flush=True)

@@ -98,7 +98,15 @@ class UserStore:
 
     @staticmethod
     def email_key(email):
-        return {"pk": S("email#" + email.casefold())}
+        # An internationalised domain and its xn-- form are one domain: the
+        # key holds the ASCII form (signup has already checked that it
+        # encodes, see schemas.py).
+        local, _, domain = email.rpartition("@")
+        try:
+            domain = domain.encode("idna").decode("ascii")
+        except UnicodeError:
+            pass  # not IDNA (never past signup): the name as it is
+        return {"pk": S("email#" + local.casefold() + "@" + domain.lower())}
 
     @staticmethod
     def attempts_key(username):

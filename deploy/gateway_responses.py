@@ -25,7 +25,7 @@ RETRY_AFTER_SECONDS = 1
 class GatewayResponse:
     status: Optional[int]  # None: the status API Gateway chose (the DEFAULT_* types)
     code: str
-    message: Optional[str]  # None: API Gateway's own message ($context.error.messageString)
+    message: str
     headers: dict = field(default_factory=dict)
 
 
@@ -44,8 +44,12 @@ RESPONSES = {
     # an outage must never read as a 403, which clients take as a logout.
     "AUTHORIZER_FAILURE": UNAVAILABLE,
     "AUTHORIZER_CONFIGURATION_ERROR": UNAVAILABLE,
-    "DEFAULT_4XX": GatewayResponse(None, "bad_request", None),
-    "DEFAULT_5XX": GatewayResponse(None, "service_unavailable", None),
+    # Everything else keeps API Gateway's status but never its message: for
+    # an Authorization header it cannot parse, that message quotes the header,
+    # token and all.
+    "DEFAULT_4XX": GatewayResponse(None, "bad_request", "The request was refused."),
+    "DEFAULT_5XX": GatewayResponse(None, "service_unavailable",
+                                   "The service is briefly unavailable; try again."),
 }
 
 
@@ -55,11 +59,9 @@ def headers(kind):
 
 
 def body(kind):
-    """Its body: JSON, with API Gateway's own message where none is given
-    (``$context.error.messageString`` is that message already quoted)."""
+    """Its body, in the contract's error shape."""
     response = RESPONSES[kind]
-    text = json.dumps(response.message) if response.message else "$context.error.messageString"
-    return f'{{"error": "{response.code}", "message": {text}}}'
+    return f'{{"error": "{response.code}", "message": {json.dumps(response.message)}}}'
 
 
 def cloudformation(kind):
@@ -86,9 +88,9 @@ def resources():
 
 def http(kind):
     """(status, headers, body bytes) of ``kind`` as API Gateway sends it; only
-    for the types with a status and a message of their own."""
+    for the types with a status of their own."""
     response = RESPONSES[kind]
-    if response.status is None or response.message is None:
-        raise ValueError(f"{kind} takes its status and message from API Gateway")
+    if response.status is None:
+        raise ValueError(f"{kind} takes its status from API Gateway")
     return response.status, {"Content-Type": "application/json", **headers(kind)}, \
         body(kind).encode("utf-8")

@@ -60,15 +60,28 @@ class Gateway(local.LocalGateway):
 
     def _generate_lambda_event(self, method, path, headers, body):
         try:
-            return super()._generate_lambda_event(method, path, headers, body)
+            event = super()._generate_lambda_event(method, path, headers, body)
         except ValueError:  # no route has this path
             raise GatewayAnswer("MISSING_AUTHENTICATION_TOKEN") from None
+        # A method the path does not have is, to API Gateway, a resource it
+        # does not have either (chalice would answer its own 405). OPTIONS is
+        # the CORS preflight, which API Gateway answers for every path.
+        methods = self._app_object.routes[event["requestContext"]["resourcePath"]]
+        if method != "OPTIONS" and method not in methods:
+            raise GatewayAnswer("MISSING_AUTHENTICATION_TOKEN")
+        return event
 
 
 class RequestHandler(local.ChaliceRequestHandler):
     def __init__(self, request, client_address, server, app_object, config):
         self.local_gateway = Gateway(app_object, config)
         BaseHTTPRequestHandler.__init__(self, request, client_address, server)
+
+    def log_message(self, format, *args):
+        """No access log of the standard library's: it prints the request line
+        as sent, query string and all, and a token pasted into a URL would
+        land in the output. The app's structured `request` line (the route
+        template, never the raw path) is the access log, as in Lambda."""
 
 
 def create_server(host, port, stage, project_dir=ROOT):

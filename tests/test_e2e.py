@@ -465,3 +465,26 @@ def test_the_sessions_page_in_chromium(stack):
             assert phone.locator("#message b").count() == 0
         finally:
             browser.close()
+
+
+def test_make_run_refuses_a_partial_admin_setting(tmp_path):
+    stack = Stack(tmp_path / "run.log", ADMIN_USERNAME="boss", ADMIN_PASSWORD="boss password 12")
+    try:
+        with pytest.raises(RuntimeError, match="ADMIN_EMAIL is not set"):
+            stack.start()
+    finally:
+        stack.stop()
+    assert not port_open(stack.port)
+
+
+def test_make_run_prints_no_token_sent_in_a_url(stack):
+    body = {"username": "leaky", "email": "leaky@example.com", "password": "leaky password 1"}
+    assert post(stack, "/api/v1/signup", body).status_code == 201
+    token = post(stack, "/api/v1/login", {"username": "leaky",
+                                          "password": "leaky password 1"}).json()["token"]
+    # A confused client revokes "the token" by its value rather than its id,
+    # and another puts it in a query string.
+    headers = {"Authorization": f"Bearer {token}"}
+    requests.delete(f"{stack.base}/api/v1/tokens/{token}", headers=headers, timeout=10)
+    requests.get(f"{stack.base}/api/v1/tokens?access_token={token}", headers=headers, timeout=10)
+    assert token.split(".")[2] not in stack.output()

@@ -154,3 +154,9 @@ def test_a_domain_that_is_not_idna_as_typed_is_refused(api, email):
 def test_a_plain_ascii_or_valid_idn_domain_is_kept_as_typed(api, email):
     reply = api.signup("alice", email=email)
     assert reply.status == 201 and reply.json["email"] == email
+
+
+def test_an_idna_domain_and_its_ascii_form_are_one_address(api):
+    assert api.signup("first", email="a@\u00e9xample.com").status == 201
+    reply = api.signup("second", email="a@xn--xample-9ua.com")
+    assert reply.status == 409 and reply.json["error"] == "email_taken"
