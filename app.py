@@ -5,7 +5,7 @@ from chalice import AuthResponse, Chalice, CORSConfig, Response
 
 from chalicelib import audit, authorizer, config, page, service
 from chalicelib.rules import DESCRIPTION_LENGTH, PREFIX
-from chalicelib.web import (client_ip, dump, edge, flag, handled, identity, load,
+from chalicelib.web import (PAGED, client_ip, contracts, edge, flag, identity,
                             requested_page, user_agent)
 
 config.check_at_cold_start()
@@ -45,126 +45,117 @@ def request_log(event, get_response):
 # Registered after the log, so that the log sees the answers it gives.
 app.register_middleware(edge, "http")
 
+# Each view declares its contract once (chalicelib/web.py); the OpenAPI
+# document is built from those and Chalice's route table. ``errors`` lists
+# what the view itself decides: 400 and 422 come with a body, 422 with query
+# parameters, 401, 403 and 503 with the authorizer, 413 with every route.
+contract = contracts(app)
+
 
 @app.route("/")
-@handled
-def index():
+@contract(answer="ServiceOut")
+def index(request):
     """Names the service and its version; a browser gets the sessions page."""
-    if page.wants_html(app.current_request.headers.get("accept")):
+    if page.wants_html(request.headers.get("accept")):
         body, headers = page.page()
         return Response(body=body, headers=headers)
     return {"service": config.SERVICE_NAME, "version": config.VERSION}
 
 
 @app.route(PREFIX + "/openapi.json")
-@handled
-def openapi_document():
+@contract()
+def openapi_document(request):
     """The OpenAPI 3 document of this API."""
     from chalicelib import openapi  # apispec is loaded only for this route
 
-    return openapi.document()
+    return openapi.document(app.routes)
 
 
 @app.route(PREFIX + "/signup", methods=["POST"])
-@handled
-def signup():
+@contract(body="SignupIn", answer="UserOut", status=201, errors=(409, 503))
+def signup(request, body):
     """Creates a user."""
-    data = load("SignupIn", app.current_request)
-    user = service.signup(data["username"], data["email"], data["password"])
-    return Response(body=dump("UserOut", user), status_code=201)
+    return service.signup(body["username"], body["email"], body["password"])
 
 
 @app.route(PREFIX + "/login", methods=["POST"])
-@handled
-def login():
+@contract(body="LoginIn", answer="LoginOut", errors=(401, 429, 503))
+def login(request, body):
     """Exchanges a username and password for a token."""
-    request = app.current_request
-    data = load("LoginIn", request)
-    description = data["description"]
+    description = body["description"]
     if description is None:
         description = user_agent(request, DESCRIPTION_LENGTH)
-    result = service.login(data["username"], data["password"], description, client_ip(request))
-    return dump("LoginOut", result)
+    return service.login(body["username"], body["password"], description, client_ip(request))
 
 
 @app.route(PREFIX + "/logout", methods=["POST"], authorizer=token_authorizer)
-@handled
-def logout():
+@contract(answer="RevokedOut")
+def logout(request):
     """Revokes the token that makes this request."""
-    return {"revoked": service.logout(identity(app.current_request))}
+    return {"revoked": service.logout(identity(request))}
 
 
 @app.route(PREFIX + "/users/me", authorizer=token_authorizer)
-@handled
-def users_me():
+@contract(answer="UserOut", errors=(404,))
+def users_me(request):
     """The user that makes this request."""
-    return dump("UserOut", service.me(identity(app.current_request)))
+    return service.me(identity(request))
 
 
 @app.route(PREFIX + "/users/me/password", methods=["POST"], authorizer=token_authorizer)
-@handled
-def change_password():
+@contract(body="PasswordChangeIn", answer="RevokedOut", errors=(403, 429))
+def change_password(request, body):
     """Changes the password and revokes every other token of the user."""
-    request = app.current_request
-    data = load("PasswordChangeIn", request)
-    revoked = service.change_password(identity(request), data["current_password"],
-                                      data["new_password"])
-    return {"revoked": revoked}
+    return {"revoked": service.change_password(identity(request), body["current_password"],
+                                               body["new_password"])}
 
 
 @app.route(PREFIX + "/users/me", methods=["DELETE"], authorizer=token_authorizer)
-@handled
-def delete_me():
+@contract(body="AccountDeleteIn", answer="DeletedOut", errors=(403, 404, 429))
+def delete_me(request, body):
     """Deletes the user and all its tokens."""
-    request = app.current_request
-    data = load("AccountDeleteIn", request)
-    return {"deleted": True, "revoked": service.delete_account(identity(request), data["password"])}
+    return {"deleted": True, "revoked": service.delete_account(identity(request), body["password"])}
 
 
 @app.route(PREFIX + "/tokens", authorizer=token_authorizer)
-@handled
-def list_tokens():
+@contract(answer="TokenPageOut", query=PAGED)
+def list_tokens(request):
     """The caller's live tokens, newest first."""
-    request = app.current_request
     me = identity(request)
-    page = service.list_tokens(me, me.user_id, requested_page(request, "self", me.user_id))
-    return dump("TokenPageOut", page)
+    return service.list_tokens(me, me.user_id, requested_page(request, "self", me.user_id))
 
 
 @app.route(PREFIX + "/tokens/{token_id}", methods=["DELETE"], authorizer=token_authorizer)
-@handled
-def revoke_token(token_id):
+@contract(answer="RevokedOut", errors=(404,))
+def revoke_token(request, token_id):
     """Revokes one of the caller's tokens."""
-    return {"revoked": service.revoke(identity(app.current_request), token_id)}
+    return {"revoked": service.revoke(identity(request), token_id)}
 
 
 @app.route(PREFIX + "/tokens", methods=["DELETE"], authorizer=token_authorizer)
-@handled
-def revoke_tokens():
+@contract(answer="RevokedOut", query=("keep_current",))
+def revoke_tokens(request):
     """Revokes all the caller's tokens, or all but this one."""
-    request = app.current_request
     me = identity(request)
     keep = me.token_id if flag(request, "keep_current") else None
     return {"revoked": service.revoke_all(me.user_id, keep=keep)}
 
 
 @app.route(PREFIX + "/admin/users/{username}/tokens", authorizer=token_authorizer)
-@handled
-def admin_list_tokens(username):
+@contract(answer="TokenPageOut", errors=(403, 404), query=PAGED)
+def admin_list_tokens(request, username):
     """Admin: another user's live tokens."""
-    request = app.current_request
     caller = identity(request)
     target = service.admin_target(caller, username)
-    page = service.list_tokens(caller, target.user_id,
+    return service.list_tokens(caller, target.user_id,
                                requested_page(request, "admin", target.user_id))
-    return dump("TokenPageOut", page)
 
 
 @app.route(PREFIX + "/admin/users/{username}/tokens", methods=["DELETE"],
            authorizer=token_authorizer)
-@handled
-def admin_revoke_tokens(username):
+@contract(answer="RevokedOut", errors=(403, 404))
+def admin_revoke_tokens(request, username):
     """Admin: revokes every token of another user."""
-    admin = identity(app.current_request)
+    admin = identity(request)
     target = service.admin_target(admin, username)
     return {"revoked": service.revoke_all(target.user_id, by=admin.user_id)}

@@ -1,135 +1,176 @@
-"""The OpenAPI 3 document of the service, built from the marshmallow schemas.
+"""The OpenAPI 3 document of the service, served at ``GET /api/v1/openapi.json``.
 
-Served at ``GET /api/v1/openapi.json``. The routes are listed here as data;
-a test checks that they are exactly the routes the app has.
+Built from Chalice's own route table (path, method, view name, authorizer,
+docstring) and the contract each view declares with ``@contract``
+(chalicelib/web.py), so a route is stated once, beside its view. Only this
+route loads apispec.
+
+OpenAPI 3.0.3 rather than 3.1: apispec's marshmallow plugin writes 3.0's
+``nullable``, which openapi-python-client, schemathesis and the validator all
+read well; 3.1 would respell every nullable field and give the generated
+client nothing more.
 """
 from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
-from marshmallow import Schema, fields
 
 from chalicelib import config, schemas
+from chalicelib.rules import MAX_BODY_BYTES, PAGE_SIZE, PREFIX
 
-P = "/api/v1"
+# Every error, the app's and API Gateway's alike, has this body.
+ERROR = "Error"
 
-
-class ErrorOut(Schema):
-    error = fields.String(required=True, metadata={"description": "snake_case code"})
-    message = fields.String(required=True)
-    fields_ = fields.Dict(keys=fields.String(), values=fields.List(fields.String()),
-                          data_key="fields", metadata={"description": "on 422 only"})
-
-
-class RevokedOut(Schema):
-    revoked = fields.Integer(required=True)
-
-
-class DeletedOut(Schema):
-    deleted = fields.Boolean(required=True)
-    revoked = fields.Integer(required=True)
-
-
-class ServiceOut(Schema):
-    service = fields.String(required=True)
-    version = fields.String(required=True)
-
-
-DESCRIPTIONS = {
-    400: "The body is not a JSON object.",
-    401: "No token (API Gateway), or the credentials do not match.",
-    403: "The token was denied (API Gateway), or the action is not allowed.",
-    404: "No such token or user.",
+APP_ERRORS = {
+    400: "The body is not a UTF-8 JSON object.",
+    401: "The username or password is incorrect.",
+    403: "Not allowed: the caller is not an admin, or the password is wrong.",
+    404: "No such live token, or no such user.",
     409: "The username or email is taken.",
-    413: "The body is over 64 KB.",
+    413: f"The body is over {MAX_BODY_BYTES // 1024} KB.",
     422: "Invalid fields; `fields` names each one.",
-    429: "Too many failed logins for this username; see Retry-After.",
-    503: "DynamoDB is briefly unavailable; see Retry-After.",
+    429: "Too many failed logins for this username; wait Retry-After seconds.",
+    503: "Storage is briefly unavailable; retry after Retry-After seconds.",
 }
-# API Gateway (and chalice local) answer 401/403 for the authorizer, before
-# the app runs, in their own body shape in chalice local.
-AUTH_ERRORS = (401, 403)
-BODY_ERRORS = (400, 413, 422)
+# What API Gateway answers itself, before any view runs, on a route behind
+# the authorizer (its Gateway Responses, deploy/gateway_responses.py).
+GATEWAY_ERRORS = {
+    401: "No Authorization header (API Gateway).",
+    403: "The token is invalid, expired or revoked (API Gateway): drop it.",
+    404: "No route has this path, as for an empty or slashed path parameter (API Gateway).",
+    503: "The authorizer could not decide (API Gateway): the token may still be good.",
+}
+TOKEN_ERRORS = (401, 403, 503)
 
-LIMIT = {"name": "limit", "in": "query", "required": False,
-         "schema": {"type": "integer", "minimum": 1, "maximum": 100, "default": 50}}
-CURSOR = {"name": "cursor", "in": "query", "required": False, "schema": {"type": "string"}}
-KEEP = {"name": "keep_current", "in": "query", "required": False,
-        "schema": {"type": "string", "enum": ["true", "false"], "default": "false"}}
+# Response headers, defined once under components.headers.
+HEADER_DEFINITIONS = {
+    "Cache-Control": {"description": "Every /api/v1 answer: it may hold a token or account data.",
+                      "required": True, "schema": {"type": "string", "enum": ["no-store"]}},
+    "Retry-After": {"description": "Whole seconds to wait before trying again.",
+                    "required": True, "schema": {"type": "integer", "minimum": 1}},
+    "WWW-Authenticate": {"description": "The scheme to authenticate with.",
+                         "required": True, "schema": {"type": "string", "enum": ["Bearer"]}},
+}
+# Headers by status, beside the Cache-Control of every /api/v1 answer.
+HEADERS = {429: ("Retry-After",), 503: ("Retry-After",)}
 
+_low, _high, _default = PAGE_SIZE
+QUERY = {
+    "limit": {"description": "The page size.",
+              "schema": {"type": "integer", "minimum": _low, "maximum": _high,
+                         "default": _default}},
+    "cursor": {"description": "The `next_cursor` of the previous page of this listing.",
+               "schema": {"type": "string"}},
+    "keep_current": {"description": "Keep the token that makes this request.",
+                     "schema": {"type": "boolean", "default": False}},
+}
 
-def _path_param(name):
-    return {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+# A route's tag is the first segment of its path under the prefix, where
+# that is one of these; the service's own routes and the auth routes
+# (signup, login, logout) get the last two.
+TAGS = {
+    "users": "The caller's account.",
+    "tokens": "The caller's sessions (tokens).",
+    "admin": "Other users' sessions; needs the admin role.",
+    "auth": "Signing up, logging in and out.",
+    "service": "The service itself and this document.",
+}
+SERVICE_PATHS = ("/", PREFIX + "/openapi.json")
 
-
-# (operation id = the view's name, path, method, summary, token needed, body
-#  schema, (status, schema), errors, parameters)
-ROUTES = [
-    ("index", "/", "get", "Names the service and its version.", False, None, (200, ServiceOut), (), []),
-    ("openapi_document", P + "/openapi.json", "get", "This document.", False, None, (200, None), (), []),
-    ("signup", P + "/signup", "post", "Creates a user.", False, schemas.SignupIn,
-     (201, schemas.UserOut), BODY_ERRORS + (409, 503), []),
-    ("login", P + "/login", "post", "Exchanges a username and password for a token.", False,
-     schemas.LoginIn, (200, schemas.LoginOut), BODY_ERRORS + (401, 429, 503), []),
-    ("logout", P + "/logout", "post", "Revokes the token that makes this request.", True, None,
-     (200, RevokedOut), (503,), []),
-    ("users_me", P + "/users/me", "get", "The user that makes this request.", True, None,
-     (200, schemas.UserOut), (404, 503), []),
-    ("delete_me", P + "/users/me", "delete", "Deletes the user and all its tokens.", True,
-     schemas.AccountDeleteIn, (200, DeletedOut), BODY_ERRORS + (404, 429, 503), []),
-    ("change_password", P + "/users/me/password", "post", "Changes the password; revokes every other token.", True,
-     schemas.PasswordChangeIn, (200, RevokedOut), BODY_ERRORS + (429, 503), []),
-    ("list_tokens", P + "/tokens", "get", "The caller's live tokens, newest first.", True, None,
-     (200, schemas.TokenPageOut), (422, 503), [LIMIT, CURSOR]),
-    ("revoke_tokens", P + "/tokens", "delete", "Revokes all the caller's tokens, or all but this one.", True,
-     None, (200, RevokedOut), (422, 503), [KEEP]),
-    ("revoke_token", P + "/tokens/{token_id}", "delete", "Revokes one of the caller's tokens.", True, None,
-     (200, RevokedOut), (404, 503), [_path_param("token_id")]),
-    ("admin_list_tokens", P + "/admin/users/{username}/tokens", "get", "Admin: another user's live tokens.", True,
-     None, (200, schemas.TokenPageOut), (404, 422, 503),
-     [_path_param("username"), LIMIT, CURSOR]),
-    ("admin_revoke_tokens", P + "/admin/users/{username}/tokens", "delete", "Admin: revokes every token of a user.",
-     True, None, (200, RevokedOut), (404, 503), [_path_param("username")]),
+SERVERS = [
+    {"url": "http://127.0.0.1:8000", "description": "make run (PORT changes the port)"},
+    {"url": "https://{api_id}.execute-api.{region}.amazonaws.com/{stage}",
+     "description": "A deployed stage",
+     "variables": {"api_id": {"default": "api-id", "description": "The REST API's id."},
+                   "region": {"default": "us-east-1"},
+                   "stage": {"default": "api",
+                             "description": "The api_gateway_stage of .chalice/config.json."}}},
 ]
 
 _built = []
 
 
-def _json(schema):
+def _tag(path):
+    if path in SERVICE_PATHS:
+        return "service"
+    segment = path[len(PREFIX) + 1:].split("/")[0]
+    return segment if segment in TAGS else "auth"
+
+
+def _json(schema_name):
+    schema = getattr(schemas, schema_name) if schema_name else {"type": "object"}
     return {"application/json": {"schema": schema}}
 
 
-def _operation(operation_id, summary, token, body, success, errors, parameters):
-    status, out = success
-    responses = {str(status): {"description": "Success",
-                               "content": _json(out if out else {"type": "object"})}}
-    # Any route refuses an oversized body, whether it reads one or not.
-    for code in sorted(set(errors) | {413}):
-        responses[str(code)] = {"description": DESCRIPTIONS[code], "content": _json(ErrorOut)}
-    if token:
-        for code in AUTH_ERRORS:
-            # The app's own 403 (not an admin, wrong password) has the error
-            # shape; the authorizer's deny has API Gateway's, so: any object.
-            responses[str(code)] = {"description": DESCRIPTIONS[code],
-                                    "content": _json({"type": "object"})}
-    operation = {"operationId": operation_id, "summary": summary, "parameters": parameters,
-                 "responses": responses}
+def _headers(names):
+    return {name: {"$ref": "#/components/headers/" + name} for name in names}
+
+
+def _error(status, always, app, gateway):
+    text = " Or: ".join(d for d in (APP_ERRORS[status] if app else None,
+                                     GATEWAY_ERRORS[status] if gateway else None) if d)
+    challenge = ("WWW-Authenticate",) if gateway and status == 401 else ()
+    return {"description": text, "content": _json(ERROR),
+            "headers": _headers(always + HEADERS.get(status, ()) + challenge)}
+
+
+def _implied(declared, entry):
+    """The statuses a route has by its shape: (the app's, API Gateway's)."""
+    app = {413}  # every route refuses an oversized body, whether it reads one or not
+    if declared.body:
+        app |= {400, 422}
+    if declared.query:
+        app.add(422)
+    gateway = set(TOKEN_ERRORS) if entry.authorizer is not None else set()
+    if entry.view_args:
+        gateway.add(404)
+    return app, gateway
+
+
+def _operation(entry):
+    declared = entry.view_function.contract
+    token = entry.authorizer is not None
+    always = ("Cache-Control",) if entry.uri_pattern.startswith(PREFIX) else ()
+    responses = {str(declared.status): {"description": "Success",
+                                        "content": _json(declared.answer),
+                                        "headers": _headers(always)}}
+    app, gateway = _implied(declared, entry)
+    app |= set(declared.errors)
+    for status in sorted(app | gateway):
+        responses[str(status)] = _error(status, always, status in app, status in gateway)
+    operation = {
+        "operationId": entry.view_name,
+        "summary": (entry.view_function.__doc__ or "").strip().split("\n")[0],
+        "tags": [_tag(entry.uri_pattern)],
+        "parameters": [{"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+                       for name in entry.view_args]
+        + [{"name": name, "in": "query", "required": False, **QUERY[name]}
+           for name in declared.query],
+        "responses": responses,
+    }
     if token:
         operation["security"] = [{"bearer": []}]
-    if body is not None:
-        operation["requestBody"] = {"required": True, "content": _json(body)}
+    if declared.body:
+        operation["requestBody"] = {"required": True, "content": _json(declared.body)}
     return operation
 
 
-def document():
-    """The OpenAPI document as a dict, built once per process."""
+def document(routes):
+    """The OpenAPI document of ``routes`` (a Chalice app's route table) as a
+    dict, built once per process."""
     if not _built:
-        spec = APISpec(title=config.SERVICE_NAME, version=config.VERSION,
-                       openapi_version="3.0.3", plugins=[MarshmallowPlugin()])
+        spec = APISpec(title=config.SERVICE_NAME, version=config.VERSION, openapi_version="3.0.3",
+                       plugins=[MarshmallowPlugin()], servers=SERVERS,
+                       info={"description": "Login and token revocation. Every error, the "
+                                            "service's and API Gateway's, is an `Error`."})
         spec.components.security_scheme(
             "bearer", {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"})
-        paths = {}
-        for operation_id, path, method, *rest in ROUTES:
-            paths.setdefault(path, {})[method] = _operation(operation_id, *rest)
-        for path, operations in paths.items():
-            spec.path(path=path, operations=operations)
+        spec.components.schema(ERROR, schema=schemas.Error)
+        for name, header in HEADER_DEFINITIONS.items():
+            spec.components.header(name, header)
+        for name, description in TAGS.items():
+            spec.tag({"name": name, "description": description})
+        for path, methods in routes.items():
+            spec.path(path=path, operations={
+                method.lower(): _operation(entry) for method, entry in methods.items()
+                if method != "OPTIONS"})
         _built.append(spec.to_dict())
     return _built[0]

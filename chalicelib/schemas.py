@@ -100,32 +100,67 @@ class AccountDeleteIn(Schema):
     password = NonEmpty(load_only=True)
 
 
+# Output schemas: every field is always present (required, so that a client
+# generated from the document types it as a plain value) and null only where
+# it says allow_none. Times are the contract's ISO-8601 strings in UTC.
+def Out(field=fields.String, **kwargs):
+    return field(required=True, **kwargs)
+
+
+def Time(metadata=None, **kwargs):
+    return Out(metadata={"format": "date-time", **(metadata or {})}, **kwargs)
+
+
 class UserOut(Schema):
-    id = fields.String()
-    username = fields.String()
-    email = fields.String()
-    roles = fields.List(fields.String())
-    created_at = fields.String()
+    id = Out()
+    username = Out()
+    email = Out()
+    roles = Out(fields.List, cls_or_instance=fields.String())
+    created_at = Time()
 
 
 class TokenOut(Schema):
-    id = fields.String()
-    description = fields.String(allow_none=True)
-    ip = fields.String(allow_none=True)
-    created_at = fields.String()
-    expires_at = fields.String()
-    last_used_at = fields.String(allow_none=True)
-    current = fields.Boolean()
+    id = Out()
+    description = Out(allow_none=True)
+    ip = Out(allow_none=True)
+    created_at = Time()
+    expires_at = Time()
+    last_used_at = Time(allow_none=True)
+    current = Out(fields.Boolean)
 
 
 class TokenPageOut(Schema):
-    tokens = fields.List(fields.Nested(TokenOut))
-    next_cursor = fields.String(allow_none=True)
+    tokens = Out(fields.List, cls_or_instance=fields.Nested(TokenOut))
+    next_cursor = Out(allow_none=True, metadata={"description": "null on the last page"})
 
 
 class LoginOut(Schema):
-    token = fields.String()
-    token_type = fields.String()
-    token_id = fields.String()
-    expires_at = fields.String()
-    expires_in = fields.Integer()
+    token = Out()
+    token_type = Out(metadata={"enum": ["Bearer"]})
+    token_id = Out()
+    expires_at = Time(metadata={"description": "The expiry without further use."})
+    expires_in = Out(fields.Integer, metadata={"description": "Seconds until expires_at."})
+
+
+class RevokedOut(Schema):
+    revoked = Out(fields.Integer, metadata={"description": "How many live tokens were revoked."})
+
+
+class DeletedOut(Schema):
+    deleted = Out(fields.Boolean)
+    revoked = Out(fields.Integer)
+
+
+class ServiceOut(Schema):
+    service = Out()
+    version = Out()
+
+
+class Error(Schema):
+    """Every error: the app's own, and API Gateway's (Gateway Responses)."""
+
+    error = Out(metadata={"description": "A snake_case code, such as access_denied."})
+    message = Out(metadata={"description": "One human sentence."})
+    fields_ = fields.Dict(keys=fields.String(), values=fields.List(fields.String()),
+                          data_key="fields",
+                          metadata={"description": "On 422 only: each offending field's messages."})

@@ -1,15 +1,24 @@
 """The HTTP edge: reading requests and turning errors into responses.
 
-Views in app.py are wrapped by :func:`handled`, which is the single place where
-a ServiceError becomes the contract's error body, and where anything
-unexpected becomes a bare 500 with no trace.
+Each view in app.py declares its contract once, with ``@contract``: the
+body it reads, the answer it gives, the errors it may give itself. The
+decorator loads the body, shapes the answer, and wraps the view in
+:func:`handled`, the single place where a ServiceError becomes the
+contract's error body, and where anything unexpected becomes a bare 500
+with no trace. chalicelib/openapi.py documents every route from Chalice's
+route table and these declarations.
 
-The marshmallow schemas are loaded on first use: the authorizer runs from
-the same app.py, and its cold start has no use for them.
+Schemas are named, not imported, and the marshmallow schemas are loaded on
+first use: the authorizer runs from the same app.py, and its cold start has
+no use for them.
 """
 import functools
 import json
 import re
+from dataclasses import dataclass
+from typing import Optional
+
+from chalice import Response
 
 from chalicelib import cursor, errors
 from chalicelib.errors import BadRequest, NotUtf8, PayloadTooLarge, ServiceError, ValidationFailed
@@ -46,6 +55,50 @@ def handled(func):
         except Exception as exc:  # noqa: BLE001
             return errors.internal_error(exc, func.__name__)
     return wrapped
+
+
+@dataclass(frozen=True)
+class Contract:
+    """What a view reads and answers; schemas by their name in chalicelib.schemas."""
+
+    body: Optional[str] = None  # the request body's schema
+    answer: Optional[str] = None  # the answer's schema; None: any JSON object
+    status: int = 200  # the answer's status
+    errors: tuple = ()  # statuses the view itself may answer, besides 413
+    query: tuple = ()  # the query parameters it reads (chalicelib/openapi.py's QUERY)
+
+
+def contracts(app):
+    """The ``@contract(body=, answer=, status=, errors=, query=)`` decorator
+    for ``app``'s views.
+
+    The view is called with the request, the loaded body as ``body`` when
+    the contract has one, and its path parameters; what it returns is dumped
+    through the answer's schema with the declared status (a Response, such
+    as a page, passes as it is). The declaration stays on the wrapped view
+    as ``contract``, for the document.
+    """
+    def contract(body=None, answer=None, status=200, errors=(), query=()):
+        declared = Contract(body, answer, status, tuple(errors), tuple(query))
+
+        def decorate(view):
+            @handled
+            @functools.wraps(view)
+            def shaped(*args, **kwargs):
+                request = app.current_request
+                if body is not None:
+                    kwargs["body"] = load(body, request)
+                result = view(request, *args, **kwargs)
+                if isinstance(result, Response):
+                    return result
+                if answer is not None:
+                    result = dump(answer, result)
+                return Response(body=result, status_code=status)
+
+            shaped.contract = declared
+            return shaped
+        return decorate
+    return contract
 
 
 def _fields(messages):
@@ -99,6 +152,9 @@ def load(name, request):
 
 def dump(name, value):
     return schema(name).dump(value)
+
+
+PAGED = ("limit", "cursor")  # the query parameters of requested_page
 
 
 def requested_page(request, listing, owner):

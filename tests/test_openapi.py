@@ -1,7 +1,12 @@
-"""The OpenAPI document: complete, and true to the app."""
+"""The OpenAPI document: complete, true to the app, and good enough to
+generate a typed client from (tests/test_e2e.py generates one)."""
+import subprocess
+import sys
+
 from openapi_spec_validator import validate
 
 from app import app
+from conftest import ROOT
 
 
 def document(api):
@@ -53,3 +58,123 @@ def test_every_contract_error_status_is_documented(api):
     assert {"403", "429"} <= set(paths["/api/v1/users/me/password"]["post"]["responses"])
     assert {"403", "429"} <= set(paths["/api/v1/users/me"]["delete"]["responses"])
     assert {"403", "404"} <= set(paths["/api/v1/admin/users/{username}/tokens"]["get"]["responses"])
+
+
+def operations(doc):
+    return [(path, method, op) for path, ops in doc["paths"].items() for method, op in ops.items()]
+
+
+def test_operations_come_from_the_route_table_and_the_views(api):
+    """The summary is the view's docstring; a token is needed exactly where
+    the route names the authorizer; the path parameters are the route's."""
+    doc = document(api)
+    for path, methods in app.routes.items():
+        for method, entry in methods.items():
+            if method == "OPTIONS":
+                continue
+            op = doc["paths"][path][method.lower()]
+            assert op["summary"] == entry.view_function.__doc__.strip().split("\n")[0]
+            assert ("security" in op) == (entry.authorizer is not None), (path, method)
+            assert [p["name"] for p in op["parameters"] if p["in"] == "path"] == entry.view_args
+
+
+def test_every_error_status_has_the_one_error_schema(api):
+    doc = document(api)
+    error = doc["components"]["schemas"]["Error"]
+    assert set(error["properties"]) == {"error", "message", "fields"}
+    assert set(error["required"]) == {"error", "message"}
+    for path, method, op in operations(doc):
+        for status, response in op["responses"].items():
+            if int(status) >= 400:
+                schema = response["content"]["application/json"]["schema"]
+                assert schema == {"$ref": "#/components/schemas/Error"}, (path, method, status)
+
+
+def test_every_output_field_is_required_and_nullable_exactly_where_null_is_possible(api):
+    schemas = document(api)["components"]["schemas"]
+    nullable = {("TokenOut", "description"), ("TokenOut", "ip"), ("TokenOut", "last_used_at"),
+                ("TokenPageOut", "next_cursor")}
+    outputs = [name for name in schemas if name.endswith("Out")]
+    assert {"UserOut", "TokenOut", "TokenPageOut", "LoginOut", "RevokedOut", "DeletedOut",
+            "ServiceOut"} <= set(outputs)
+    for name in outputs:
+        properties = schemas[name]["properties"]
+        assert set(schemas[name]["required"]) == set(properties), name
+        for field, prop in properties.items():
+            assert prop.get("nullable", False) == ((name, field) in nullable), (name, field)
+
+
+def test_times_are_date_times(api):
+    schemas = document(api)["components"]["schemas"]
+    times = {(name, field) for name, schema in schemas.items()
+             for field, prop in schema.get("properties", {}).items()
+             if prop.get("format") == "date-time"}
+    assert times == {("UserOut", "created_at"), ("TokenOut", "created_at"),
+                     ("TokenOut", "expires_at"), ("TokenOut", "last_used_at"),
+                     ("LoginOut", "expires_at")}
+
+
+def header_names(response):
+    return {name for name in response.get("headers", {})}
+
+
+def test_token_routes_document_api_gateways_own_answers_with_their_headers(api):
+    from deploy import gateway_responses
+
+    doc = document(api)
+    token_routes = [(p, m, op) for p, m, op in operations(doc) if "security" in op]
+    assert len(token_routes) == 9
+    for kind in ("UNAUTHORIZED", "ACCESS_DENIED", "AUTHORIZER_FAILURE"):
+        status, headers, _ = gateway_responses.http(kind)
+        declared = set(headers) - set(gateway_responses.CORS) - {"Content-Type"}
+        for path, method, op in token_routes:
+            assert declared <= header_names(op["responses"][str(status)]), (kind, path, method)
+    not_found, _, _ = gateway_responses.http("MISSING_AUTHENTICATION_TOKEN")
+    assert str(not_found) in doc["paths"]["/api/v1/tokens/{token_id}"]["delete"]["responses"]
+
+
+def test_the_app_declares_retry_after_wherever_it_sends_it(api):
+    doc = document(api)
+    retried = [(p, m, s, r) for p, m, op in operations(doc) for s, r in op["responses"].items()
+               if s in ("429", "503")]
+    assert {(p, m, s) for p, m, s, _ in retried} >= {
+        ("/api/v1/login", "post", "429"), ("/api/v1/login", "post", "503"),
+        ("/api/v1/users/me/password", "post", "429"), ("/api/v1/users/me", "delete", "429")}
+    assert all("Retry-After" in header_names(r) for *_, r in retried)
+    assert doc["components"]["headers"]["Retry-After"]["schema"] == {"type": "integer", "minimum": 1}
+
+
+def test_every_api_answer_declares_no_store_and_only_those(api):
+    doc = document(api)
+    for path, method, op in operations(doc):
+        for status, response in op["responses"].items():
+            assert ("Cache-Control" in header_names(response)) == path.startswith("/api/v1"), \
+                (path, method, status)
+    assert doc["components"]["headers"]["Cache-Control"]["schema"]["enum"] == ["no-store"]
+
+
+def test_operations_are_tagged_by_path(api):
+    tags = {(p, m): op["tags"] for p, m, op in operations(document(api))}
+    assert tags[("/", "get")] == tags[("/api/v1/openapi.json", "get")] == ["service"]
+    assert tags[("/api/v1/login", "post")] == tags[("/api/v1/logout", "post")] == ["auth"]
+    assert tags[("/api/v1/users/me/password", "post")] == ["users"]
+    assert tags[("/api/v1/tokens/{token_id}", "delete")] == ["tokens"]
+    assert tags[("/api/v1/admin/users/{username}/tokens", "get")] == ["admin"]
+    assert {t["name"] for t in document(api)["tags"]} == {t[0] for t in tags.values()}
+
+
+def test_servers_name_make_run_and_a_deployed_stage(api):
+    local, deployed = document(api)["servers"]
+    assert local["url"] == "http://127.0.0.1:8000"
+    assert deployed["url"] == "https://{api_id}.execute-api.{region}.amazonaws.com/{stage}"
+    assert deployed["variables"]["stage"]["default"] == "api"
+
+
+def test_the_authorizers_cold_start_loads_no_schema_machinery():
+    """app.py imported afresh, as Lambda imports it for the authorizer: the
+    declarations name their schemas, they do not load them."""
+    probe = ("import sys, app; print(sorted(m for m in sys.modules if m.split('.')[0] in "
+             "('marshmallow', 'apispec') or m in ('chalicelib.schemas', 'chalicelib.openapi')))")
+    loaded = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True,
+                            text=True, check=True).stdout
+    assert loaded.strip() == "[]"
