@@ -55,6 +55,42 @@ def test_the_readme_walkthrough_works_verbatim(stack):
     assert out.rstrip().endswith("403")
 
 
+def tool(name):
+    return os.path.join(ROOT, ".venv", "bin", name)
+
+
+def test_a_client_generated_from_the_served_document_type_checks_and_walks_through(
+        stack, tmp_path):
+    """A new user's path: generate a client with openapi-python-client from
+    the served document, type-check a program using it with mypy --strict,
+    run it. tests/client_walkthrough.py is the README walkthrough in it."""
+    doc = tmp_path / "openapi.json"
+    doc.write_bytes(requests.get(stack.base + "/api/v1/openapi.json", timeout=10).content)
+    # No post hooks: they would reformat the generated code with ruff,
+    # which the check does not need.
+    config = tmp_path / "generator.yaml"
+    config.write_text("post_hooks: []\n")
+    generated = subprocess.run(
+        [tool("openapi-python-client"), "generate", "--path", str(doc), "--meta", "none",
+         "--config", str(config), "--output-path", str(tmp_path / "login_service_client"),
+         "--fail-on-warning"], capture_output=True, text=True, timeout=120)
+    assert generated.returncode == 0, generated.stdout + generated.stderr
+    program = tmp_path / "client_walkthrough.py"
+    shutil.copy(os.path.join(ROOT, "tests", "client_walkthrough.py"), program)
+    assert "cast(" not in program.read_text() and "type: ignore" not in program.read_text()
+
+    typed = subprocess.run(
+        [tool("mypy"), "--strict", "--no-incremental", program.name, "login_service_client"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert typed.returncode == 0, typed.stdout + typed.stderr
+    assert typed.stdout.startswith("Success: no issues found")
+
+    run = subprocess.run([tool("python"), program.name, stack.base, "walker"], cwd=tmp_path,
+                         capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert run.stdout.strip() == "walkthrough done"
+
+
 def test_the_admin_from_the_environment_exists_before_the_first_request(stack):
     reply = post(stack, "/api/v1/login", {"username": "root", "password": "root password 1"})
     assert reply.status_code == 200
