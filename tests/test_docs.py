@@ -55,3 +55,13 @@ def test_every_relative_link_resolves(doc):
 def test_nothing_points_outside_the_repository(doc):
     text = read(doc)
     assert "../shared" not in text and "CONTRACT.md" not in text
+
+
+def test_the_reference_lists_exactly_the_routes_the_app_has():
+    from app import app
+
+    text = read(os.path.join(ROOT, "docs", "api.md"))
+    listed = set(re.findall(r"^\| `(GET|POST|DELETE) (/[^`?\s]*)", text, re.M))
+    routed = {(method, path) for path, methods in app.routes.items() for method in methods
+              if method != "OPTIONS"}
+    assert {(m, p) for m, p in listed} == routed
