@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test clean package bench
+.PHONY: run test clean package bench common-passwords
 
 $(STAMP): requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -22,15 +22,20 @@ clean:
 	rm -rf $(VENV) build .pytest_cache .coverage
 
 # The deployment: build/sam.json (chalice's template merged with the tables,
-# log groups and Gateway Responses) and build/deployment.zip.
+# log groups and Gateway Responses) and build/deployment.zip. The code that
+# builds it lives in deploy/, outside the zip.
 STAGE ?= dev
 package: $(STAMP)
 	rm -rf build/package && mkdir -p build
-	$(PY) manage.py --stage $(STAGE) template > build/merge-$(STAGE).json
+	$(PY) -m deploy.template --stage $(STAGE) > build/merge-$(STAGE).json
 	AWS_DEFAULT_REGION=$${AWS_DEFAULT_REGION:-us-east-1} $(VENV)/bin/chalice package \
 		--stage $(STAGE) --merge-template build/merge-$(STAGE).json build/package
 	mv build/package/sam.json build/package/deployment.zip build/ && rmdir build/package
-	$(PY) manage.py compile-zip build/deployment.zip
+	$(PY) -m deploy.package build/deployment.zip
+
+# chalicelib/common-passwords.txt.gz, rebuilt from zxcvbn's list.
+common-passwords: $(STAMP)
+	$(PY) -m deploy.common_passwords
 
 # The benchmark: a table on stdout and build/bench.json (see README, Performance).
 bench: package

@@ -13,13 +13,14 @@ AWS_ENDPOINT_URL_DYNAMODB says otherwise; `--endpoint aws` means the real
 AWS endpoint of your credentials and region. Table names come from the
 stage's environment in .chalice/config.json (USERS_TABLE / TOKENS_TABLE in
 the environment win).
+
+The deployment is built by deploy/ (`make package`), not from here.
 """
 import argparse
 import getpass
 import json
 import logging
 import os
-import re
 import secrets
 import signal
 import subprocess
@@ -28,13 +29,12 @@ import time
 
 from marshmallow import ValidationError
 
-from chalicelib import aws, config, schemas, service, tables
+from chalicelib import aws, config, schemas, service
 from chalicelib.errors import Conflict, ServiceError, UserNotFound
 from chalicelib.rules import ADMIN
-from deploy import gateway_responses
+from deploy import tables
 
 ROOT = os.path.dirname(os.path.abspath(__file__))
-SERVICE = "login-service"
 SECRET_FILE = os.path.join(ROOT, ".local", "jwt-secret")
 
 
@@ -264,82 +264,6 @@ def serve(stage):
     return 0
 
 
-def deploy_template(stage):
-    """What `chalice package --merge-template` adds to chalice's own template."""
-    names = tables.stage_table_names(ROOT, stage)
-    resources = {
-        "UsersTable": tables.cloudformation("users", names["users"]),
-        "TokensTable": tables.cloudformation("tokens", names["tokens"]),
-    }
-    resources.update(gateway_responses.resources())
-    # Fixed function names give the log groups fixed names, so that each
-    # role may write to its own log group and nothing else.
-    for function, suffix in (("APIHandler", "api"), ("TokenAuthorizer", "authorizer")):
-        function_name = f"{SERVICE}-{stage}-{suffix}"
-        resources[function] = {"Properties": {"FunctionName": function_name}}
-        resources[f"{function}Logs"] = {
-            "Type": "AWS::Logs::LogGroup",
-            "Properties": {"LogGroupName": f"/aws/lambda/{function_name}", "RetentionInDays": 30},
-        }
-    return {"Resources": resources}
-
-
-def common_passwords():
-    """Write chalicelib/common-passwords.txt.gz from zxcvbn's list (a dev
-    dependency only: the Lambda package ships the small file, not zxcvbn)."""
-    import gzip
-
-    from zxcvbn.frequency_lists import FREQUENCY_LISTS
-
-    from chalicelib import passwords
-
-    words = [w for w in FREQUENCY_LISTS["passwords"] if len(w) >= 8]
-    with open(passwords.COMMON_PASSWORDS, "wb") as f:
-        # mtime=0: the same list always gives the same bytes.
-        f.write(gzip.compress("\n".join(words).encode("utf-8"), compresslevel=9, mtime=0))
-    return len(words)
-
-
-# Packages that only the OpenAPI route loads: their bytecode would add
-# 280 KB to the zip and save nothing on a cold start.
-NOT_COMPILED = ("apispec", "packaging")
-
-
-def compile_zip(path, runtime=(3, 11)):
-    """Add compiled bytecode to a deployment zip.
-
-    Lambda's /var/task is read-only, so Python cannot cache bytecode there
-    and compiles every module it imports from the package at each cold
-    start. Shipping unchecked-hash .pyc files (valid whatever the files'
-    mtimes) skips that. They must come from the runtime's Python version.
-    """
-    import compileall
-    import py_compile
-    import shutil
-    import tempfile
-    import zipfile
-
-    if sys.version_info[:2] != runtime:
-        raise SystemExit(f"bytecode for python{runtime[0]}.{runtime[1]} needs that Python")
-    with tempfile.TemporaryDirectory() as tmp:
-        with zipfile.ZipFile(path) as z:
-            z.extractall(tmp)
-        skip = "|".join(NOT_COMPILED)
-        compileall.compile_dir(tmp, quiet=1, workers=1, rx=re.compile(rf"/({skip})/"),
-                               invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH)
-        rebuilt = path + ".new"
-        with zipfile.ZipFile(rebuilt, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as z:
-            for folder, _, files in sorted(os.walk(tmp)):
-                for name in sorted(files):
-                    full = os.path.join(folder, name)
-                    info = zipfile.ZipInfo(os.path.relpath(full, tmp), date_time=(1980, 1, 1, 0, 0, 0))
-                    info.external_attr = 0o644 << 16
-                    info.compress_type = zipfile.ZIP_DEFLATED
-                    with open(full, "rb") as f:
-                        z.writestr(info, f.read())
-        shutil.move(rebuilt, path)
-
-
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--stage", default="local", help="stage of .chalice/config.json")
@@ -352,24 +276,11 @@ def main(argv=None):
     for name, (_, summary) in USER_COMMANDS.items():
         commands.add_parser(name, help=summary).add_argument("username")
     commands.add_parser("serve", help="run the API locally, as `make run` does")
-    commands.add_parser("template", help="print the deployment's merge template")
-    commands.add_parser("common-passwords", help="rewrite the shipped common-password list")
-    compile_cmd = commands.add_parser("compile-zip", help="add bytecode to a deployment zip")
-    compile_cmd.add_argument("path")
     commands.add_parser("name-hash", help="the name_hash of NAME in the logs").add_argument("name")
     args = parser.parse_args(argv)
 
     if args.command == "serve":
         return serve(args.stage)
-    if args.command == "compile-zip":
-        compile_zip(args.path)
-        return 0
-    if args.command == "common-passwords":
-        print(f"{common_passwords()} passwords written")
-        return 0
-    if args.command == "template":
-        print(json.dumps(deploy_template(args.stage), indent=2))
-        return 0
     if args.command == "name-hash":
         print(name_hash(args.stage, args.name))
         return 0

@@ -124,7 +124,8 @@ def request_figures():
     import boto3
 
     import app as application
-    from chalicelib import aws, service, tables
+    from chalicelib import aws, service
+    from deploy import tables
 
     quiet()
     aws.reset()
@@ -279,7 +280,8 @@ def peak_rss():
 
 def request_figures_light():
     import app as application
-    from chalicelib import aws, service, tables
+    from chalicelib import aws, service
+    from deploy import tables
 
     quiet()
     aws.reset()

@@ -8,7 +8,8 @@ import pytest
 from chalice.test import Client
 from moto import mock_aws
 
-from chalicelib import aws, tables
+from chalicelib import aws
+from deploy import tables
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SECRET = "test-secret-" + "0123456789abcdef" * 4

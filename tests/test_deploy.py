@@ -6,8 +6,8 @@ import zipfile
 
 import pytest
 
-from chalicelib import tables
 from conftest import ROOT
+from deploy import tables
 
 BUILD = os.path.join(ROOT, "build")
 

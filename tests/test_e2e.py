@@ -180,7 +180,7 @@ def test_a_configured_dynamodb_is_used_and_none_is_embedded(tmp_path):
         endpoint = f"http://127.0.0.1:{port}"
         client = boto3.client("dynamodb", endpoint_url=endpoint, region_name="us-east-1",
                               aws_access_key_id="x", aws_secret_access_key="x")
-        from chalicelib import tables
+        from deploy import tables
 
         tables.create_tables(client, {"users": tables.stage_table_names(ROOT, "local")["users"]})
         stack = Stack(tmp_path / "run.log", AWS_ENDPOINT_URL_DYNAMODB=endpoint,
@@ -200,9 +200,9 @@ def test_a_configured_dynamodb_is_used_and_none_is_embedded(tmp_path):
 
 def deployed(kind):
     """(status, headers, body) of the template's Gateway Response ``kind``."""
-    import manage
+    from deploy.template import merge_template
 
-    found = [r["Properties"] for r in manage.deploy_template("local")["Resources"].values()
+    found = [r["Properties"] for r in merge_template("local")["Resources"].values()
              if r.get("Properties", {}).get("ResponseType") == kind]
     props = found[0]
     headers = {name.removeprefix("gatewayresponse.header."): value.strip("'")
@@ -292,7 +292,8 @@ def test_make_run_refuses_to_promote_a_non_admin_that_holds_the_admin_name(tmp_p
                                                                            monkeypatch):
     """Open signup let someone register ADMIN_USERNAME first: make run stops
     with a message naming the problem, changes nothing and serves nothing."""
-    from chalicelib import aws, service, tables
+    from chalicelib import aws, service
+    from deploy import tables
 
     port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)

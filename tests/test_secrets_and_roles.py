@@ -6,8 +6,9 @@ import re
 import jwt
 import pytest
 
-from chalicelib import authorizer, aws, signing_keys, tables
+from chalicelib import authorizer, aws, signing_keys
 from conftest import PASSWORD, ROOT
+from deploy import tables
 
 PARAMETER = "/login-service/local/jwt-secret"
 V1, V2, V3 = ("first-secret-".ljust(40, "1"), "second-secret-".ljust(40, "2"),

@@ -1,9 +1,11 @@
 """The two tables, defined once.
 
-The tests, ``manage.py create-tables`` and the deployment template all build
-their tables from these definitions, so the keys cannot drift apart.
+The tests, ``manage.py create-tables`` (and so `make run`) and the deployment
+template (deploy/template.py) all build their tables from these definitions,
+so the keys cannot drift apart. The functions only read and write items, so
+none of this ships in the Lambda package.
 
-users  (pk)                   one item per kind of fact, see user_store.py
+users  (pk)                   one item per kind of fact, see chalicelib/user_store.py
 tokens (user_id, token_id)    one item per live login session
 """
 import json
