@@ -14,7 +14,8 @@ AWS endpoint of your credentials and region. Table names come from the
 stage's environment in .chalice/config.json (USERS_TABLE / TOKENS_TABLE in
 the environment win).
 
-The deployment is built by deploy/ (`make package`), not from here.
+`serve` runs devserver/ (the local gateway and the embedded DynamoDB); the
+deployment is built by deploy/ (`make package`), not from here.
 """
 import argparse
 import getpass
@@ -205,7 +206,7 @@ def serve(stage):
     port = os.environ.get("PORT", "8000")
     embedded = None
     if not os.environ.get("AWS_ENDPOINT_URL_DYNAMODB"):
-        from deploy.embedded_dynamodb import EmbeddedDynamoDB
+        from devserver.embedded_dynamodb import EmbeddedDynamoDB
 
         # One log line per DynamoDB call drowns the API's own log.
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
@@ -235,13 +236,13 @@ def serve(stage):
                   file=sys.stderr, flush=True)
             return 1
     # chalice's local server, answering auth failures and unknown routes with
-    # the deployed Gateway Responses (deploy/local_server.py). It runs without
+    # the deployed Gateway Responses (devserver/local_server.py). It runs without
     # chalice's reloader, which restarts its worker whenever a file in the
     # project changes (the tests write some); a stop landing mid-restart could
     # orphan the new worker. It gets a process group of its own, and Ctrl-C or
     # a SIGTERM (a supervisor, a test) stops that whole group; then the
     # embedded DynamoDB goes.
-    command = [sys.executable, "-m", "deploy.local_server",
+    command = [sys.executable, "-m", "devserver.local_server",
                "--host", "127.0.0.1", "--port", port, "--stage", stage]
     child = subprocess.Popen(command, cwd=ROOT, start_new_session=True)
 

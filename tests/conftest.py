@@ -98,7 +98,7 @@ class Api:
 @pytest.fixture
 def api(dynamodb):
     from app import app
-    from deploy.local_server import Gateway
+    from devserver.local_server import Gateway
 
     with Client(app, stage_name="local", project_dir=ROOT) as client:
         # API Gateway's own answers (401, 403, 404, 503) as `make run` gives them.

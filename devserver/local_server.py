@@ -1,6 +1,6 @@
 """The HTTP server of `make run`: chalice's local server, answering like API Gateway.
 
-    python -m deploy.local_server --port 8000 --stage local
+    python -m devserver.local_server --port 8000 --stage local
 
 The app is loaded exactly as `chalice local --no-autoreload` loads it (the
 stage's environment laid over ``os.environ``, the routes validated, no
