@@ -217,13 +217,9 @@ def revoke_all(application, floor, names, n):
             "per_token_ms": round(statistics.median(samples) / n, 3), "runs": len(samples)}
 
 
-def lambda_like_dirs(tmp):
-    """The deployment zip unpacked (with and without its bytecode), and a
-    runtime folder with only what the Lambda Python runtime provides."""
-    task, bare, runtime = (os.path.join(tmp, d) for d in ("task", "bare", "runtime"))
-    with zipfile.ZipFile(os.path.join(BUILD, "deployment.zip")) as z:
-        z.extractall(task)
-        z.extractall(bare, [n for n in z.namelist() if "__pycache__" not in n])
+def lambda_runtime(runtime):
+    """A folder with only what the Lambda Python runtime provides besides
+    the standard library: boto3 and its dependencies."""
     os.makedirs(runtime)
     import boto3
 
@@ -231,7 +227,17 @@ def lambda_like_dirs(tmp):
     for name in ("boto3", "botocore", "jmespath", "s3transfer", "dateutil", "six.py",
                  "urllib3"):
         os.symlink(os.path.join(site, name), os.path.join(runtime, name))
-    return task, bare, runtime
+    return runtime
+
+
+def lambda_like_dirs(tmp):
+    """The deployment zip unpacked (with and without its bytecode), and a
+    runtime folder (:func:`lambda_runtime`)."""
+    task, bare, runtime = (os.path.join(tmp, d) for d in ("task", "bare", "runtime"))
+    with zipfile.ZipFile(os.path.join(BUILD, "deployment.zip")) as z:
+        z.extractall(task)
+        z.extractall(bare, [n for n in z.namelist() if "__pycache__" not in n])
+    return task, bare, lambda_runtime(runtime)
 
 
 def cold(path, runs=15):
