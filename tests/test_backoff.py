@@ -1,4 +1,5 @@
 """Failed logins back off: 429 with Retry-After after 5 in a row."""
+import hashlib
 import threading
 import time
 
@@ -102,6 +103,18 @@ def test_refused_attempts_do_no_bcrypt_work(api, clock, monkeypatch):
     monkeypatch.setattr("chalicelib.passwords.bcrypt.checkpw", lambda *a: checks.append(1))
     assert api.login().status == 429
     assert checks == []
+
+
+@pytest.mark.parametrize("typed", ["Tr0ub4dor3xyz", "my secret pw!"])
+def test_the_table_holds_no_unkeyed_hash_of_a_name_as_typed(api, dynamodb, table_names, typed):
+    """People type passwords into the username field: the attempts key of a
+    name (rule-abiding or not) is keyed, never a plain hash to look up."""
+    api.login(typed, "anything at all")
+    keys = [i["pk"]["S"] for i in dynamodb.scan(TableName=table_names["users"])["Items"]]
+    assert [k for k in keys if k.startswith("attempts#")]
+    for guess in (typed, typed.lower()):
+        digest = hashlib.sha256(guess.encode("utf-8")).hexdigest()
+        assert not any(digest in key for key in keys)
 
 
 def test_deleting_the_account_forgets_its_attempts(api, clock, dynamodb, table_names):

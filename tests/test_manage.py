@@ -1,6 +1,7 @@
 """manage.py: create-tables, create-admin, grant-admin, revoke-admin, delete-user,
 and the ADMIN_* admin of `make run`."""
 import io
+import os
 
 import pytest
 
@@ -166,6 +167,20 @@ def test_delete_user_removes_the_user_and_every_token(cli, api, dynamodb, table_
     assert cli("delete-user", "Alice") == 0
     assert "2 live tokens" in capsys.readouterr().out
     assert all(api.call("GET", "/api/v1/users/me", token=t).status == 403 for t in tokens)
+    assert items(dynamodb, table_names) == {"users": [], "tokens": []}
+
+
+def test_delete_user_deletes_the_attempts_that_make_run_counted(cli, api, dynamodb, table_names,
+                                                                tmp_path, monkeypatch):
+    """The attempts item is keyed by the signing secret: an operator's shell
+    without JWT_SECRET finds it under the secret that `make run` keeps."""
+    secret_file = tmp_path / "jwt-secret"
+    secret_file.write_text(os.environ["JWT_SECRET"])
+    monkeypatch.setattr(manage, "SECRET_FILE", str(secret_file))
+    api.signup("alice")
+    api.login("alice", "wrong password")
+    monkeypatch.delenv("JWT_SECRET")
+    assert cli("delete-user", "alice") == 0
     assert items(dynamodb, table_names) == {"users": [], "tokens": []}
 
 
