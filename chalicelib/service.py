@@ -103,6 +103,12 @@ def login(username, password, description, ip):
     if not ok or login.deleting:
         audit.event("login_failed", **audit.attempt(username, login), failures=counted.failures)
         raise InvalidCredentials()
+    # A hash of another cost (made before a cost change, or by an operator
+    # at another setting) is replaced, inside the write below: afterwards a
+    # wrong password costs this user what it costs an unknown name.
+    rehashed = None
+    if passwords.outdated(login.password_hash):
+        rehashed = passwords.hash_password(password)
     issued = int(now)
     session = Session(
         user_id=login.user_id, token_id=new_token_id(now),
@@ -114,7 +120,8 @@ def login(username, password, description, ip):
     try:
         # A success resets the count, this attempt's reservation included.
         dynamo.transact(
-            [sessions.put(session), store.count_login(login), store.forget_attempts(username)]
+            [sessions.put(session), store.count_login(login, rehashed),
+             store.forget_attempts(username)]
             + [sessions.delete(login.user_id, t) for t in evicted]
         )
     except dynamo.TransactionCancelled:

@@ -225,18 +225,23 @@ class UserStore:
 
     # Pieces of transactions that span both tables.
 
-    def count_login(self, login):
+    def count_login(self, login, rehashed=None):
         """Count a login, on condition that the password is still the one
-        checked and no deletion has begun.
+        checked and no deletion has begun; ``rehashed`` replaces the hash
+        (the same password at the configured cost) under that condition.
 
         The counter is what lets a password change notice a login that
         committed between its listing of the tokens and its own write.
         """
+        values = {":h": S(login.password_hash), ":one": N(1)}
+        update = "ADD logins :one"
+        if rehashed:
+            update, values[":new"] = update + " SET password_hash = :new", S(rehashed)
         return {"Update": {
             "TableName": self.table, "Key": self.login_key(login.username),
-            "UpdateExpression": "ADD logins :one",
+            "UpdateExpression": update,
             "ConditionExpression": "password_hash = :h AND attribute_not_exists(deleting)",
-            "ExpressionAttributeValues": {":h": S(login.password_hash), ":one": N(1)},
+            "ExpressionAttributeValues": values,
         }}
 
     def set_password(self, login, new_hash):

@@ -32,6 +32,15 @@ def stack(tmp_path_factory):
     running.stop()
 
 
+@pytest.fixture(scope="module")
+def tuned(tmp_path_factory):
+    """A second stack, with settings other than every default."""
+    running = Stack(tmp_path_factory.mktemp("tuned") / "run.log", BCRYPT_ROUNDS="5",
+                    MAX_TOKENS_PER_USER="3", **ADMIN).start()
+    yield running
+    running.stop()
+
+
 def post(stack, path, body, token=None):
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     return requests.post(stack.base + path, json=body, headers=headers, timeout=10)
@@ -97,6 +106,17 @@ def test_the_admin_from_the_environment_exists_before_the_first_request(stack):
     me = requests.get(stack.base + "/api/v1/users/me",
                       headers={"Authorization": f"Bearer {reply.json()['token']}"}, timeout=10)
     assert me.json()["roles"] == ["admin"]
+
+
+def test_the_admin_from_the_environment_is_hashed_at_the_cost_the_stack_runs_at(tuned):
+    from deploy import tables
+
+    client = boto3.client("dynamodb", endpoint_url=f"http://127.0.0.1:{tuned.dynamodb_port}",
+                          region_name="us-east-1", aws_access_key_id="x",
+                          aws_secret_access_key="x")
+    item = client.get_item(TableName=tables.stage_table_names(ROOT, "local")["users"],
+                           Key={"pk": {"S": "username#root"}})["Item"]
+    assert item["password_hash"]["S"].startswith("$2b$05$")
 
 
 def test_the_tutorial_scenario_over_http(stack):

@@ -33,6 +33,13 @@ def test_create_admin_reads_the_password_from_stdin(cli, api):
     assert api.call("GET", "/api/v1/users/me", token=token).json["roles"] == ["admin"]
 
 
+def test_create_admin_hashes_at_the_cost_of_the_environment_as_the_service_does(
+        cli, monkeypatch):
+    monkeypatch.setenv("BCRYPT_ROUNDS", "5")
+    assert cli("create-admin", "root", "root@example.com", stdin="root password 1\n") == 0
+    assert service.find_user("root").password_hash.startswith("$2b$05$")
+
+
 def test_create_admin_never_takes_the_password_from_argv(cli):
     with pytest.raises(SystemExit):
         cli("create-admin", "root", "root@example.com", "the password")
