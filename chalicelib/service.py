@@ -3,6 +3,7 @@
 Views parse and shape; these functions decide. They raise the errors of
 errors.py and never see an HTTP request.
 """
+import logging
 import uuid
 from dataclasses import dataclass
 
@@ -116,8 +117,8 @@ def login(username, password, description, ip):
         username=login.username, description=description, ip=ip,
     )
     sessions = tokens()
-    evicted = _over_cap(sessions.all_keys(login.user_id), now)
     try:
+        evicted = _over_cap(sessions.all_keys(login.user_id), now)
         # A success resets the count, this attempt's reservation included.
         dynamo.transact(
             [sessions.put(session), store.count_login(login, rehashed),
@@ -127,11 +128,29 @@ def login(username, password, description, ip):
     except dynamo.TransactionCancelled:
         # The password changed, or a deletion began, since it was checked.
         raise InvalidCredentials() from None
+    except ServiceUnavailable:
+        _release(store, username, login)
+        raise
     audit.event("login", user_id=login.user_id, token_id=session.token_id, evicted=len(evicted))
     token = jwtcodec.encode(login.user_id, session.token_id, issued, session.expires_at)
     return {"token": token, "token_type": "Bearer", "token_id": session.token_id,
             "expires_at": clock.iso(session.expires_at),
             "expires_in": session.expires_at - issued}
+
+
+def _release(store, username, login):
+    """Undo the reservation of a right password whose login then failed.
+
+    The password was right, so the outage must not count as a failed
+    login (five of them would lock the user out); the success it would have
+    been resets the count, so the record goes. Best effort: when this write
+    fails too, the count stays and the caller's 503 stands.
+    """
+    try:
+        store.delete_attempts(username)
+    except ServiceUnavailable:
+        audit.event("login_release_failed", level=logging.WARNING,
+                    **audit.attempt(username, login))
 
 
 def _over_cap(keys, now):

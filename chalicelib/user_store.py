@@ -223,6 +223,10 @@ class UserStore:
         """A Delete of the failed attempts, for the login's transaction."""
         return {"Delete": {"TableName": self.table, "Key": self.attempts_key(username)}}
 
+    def delete_attempts(self, username):
+        """Delete the failed attempts now, outside any transaction."""
+        dynamo.call("delete_item", TableName=self.table, Key=self.attempts_key(username))
+
     # Pieces of transactions that span both tables.
 
     def count_login(self, login, rehashed=None):

@@ -124,6 +124,33 @@ def test_deleting_the_account_forgets_its_attempts(api, clock, dynamodb, table_n
     assert dynamodb.scan(TableName=table_names["users"])["Count"] == 0
 
 
+# An outage after the right password is not a failed login.
+
+def test_an_outage_during_right_logins_is_not_counted_as_failed_logins(api, clock, dynamodb):
+    from faults import client_error, inject
+
+    api.signup()
+    outage = [True]
+    inject(dynamodb, "TransactWriteItems",
+           lambda p: client_error("ThrottlingException") if outage[0] else None)
+    assert [api.login().status for _ in range(5)] == [503] * 5
+    outage[0] = False
+    assert api.login().status == 200
+
+
+def test_when_the_release_fails_too_the_503_stands_and_a_line_says_so(api, clock, dynamodb,
+                                                                        caplog):
+    from faults import client_error, inject
+
+    api.signup()
+    inject(dynamodb, "TransactWriteItems", lambda p: client_error("ThrottlingException"))
+    inject(dynamodb, "DeleteItem", lambda p: client_error("ThrottlingException"))
+    reply = api.login()
+    assert reply.status == 503
+    assert reply.json["error"] == "service_unavailable"
+    assert '"event":"login_release_failed"' in caplog.text
+
+
 # At most 5 passwords checked per wait, however many attempts arrive at once.
 
 @pytest.fixture
