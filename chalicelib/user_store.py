@@ -231,20 +231,23 @@ class UserStore:
 
     def count_login(self, login, rehashed=None):
         """Count a login, on condition that the password is still the one
-        checked and no deletion has begun; ``rehashed`` replaces the hash
-        (the same password at the configured cost) under that condition.
+        checked, no deletion has begun and no other login counted since
+        ``login`` was read; ``rehashed`` replaces the hash (the same password
+        at the configured cost) under that condition.
 
-        The counter is what lets a password change notice a login that
-        committed between its listing of the tokens and its own write.
+        The counter is what lets a password change, or another login, notice
+        a login that committed between its listing of the tokens and its own
+        write.
         """
-        values = {":h": S(login.password_hash), ":one": N(1)}
+        values = {":h": S(login.password_hash), ":one": N(1), ":n": N(login.logins)}
         update = "ADD logins :one"
         if rehashed:
             update, values[":new"] = update + " SET password_hash = :new", S(rehashed)
         return {"Update": {
             "TableName": self.table, "Key": self.login_key(login.username),
             "UpdateExpression": update,
-            "ConditionExpression": "password_hash = :h AND attribute_not_exists(deleting)",
+            "ConditionExpression": "password_hash = :h AND logins = :n "
+                                   "AND attribute_not_exists(deleting)",
             "ExpressionAttributeValues": values,
         }}
 

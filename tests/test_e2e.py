@@ -467,6 +467,30 @@ def test_the_right_password_hidden_in_a_burst_cannot_log_in_past_the_lock(stack)
     assert checks_logged(stack, user_id) == 4 + 1
 
 
+def test_bursts_of_parallel_right_logins_never_hold_more_than_the_cap(tuned):
+    """MAX_TOKENS_PER_USER is 3 on this stack: three bursts of eight right
+    logins at once leave at most three live tokens."""
+    body = {"username": "crowd", "email": "crowd@example.com", "password": "crowd password"}
+    assert post(tuned, "/api/v1/signup", body).status_code == 201
+    issued = []
+
+    def send(session, i):
+        reply = session.post(tuned.base + "/api/v1/login", timeout=30,
+                             json={"username": "crowd", "password": "crowd password"})
+        if reply.status_code == 200:
+            issued.append(reply.json()["token"])
+        return reply.status_code
+
+    for _ in range(3):
+        statuses = burst(tuned, 8, send)
+        # At most five passwords are checked at once; the others wait.
+        assert 200 in statuses and set(statuses) <= {200, 429}, statuses
+    live = [t for t in issued if requests.get(tuned.base + "/api/v1/users/me", timeout=10,
+                                              headers={"Authorization": f"Bearer {t}"}
+                                              ).status_code == 200]
+    assert 1 <= len(live) <= 3, (len(issued), len(live))
+
+
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 SCREENSHOTS = os.path.join(ROOT, "docs", "screenshots")
 
