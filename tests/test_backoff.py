@@ -252,6 +252,28 @@ def test_the_right_password_among_parallel_guesses_gets_only_the_last_free_check
     assert statuses.count(429) == 19
 
 
+def test_six_simultaneous_right_logins_check_five_and_refuse_the_sixth(
+        api, clock, checks, together, monkeypatch):
+    """The sixth arrives while five are being checked, and at most five are
+    checked per wait: its 429 is inherent. It says Retry-After as for five
+    failures, because nothing tells five checks in flight from five that
+    failed: a failed check writes nothing after bcrypt (a failed login is
+    two calls), and a success only deletes the record."""
+    from chalicelib import passwords
+
+    api.signup()
+    verify = passwords.verify
+
+    def as_slow_as_production(password, stored_hash):
+        time.sleep(1)  # every check still runs when the sixth decides
+        return verify(password, stored_hash)
+
+    monkeypatch.setattr(passwords, "verify", as_slow_as_production)
+    statuses = together(6, logins("alice", lambda i: PASSWORD))
+    assert len(checks) == 5
+    assert sorted(statuses) == [200] * 5 + [429]
+
+
 # The password routes count in the same backoff as /login.
 
 PASSWORD_ROUTE = "/api/v1/users/me/password"
