@@ -156,6 +156,14 @@ def name_hash(stage, name):
     stage's current signing secret (its SSM parameter on deployed stages)."""
     from chalicelib import audit
 
+    _use_secret(stage)
+    return audit.name_hash(name)
+
+
+def _use_secret(stage):
+    """The stage's signing secret, as its functions read it: keys derived
+    from it name the log hashes and the failed-attempts items, so that an
+    operator's deletion finds the items the service wrote."""
     with open(os.path.join(ROOT, ".chalice", "config.json"), encoding="utf-8") as f:
         parameter = json.load(f)["stages"][stage]["environment_variables"].get(
             "JWT_SECRET_PARAMETER")
@@ -163,7 +171,6 @@ def name_hash(stage, name):
         os.environ.setdefault("JWT_SECRET_PARAMETER", parameter)
     elif not os.environ.get("JWT_SECRET_PARAMETER"):
         os.environ["JWT_SECRET"] = _secret()
-    return audit.name_hash(name)
 
 
 def _secret():
@@ -290,6 +297,7 @@ def main(argv=None):
     if args.command == "create-tables":
         create_tables(names)
         return 0
+    _use_secret(args.stage)
     try:
         if args.command == "create-admin":
             print(create_admin(args.username, args.email, read_password()))

@@ -9,7 +9,6 @@ wherever the code runs (Lambda, `make run`, a script), and goes nowhere else:
 Lambda's runtime and `chalice local` put a handler on the root logger, and
 a line reaching it would be written a second time, in another format.
 """
-import functools
 import hashlib
 import hmac
 import json
@@ -63,15 +62,8 @@ def name_hash(name):
     from chalicelib import signing_keys  # not at the top: it imports errors, which imports us
 
     folded = unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", name).casefold())
-    digest = hmac.new(_name_key(signing_keys.secrets()[0]), folded.encode("utf-8"), hashlib.sha256)
-    return digest.hexdigest()[:16]
-
-
-@functools.lru_cache(maxsize=2)
-def _name_key(secret):
-    # A key of its own, derived under a fixed label: a log hash can never
-    # stand in for anything the signing secret itself signs.
-    return hmac.new(secret.encode("utf-8"), _NAME_HASH_LABEL, hashlib.sha256).digest()
+    key = signing_keys.derived_key(_NAME_HASH_LABEL)
+    return hmac.new(key, folded.encode("utf-8"), hashlib.sha256).hexdigest()[:16]
 
 
 def request(request_id, method, route, status, started, ended, user_id=None):

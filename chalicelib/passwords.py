@@ -48,6 +48,16 @@ def verify(password, stored_hash):
     return bcrypt.checkpw(_prehash(password), stored_hash.encode("ascii"))
 
 
+def outdated(stored_hash):
+    """True when ``stored_hash`` has another bcrypt cost than the configured one.
+
+    A wrong password for such a user takes another time than an unknown
+    name (checked at the configured cost), so a successful login rehashes
+    it. The cost is the hash's second field: ``$2b$12$...``.
+    """
+    return int(stored_hash.split("$")[2]) != config.bcrypt_rounds()
+
+
 def _bcrypt_base64(size):
     # Standard base64 leaves the spare bits of the last character zero, as
     # bcrypt requires: a salt with them set is refused ("Invalid salt").

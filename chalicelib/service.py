@@ -3,6 +3,7 @@
 Views parse and shape; these functions decide. They raise the errors of
 errors.py and never see an HTTP request.
 """
+import logging
 import uuid
 from dataclasses import dataclass
 
@@ -17,6 +18,10 @@ from chalicelib.user_store import AttemptsChanged, User, UserStore
 # sets the lock: more tries are needed only while successes keep resetting
 # the count under a flood of attempts at one name.
 _RESERVE_TRIES = backoff.THRESHOLD + 3
+# Each lost race means another login of the user committed, and at most
+# THRESHOLD passwords of a name are checked at once before a success resets
+# the count: as many tries as the reservation's cover a burst.
+_OPEN_TRIES = _RESERVE_TRIES
 
 
 @dataclass
@@ -103,28 +108,72 @@ def login(username, password, description, ip):
     if not ok or login.deleting:
         audit.event("login_failed", **audit.attempt(username, login), failures=counted.failures)
         raise InvalidCredentials()
+    # A hash of another cost (made before a cost change, or by an operator
+    # at another setting) is replaced, inside the write below: afterwards a
+    # wrong password costs this user what it costs an unknown name.
+    rehashed = None
+    if passwords.outdated(login.password_hash):
+        rehashed = passwords.hash_password(password)
     issued = int(now)
     session = Session(
         user_id=login.user_id, token_id=new_token_id(now),
         expires_at=issued + config.token_lifetime_seconds(),
         username=login.username, description=description, ip=ip,
     )
-    sessions = tokens()
-    evicted = _over_cap(sessions.all_keys(login.user_id), now)
     try:
-        # A success resets the count, this attempt's reservation included.
-        dynamo.transact(
-            [sessions.put(session), store.count_login(login), store.forget_attempts(username)]
-            + [sessions.delete(login.user_id, t) for t in evicted]
-        )
-    except dynamo.TransactionCancelled:
-        # The password changed, or a deletion began, since it was checked.
-        raise InvalidCredentials() from None
+        evicted = _open(store, login, session, rehashed, username, now)
+    except ServiceUnavailable:
+        _release(store, username, login)
+        raise
     audit.event("login", user_id=login.user_id, token_id=session.token_id, evicted=len(evicted))
     token = jwtcodec.encode(login.user_id, session.token_id, issued, session.expires_at)
     return {"token": token, "token_type": "Bearer", "token_id": session.token_id,
             "expires_at": clock.iso(session.expires_at),
             "expires_in": session.expires_at - issued}
+
+
+def _open(store, login, session, rehashed, username, now):
+    """Write ``session``, evicting the oldest tokens over the cap; returns
+    the evicted ones.
+
+    The transaction is conditional on the login counter as read, so two
+    logins that listed the same tokens cannot both add one beyond the cap:
+    the loser reads the login again and, unless the password changed or a
+    deletion began, lists the tokens again, the winner's included. The
+    password is not checked again: it was right for this very hash.
+    """
+    sessions = tokens()
+    for _ in range(_OPEN_TRIES):
+        evicted = _over_cap(sessions.all_keys(login.user_id), now)
+        try:
+            # A success resets the count, this attempt's reservation included.
+            dynamo.transact(
+                [sessions.put(session), store.count_login(login, rehashed),
+                 store.forget_attempts(username)]
+                + [sessions.delete(login.user_id, t) for t in evicted]
+            )
+            return evicted
+        except dynamo.TransactionCancelled:
+            fresh = store.get_login(login.username)
+            if fresh is None or fresh.password_hash != login.password_hash or fresh.deleting:
+                raise InvalidCredentials() from None
+            login = fresh
+    raise ServiceUnavailable()
+
+
+def _release(store, username, login):
+    """Undo the reservation of a right password whose login then failed.
+
+    The password was right, so the outage must not count as a failed
+    login (five of them would lock the user out); the success it would have
+    been resets the count, so the record goes. Best effort: when this write
+    fails too, the count stays and the caller's 503 stands.
+    """
+    try:
+        store.delete_attempts(username)
+    except ServiceUnavailable:
+        audit.event("login_release_failed", level=logging.WARNING,
+                    **audit.attempt(username, login))
 
 
 def _over_cap(keys, now):

@@ -10,6 +10,9 @@ come straight from the environment.
 There is deliberately no default: a deployment that forgot its secret fails
 closed instead of signing with a value that is public in this repository.
 """
+import functools
+import hashlib
+import hmac
 import os
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -31,6 +34,21 @@ def secrets():
         return _from_parameter[name]
     found = (os.environ.get("JWT_SECRET", ""), os.environ.get("JWT_PREVIOUS_SECRET", ""))
     return _checked(found)
+
+
+def derived_key(label):
+    """A key of its own for ``label``, derived from the current secret.
+
+    Each use (log name hashes, the attempts items' keys) has a fixed label,
+    so no derived value can stand in for another use's, or for anything the
+    secret itself signs. A rotation changes every derived key.
+    """
+    return _derive(secrets()[0], label)
+
+
+@functools.lru_cache(maxsize=8)
+def _derive(secret, label):
+    return hmac.new(secret.encode("utf-8"), label, hashlib.sha256).digest()
 
 
 def _checked(found):

@@ -6,11 +6,15 @@ One table, keyed by ``pk``, holding four kinds of item:
 ``username#<lower>``    the login: user_id, username, roles, password_hash,
                         and ``deleting`` while an account deletion runs
 ``email#<casefolded>``  user_id
-``attempts#<sha256>``   attempts at the password of a username (any case):
+``attempts#<hmac>``     attempts at the password of a username (any case):
                         failures, locked_until, expires_at (also the TTL)
-``attempts#malformed#<sha256>``  the same for a name that breaks the username
+``attempts#malformed#<hmac>``  the same for a name that breaks the username
                         rule, hashed exactly as typed: a lookalike such as
                         a Kelvin sign for ``k`` never shares a real user's
+
+An attempts key is an HMAC of the name under a key derived from the
+signing secret, never a plain hash: people type passwords into the username
+field, and a table export must not be open to a dictionary attack on them.
 
 The username and email items are the uniqueness guards: signup writes all
 three in one transaction, each on condition that its key is new, so two
@@ -22,11 +26,11 @@ Roles are decided on the profile: /users/me and every admin request read
 it there, so granting or revoking takes effect on the next request. The
 login keeps a copy, always written in the same transaction.
 """
+import hashlib
+import hmac
 from dataclasses import dataclass, field
 
-import hashlib
-
-from chalicelib import backoff, dynamo
+from chalicelib import backoff, dynamo, signing_keys
 from chalicelib.dynamo import N, S
 from chalicelib.errors import Conflict, ServiceUnavailable, UserNotFound
 from chalicelib.rules import folded_username
@@ -69,8 +73,18 @@ def _attempts(item):
                             expires_at=dynamo.number(item, "expires_at"))
 
 
-def _sha256(text):
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+_ATTEMPTS_KEY_LABEL = b"login-service/attempts-key/v1"
+
+
+def _keyed(text):
+    """HMAC-SHA256 of ``text`` under the attempts' own derived key.
+
+    A rotated secret gives every name a new key, so the counts start afresh
+    (the items under the old key expire within a day): an attacker cannot
+    rotate the secret, so this frees nobody from a lock on demand.
+    """
+    key = signing_keys.derived_key(_ATTEMPTS_KEY_LABEL)
+    return hmac.new(key, text.encode("utf-8"), hashlib.sha256).hexdigest()
 
 
 class AttemptsChanged(Exception):
@@ -111,10 +125,11 @@ class UserStore:
     @staticmethod
     def attempts_key(username):
         # Hashed: a login may name any string, and keys are limited in size.
+        # The two spaces differ by prefix, so a lookalike never meets a name.
         folded = folded_username(username)
         if folded is None:
-            return {"pk": S("attempts#malformed#" + _sha256(username))}
-        return {"pk": S("attempts#" + _sha256(folded))}
+            return {"pk": S("attempts#malformed#" + _keyed(username))}
+        return {"pk": S("attempts#" + _keyed(folded))}
 
     def create(self, user, password_hash):
         roles = {"L": [S(r) for r in user.roles]}
@@ -208,20 +223,32 @@ class UserStore:
         """A Delete of the failed attempts, for the login's transaction."""
         return {"Delete": {"TableName": self.table, "Key": self.attempts_key(username)}}
 
+    def delete_attempts(self, username):
+        """Delete the failed attempts now, outside any transaction."""
+        dynamo.call("delete_item", TableName=self.table, Key=self.attempts_key(username))
+
     # Pieces of transactions that span both tables.
 
-    def count_login(self, login):
+    def count_login(self, login, rehashed=None):
         """Count a login, on condition that the password is still the one
-        checked and no deletion has begun.
+        checked, no deletion has begun and no other login counted since
+        ``login`` was read; ``rehashed`` replaces the hash (the same password
+        at the configured cost) under that condition.
 
-        The counter is what lets a password change notice a login that
-        committed between its listing of the tokens and its own write.
+        The counter is what lets a password change, or another login, notice
+        a login that committed between its listing of the tokens and its own
+        write.
         """
+        values = {":h": S(login.password_hash), ":one": N(1), ":n": N(login.logins)}
+        update = "ADD logins :one"
+        if rehashed:
+            update, values[":new"] = update + " SET password_hash = :new", S(rehashed)
         return {"Update": {
             "TableName": self.table, "Key": self.login_key(login.username),
-            "UpdateExpression": "ADD logins :one",
-            "ConditionExpression": "password_hash = :h AND attribute_not_exists(deleting)",
-            "ExpressionAttributeValues": {":h": S(login.password_hash), ":one": N(1)},
+            "UpdateExpression": update,
+            "ConditionExpression": "password_hash = :h AND logins = :n "
+                                   "AND attribute_not_exists(deleting)",
+            "ExpressionAttributeValues": values,
         }}
 
     def set_password(self, login, new_hash):

@@ -1,4 +1,5 @@
 """Failed logins back off: 429 with Retry-After after 5 in a row."""
+import hashlib
 import threading
 import time
 
@@ -104,11 +105,50 @@ def test_refused_attempts_do_no_bcrypt_work(api, clock, monkeypatch):
     assert checks == []
 
 
+@pytest.mark.parametrize("typed", ["Tr0ub4dor3xyz", "my secret pw!"])
+def test_the_table_holds_no_unkeyed_hash_of_a_name_as_typed(api, dynamodb, table_names, typed):
+    """People type passwords into the username field: the attempts key of a
+    name (rule-abiding or not) is keyed, never a plain hash to look up."""
+    api.login(typed, "anything at all")
+    keys = [i["pk"]["S"] for i in dynamodb.scan(TableName=table_names["users"])["Items"]]
+    assert [k for k in keys if k.startswith("attempts#")]
+    for guess in (typed, typed.lower()):
+        digest = hashlib.sha256(guess.encode("utf-8")).hexdigest()
+        assert not any(digest in key for key in keys)
+
+
 def test_deleting_the_account_forgets_its_attempts(api, clock, dynamodb, table_names):
     token = api.user()
     fail(api, times=2)
     api.call("DELETE", "/api/v1/users/me", token=token, body={"password": PASSWORD})
     assert dynamodb.scan(TableName=table_names["users"])["Count"] == 0
+
+
+# An outage after the right password is not a failed login.
+
+def test_an_outage_during_right_logins_is_not_counted_as_failed_logins(api, clock, dynamodb):
+    from faults import client_error, inject
+
+    api.signup()
+    outage = [True]
+    inject(dynamodb, "TransactWriteItems",
+           lambda p: client_error("ThrottlingException") if outage[0] else None)
+    assert [api.login().status for _ in range(5)] == [503] * 5
+    outage[0] = False
+    assert api.login().status == 200
+
+
+def test_when_the_release_fails_too_the_503_stands_and_a_line_says_so(api, clock, dynamodb,
+                                                                        caplog):
+    from faults import client_error, inject
+
+    api.signup()
+    inject(dynamodb, "TransactWriteItems", lambda p: client_error("ThrottlingException"))
+    inject(dynamodb, "DeleteItem", lambda p: client_error("ThrottlingException"))
+    reply = api.login()
+    assert reply.status == 503
+    assert reply.json["error"] == "service_unavailable"
+    assert '"event":"login_release_failed"' in caplog.text
 
 
 # At most 5 passwords checked per wait, however many attempts arrive at once.
@@ -210,6 +250,28 @@ def test_the_right_password_among_parallel_guesses_gets_only_the_last_free_check
     statuses = together(20, logins("alice", lambda i: PASSWORD if i == 7 else "wrong guess"))
     assert len(checks) == 1
     assert statuses.count(429) == 19
+
+
+def test_six_simultaneous_right_logins_check_five_and_refuse_the_sixth(
+        api, clock, checks, together, monkeypatch):
+    """The sixth arrives while five are being checked, and at most five are
+    checked per wait: its 429 is inherent. It says Retry-After as for five
+    failures, because nothing tells five checks in flight from five that
+    failed: a failed check writes nothing after bcrypt (a failed login is
+    two calls), and a success only deletes the record."""
+    from chalicelib import passwords
+
+    api.signup()
+    verify = passwords.verify
+
+    def as_slow_as_production(password, stored_hash):
+        time.sleep(1)  # every check still runs when the sixth decides
+        return verify(password, stored_hash)
+
+    monkeypatch.setattr(passwords, "verify", as_slow_as_production)
+    statuses = together(6, logins("alice", lambda i: PASSWORD))
+    assert len(checks) == 5
+    assert sorted(statuses) == [200] * 5 + [429]
 
 
 # The password routes count in the same backoff as /login.

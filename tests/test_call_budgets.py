@@ -112,6 +112,15 @@ def test_login_is_four_calls(api, calls):
     assert seen["view"] == ["BatchGetItem", "UpdateItem", "Query", "TransactWriteItems"]
 
 
+def test_a_login_that_rehashes_the_password_is_still_four_calls(api, calls, monkeypatch):
+    monkeypatch.setenv("BCRYPT_ROUNDS", "5")
+    api.signup()
+    monkeypatch.setenv("BCRYPT_ROUNDS", "4")
+    seen = calls()
+    assert api.login().status == 200
+    assert seen["view"] == ["BatchGetItem", "UpdateItem", "Query", "TransactWriteItems"]
+
+
 def test_a_failed_login_is_two_calls(api, calls):
     api.signup()
     seen = calls()

@@ -32,6 +32,15 @@ def stack(tmp_path_factory):
     running.stop()
 
 
+@pytest.fixture(scope="module")
+def tuned(tmp_path_factory):
+    """A second stack, with settings other than every default."""
+    running = Stack(tmp_path_factory.mktemp("tuned") / "run.log", BCRYPT_ROUNDS="5",
+                    MAX_TOKENS_PER_USER="3", **ADMIN).start()
+    yield running
+    running.stop()
+
+
 def post(stack, path, body, token=None):
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     return requests.post(stack.base + path, json=body, headers=headers, timeout=10)
@@ -97,6 +106,17 @@ def test_the_admin_from_the_environment_exists_before_the_first_request(stack):
     me = requests.get(stack.base + "/api/v1/users/me",
                       headers={"Authorization": f"Bearer {reply.json()['token']}"}, timeout=10)
     assert me.json()["roles"] == ["admin"]
+
+
+def test_the_admin_from_the_environment_is_hashed_at_the_cost_the_stack_runs_at(tuned):
+    from deploy import tables
+
+    client = boto3.client("dynamodb", endpoint_url=f"http://127.0.0.1:{tuned.dynamodb_port}",
+                          region_name="us-east-1", aws_access_key_id="x",
+                          aws_secret_access_key="x")
+    item = client.get_item(TableName=tables.stage_table_names(ROOT, "local")["users"],
+                           Key={"pk": {"S": "username#root"}})["Item"]
+    assert item["password_hash"]["S"].startswith("$2b$05$")
 
 
 def test_the_tutorial_scenario_over_http(stack):
@@ -445,6 +465,30 @@ def test_the_right_password_hidden_in_a_burst_cannot_log_in_past_the_lock(stack)
     assert statuses.count(429) == 39
     assert sorted(set(statuses)) in ([401, 429], [200, 429])
     assert checks_logged(stack, user_id) == 4 + 1
+
+
+def test_bursts_of_parallel_right_logins_never_hold_more_than_the_cap(tuned):
+    """MAX_TOKENS_PER_USER is 3 on this stack: three bursts of eight right
+    logins at once leave at most three live tokens."""
+    body = {"username": "crowd", "email": "crowd@example.com", "password": "crowd password"}
+    assert post(tuned, "/api/v1/signup", body).status_code == 201
+    issued = []
+
+    def send(session, i):
+        reply = session.post(tuned.base + "/api/v1/login", timeout=30,
+                             json={"username": "crowd", "password": "crowd password"})
+        if reply.status_code == 200:
+            issued.append(reply.json()["token"])
+        return reply.status_code
+
+    for _ in range(3):
+        statuses = burst(tuned, 8, send)
+        # At most five passwords are checked at once; the others wait.
+        assert 200 in statuses and set(statuses) <= {200, 429}, statuses
+    live = [t for t in issued if requests.get(tuned.base + "/api/v1/users/me", timeout=10,
+                                              headers={"Authorization": f"Bearer {t}"}
+                                              ).status_code == 200]
+    assert 1 <= len(live) <= 3, (len(issued), len(live))
 
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"

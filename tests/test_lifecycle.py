@@ -1,4 +1,5 @@
 """Account and session lifecycle: password change, deletion, cap, last use."""
+import threading
 import time
 
 import pytest
@@ -183,6 +184,97 @@ def test_the_cap_comes_from_configuration(api, monkeypatch):
     third = api.token()
     assert status(api, first) == 403
     assert status(api, second) == status(api, third) == 200
+
+
+def test_parallel_logins_never_hold_more_than_the_cap(api, monkeypatch, dynamodb, table_names):
+    """Four logins list the user's tokens at once, then write: each one's
+    write is conditional on the login counter it read, so the losers list
+    again, and the cap holds.
+
+    DynamoDB applies each transaction atomically; moto's in-process backend
+    does not (a thread switch can fall between its check and its write), so
+    each DynamoDB call is made one at a time here."""
+    from chalicelib import dynamo
+    from chalicelib.token_store import TokenStore
+
+    monkeypatch.setenv("MAX_TOKENS_PER_USER", "2")
+    api.user()
+    call, one_at_a_time = dynamo.call, threading.Lock()
+
+    def atomic(operation, **kwargs):
+        with one_at_a_time:
+            return call(operation, **kwargs)
+
+    monkeypatch.setattr(dynamo, "call", atomic)
+    listed, barrier, first = TokenStore.all_keys, threading.Barrier(4), []
+
+    def all_read_first(self, user_id):
+        keys = listed(self, user_id)
+        with one_at_a_time:
+            waits = len(first) < 4
+            first.append(None)
+        if waits:
+            barrier.wait(timeout=20)
+        return keys
+
+    monkeypatch.setattr(TokenStore, "all_keys", all_read_first)
+    statuses = []
+    threads = [threading.Thread(target=lambda: statuses.append(api.login().status))
+               for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert statuses == [200] * 4
+    assert dynamodb.scan(TableName=table_names["tokens"])["Count"] <= 2
+
+
+def login_during_the_next_transaction(api, dynamodb, act):
+    """Runs ``act()`` once, just before the next TransactWriteItems."""
+    done = []
+
+    def meanwhile(**kwargs):
+        if not done:
+            done.append(None)  # once: ``act`` may write a transaction too
+            done.append(act())
+
+    dynamodb.meta.events.register("before-call.dynamodb.TransactWriteItems", meanwhile)
+    return done
+
+
+def test_a_login_that_lost_the_race_lists_again_and_checks_no_password_again(
+        api, dynamodb, table_names, monkeypatch):
+    from chalicelib import passwords
+
+    monkeypatch.setenv("MAX_TOKENS_PER_USER", "1")
+    api.signup()
+    checks = []
+    checkpw = passwords.bcrypt.checkpw
+    monkeypatch.setattr(passwords.bcrypt, "checkpw", lambda *a: checks.append(1) or checkpw(*a))
+    other = login_during_the_next_transaction(api, dynamodb, api.token)
+    token = api.token()
+    assert checks == [1, 1]
+    assert status(api, token) == 200 and status(api, other[1]) == 403
+    assert dynamodb.scan(TableName=table_names["tokens"])["Count"] == 1
+
+
+def test_a_login_whose_password_changed_before_its_write_is_refused(api, dynamodb):
+    token = api.user()
+    login_during_the_next_transaction(api, dynamodb, lambda: change(api, token))
+    assert api.login().status == 401
+    assert api.login("alice", NEW).status == 200
+
+
+def test_a_login_that_loses_every_race_is_a_503_and_counts_no_failure(api, dynamodb):
+    from chalicelib import backoff
+
+    api.signup()
+    racing = [True]
+    inject(dynamodb, "TransactWriteItems",
+           lambda p: client_error("TransactionCanceledException") if racing[0] else None)
+    assert [api.login().status for _ in range(backoff.THRESHOLD)] == [503] * backoff.THRESHOLD
+    racing[0] = False
+    assert api.login().status == 200
 
 
 # last_used_at

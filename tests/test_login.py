@@ -160,3 +160,49 @@ def test_a_three_second_token_is_denied_once_the_three_seconds_are_over(api, mon
     assert api.call("GET", "/api/v1/users/me", token=token).status == 200
     monkeypatch.setattr("chalicelib.clock.now", lambda: start + 3)
     assert api.call("GET", "/api/v1/users/me", token=token).status == 403
+
+
+# A hash of another cost is replaced at the next login.
+
+def stored_cost(username="alice"):
+    from chalicelib import service
+
+    return service.users().get_login(username).password_hash.split("$")[2]
+
+
+@pytest.fixture
+def hashed_at_another_cost(api, monkeypatch):
+    """alice, hashed at cost 5 (e.g. by manage.py create-admin at another
+    setting), while the service runs at cost 4."""
+    monkeypatch.setenv("BCRYPT_ROUNDS", "5")
+    api.signup("alice")
+    monkeypatch.setenv("BCRYPT_ROUNDS", "4")
+    assert stored_cost() == "05"
+
+
+def test_a_login_rehashes_a_password_of_another_cost_at_the_configured_one(
+        api, hashed_at_another_cost):
+    assert api.login().status == 200
+    assert stored_cost() == "04"
+    assert api.login().status == 200
+
+
+def test_after_that_login_a_wrong_password_costs_what_an_unknown_name_costs(
+        api, hashed_at_another_cost, monkeypatch):
+    api.login()
+    costs = []
+    checkpw = passwords.bcrypt.checkpw
+
+    def recorded(password, hashed):
+        costs.append(hashed.split(b"$")[2])
+        return checkpw(password, hashed)
+
+    monkeypatch.setattr(passwords.bcrypt, "checkpw", recorded)
+    assert api.login("alice", "a wrong password").status == 401
+    assert api.login("nobody", "a wrong password").status == 401
+    assert costs == [b"04", b"04"]
+
+
+def test_a_failed_login_leaves_a_hash_of_another_cost_as_it_is(api, hashed_at_another_cost):
+    assert api.login("alice", "a wrong password").status == 401
+    assert stored_cost() == "05"

@@ -1,6 +1,7 @@
 """manage.py: create-tables, create-admin, grant-admin, revoke-admin, delete-user,
 and the ADMIN_* admin of `make run`."""
 import io
+import os
 
 import pytest
 
@@ -30,6 +31,13 @@ def test_create_admin_reads_the_password_from_stdin(cli, api):
     assert cli("create-admin", "Root", "root@example.com", stdin="  spaced pass  \n") == 0
     token = api.token("root", "  spaced pass  ")
     assert api.call("GET", "/api/v1/users/me", token=token).json["roles"] == ["admin"]
+
+
+def test_create_admin_hashes_at_the_cost_of_the_environment_as_the_service_does(
+        cli, monkeypatch):
+    monkeypatch.setenv("BCRYPT_ROUNDS", "5")
+    assert cli("create-admin", "root", "root@example.com", stdin="root password 1\n") == 0
+    assert service.find_user("root").password_hash.startswith("$2b$05$")
 
 
 def test_create_admin_never_takes_the_password_from_argv(cli):
@@ -166,6 +174,20 @@ def test_delete_user_removes_the_user_and_every_token(cli, api, dynamodb, table_
     assert cli("delete-user", "Alice") == 0
     assert "2 live tokens" in capsys.readouterr().out
     assert all(api.call("GET", "/api/v1/users/me", token=t).status == 403 for t in tokens)
+    assert items(dynamodb, table_names) == {"users": [], "tokens": []}
+
+
+def test_delete_user_deletes_the_attempts_that_make_run_counted(cli, api, dynamodb, table_names,
+                                                                tmp_path, monkeypatch):
+    """The attempts item is keyed by the signing secret: an operator's shell
+    without JWT_SECRET finds it under the secret that `make run` keeps."""
+    secret_file = tmp_path / "jwt-secret"
+    secret_file.write_text(os.environ["JWT_SECRET"])
+    monkeypatch.setattr(manage, "SECRET_FILE", str(secret_file))
+    api.signup("alice")
+    api.login("alice", "wrong password")
+    monkeypatch.delenv("JWT_SECRET")
+    assert cli("delete-user", "alice") == 0
     assert items(dynamodb, table_names) == {"users": [], "tokens": []}
 
 
