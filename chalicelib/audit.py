@@ -16,11 +16,14 @@ import logging
 import sys
 import unicodedata
 
+from chalicelib.config import SERVICE_NAME
 from chalicelib.rules import folded_username
 
+# A fixed label, not the service's name: renaming the service must not
+# change what a name hashes to.
 _NAME_HASH_LABEL = b"login-service/log-name-hash/v1"
 
-log = logging.getLogger("login-service")
+log = logging.getLogger(SERVICE_NAME)
 log.setLevel(logging.INFO)
 log.propagate = False
 if not log.handlers:

@@ -132,7 +132,7 @@ def json_object(request):
     return data
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def schema(name):
     """One instance of the schema class ``name`` of chalicelib.schemas."""
     from chalicelib import schemas
