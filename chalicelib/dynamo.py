@@ -1,15 +1,18 @@
 """DynamoDB calls, with their error codes turned into the service's own.
 
 Every call of the service goes through :func:`call`, so that a throttle, a
-5xx or a timeout becomes a 503 ``service_unavailable`` in one place, and a
-failed condition becomes an exception the stores can name.
+5xx or a timeout becomes a 503 ``service_unavailable`` in one place, a
+missing table a loud configuration error, and a failed condition an
+exception the stores can name.
 """
+import logging
 import random
 import time
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from chalicelib import aws
+from chalicelib import audit, aws
+from chalicelib.config import ConfigurationError
 from chalicelib.errors import ServiceUnavailable
 
 # Codes that mean "DynamoDB is busy or broken right now", not "your call is
@@ -21,7 +24,6 @@ _UNAVAILABLE = {
     "InternalServerError",
     "ServiceUnavailable",
     "LimitExceededException",
-    "ResourceNotFoundException",
     "TransactionInProgressException",
 }
 BATCH_WRITE_LIMIT = 25
@@ -68,6 +70,8 @@ def call(operation, **kwargs):
             if any(r in ("ThrottlingError", "ProvisionedThroughputExceeded") for r in reasons):
                 raise ServiceUnavailable() from None
             raise TransactionCancelled(reasons) from None
+        if code == "ResourceNotFoundException":
+            raise _missing_table(operation, kwargs) from None
         status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
         if code in _UNAVAILABLE or status >= 500:
             raise ServiceUnavailable() from None
@@ -75,6 +79,19 @@ def call(operation, **kwargs):
     except BotoCoreError:
         # Timeouts, refused connections, exhausted retries.
         raise ServiceUnavailable() from None
+
+
+def _missing_table(operation, kwargs):
+    """A table that does not exist (or is not active) is a deployment's
+    mistake, not an outage: telling clients to retry would hide it. It is
+    logged with the table's name, and the request fails as a bug does."""
+    names = {kwargs.get("TableName"), *kwargs.get("RequestItems", {})}
+    names.update(params["TableName"] for item in kwargs.get("TransactItems", [])
+                 for params in item.values())
+    names = sorted(n for n in names if n)
+    audit.event("table_not_found", level=logging.ERROR, operation=operation, tables=names)
+    return ConfigurationError(f"DynamoDB table {' or '.join(names)} does not exist or is not "
+                              "active; check USERS_TABLE and TOKENS_TABLE")
 
 
 def transact(items, attempts=4):

@@ -181,7 +181,7 @@ def together(monkeypatch):
     write), so each DynamoDB call is made one at a time here, as DynamoDB
     itself orders the writes to one item.
     """
-    from chalicelib import dynamo
+    from chalicelib import dynamo, web
     from chalicelib.errors import ServiceError
     from chalicelib.user_store import UserStore
 
@@ -210,7 +210,7 @@ def together(monkeypatch):
                 attempt(i)
                 statuses[i] = 200
             except ServiceError as exc:
-                statuses[i] = exc.status
+                statuses[i] = web.status(exc)
 
         threads = [threading.Thread(target=one, args=(i,)) for i in range(count)]
         for thread in threads:
