@@ -23,8 +23,8 @@ from chalice import Response
 
 from chalicelib import audit, cursor, errors
 from chalicelib.errors import BadRequest, NotUtf8, PayloadTooLarge, ServiceError, ValidationFailed
+from chalicelib.identity import Identity
 from chalicelib.rules import MAX_BODY_BYTES, PAGE_SIZE, PREFIX
-from chalicelib.service import Identity
 
 # Each error's HTTP status, looked up along its classes (a NotUtf8 is a
 # BadRequest, which is a plain ServiceError: 400; a dynamo.Contended is a
@@ -246,8 +246,7 @@ def query(request, name):
 
 def identity(request):
     """The caller, from the context our authorizer put on the request."""
-    ctx = request.context["authorizer"]
-    return Identity(user_id=ctx["user_id"], token_id=ctx["token_id"], username=ctx["username"])
+    return Identity.from_context(request.context["authorizer"])
 
 
 def client_ip(request):

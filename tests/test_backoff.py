@@ -345,11 +345,12 @@ def test_a_password_change_resets_the_count(api, clock):
 
 def test_parallel_guesses_with_a_stolen_token_check_at_most_five_passwords(
         api, clock, checks, together):
-    from chalicelib import service
+    from chalicelib import service, stores
+    from chalicelib.identity import Identity
 
     api.user()
-    login = service.users().get_login("alice")
-    me = service.Identity(login.user_id, token_id="", username=login.username)
+    login = stores.users().get_login("alice")
+    me = Identity(login.user_id, token_id="", username=login.username)
     checks.clear()
     statuses = together(20, lambda i: service.change_password(me, f"guess {i}", "a new password"))
     assert len(checks) == 5
