@@ -188,8 +188,9 @@ class Transaction:
         transaction.
 
         Raises StaleWrite when a condition failed, Contended when other
-        transactions kept conflicting with this one, ServiceUnavailable
-        when DynamoDB is busy or broken.
+        transactions kept conflicting with this one (a 503, or a lost race
+        to a compare-and-swap loop), ServiceUnavailable when DynamoDB is
+        busy or broken.
         """
         fits = TRANSACTION_LIMIT - len(self._writes)
         first = self._spillable[:max(0, len(self._spillable) - fits)]
@@ -203,9 +204,12 @@ class Transaction:
                       if reason == "ConditionalCheckFailed"}
             if failed:
                 raise StaleWrite(failed) from None
-            if "TransactionConflict" in exc.reasons:
-                raise Contended() from None
-            raise
+            if "ValidationError" in exc.reasons:
+                raise  # a malformed transaction: a bug of ours
+            # Other transactions on its items, still after the retries (or
+            # a cancellation that gives no reason): nothing was written, and
+            # trying again later may well succeed.
+            raise Contended() from None
 
 
 def _transact(items, attempts=4):

@@ -10,12 +10,18 @@ from faults import answer, inject
 ME = "/api/v1/users/me"
 
 
-def conflict(params):
-    """Every item of the transaction met another transaction."""
-    count = len(json.loads(params["body"])["TransactItems"])
-    return answer(400, {"Error": {"Code": "TransactionCanceledException", "Message": "injected"},
-                        "CancellationReasons": [{"Code": "TransactionConflict"}] * count,
-                        "ResponseMetadata": {"HTTPStatusCode": 400}})
+def cancelled(reason):
+    """A cancellation of the whole transaction, ``reason`` for every item."""
+    def reply(params):
+        count = len(json.loads(params["body"])["TransactItems"])
+        return answer(400, {"Error": {"Code": "TransactionCanceledException",
+                                      "Message": "injected"},
+                            "CancellationReasons": [{"Code": reason}] * count,
+                            "ResponseMetadata": {"HTTPStatusCode": 400}})
+    return reply
+
+
+conflict = cancelled("TransactionConflict")
 
 
 def sent(dynamodb, operation):
@@ -84,6 +90,11 @@ def test_a_signup_that_keeps_meeting_other_transactions_is_503(api, dynamodb, ta
     assert reply.headers["Retry-After"] == "1"
     assert len(seen) == 4  # retried first, as any transaction conflict is
     assert dynamodb.scan(TableName=table_names["users"])["Count"] == 0
+
+
+def test_a_malformed_transaction_is_a_bug_not_an_outage(api, dynamodb):
+    inject(dynamodb, "TransactWriteItems", cancelled("ValidationError"))
+    assert api.signup().status == 500
 
 
 def test_a_login_takes_other_transactions_as_a_lost_race_and_tries_again(api, dynamodb):
