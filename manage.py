@@ -30,7 +30,7 @@ import time
 
 from marshmallow import ValidationError
 
-from chalicelib import aws, config, schemas, service
+from chalicelib import aws, config, schemas, service, stores
 from chalicelib.errors import Conflict, ServiceError, UserNotFound
 from chalicelib.rules import ADMIN
 from deploy import tables
@@ -129,7 +129,7 @@ def ensure_admin(username, email, password):
     """The ADMIN_* admin of `make run`: created when missing, left as it is
     when it exists and is an admin. A name that belongs to any other account
     is refused, never promoted: `make run` did not create that account."""
-    login = service.users().get_login(username)
+    login = stores.users().get_login(username)
     if login is None:
         try:
             return create_admin(username, email, password)
@@ -142,7 +142,7 @@ def ensure_admin(username, email, password):
     if login.deleting:
         raise Refused(f"ADMIN_USERNAME {login.username!r} belongs to an account whose deletion "
                       f"is under way; `manage.py delete-user {login.username}` finishes it")
-    user = service.users().get_user(login.user_id)
+    user = stores.users().get_user(login.user_id)
     if user is None or ADMIN not in user.roles:
         raise Refused(
             f"ADMIN_USERNAME {login.username!r} belongs to an existing account that is not an "

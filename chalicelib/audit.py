@@ -16,11 +16,15 @@ import logging
 import sys
 import unicodedata
 
+from chalicelib import signing_keys
+from chalicelib.config import SERVICE_NAME
 from chalicelib.rules import folded_username
 
+# A fixed label, not the service's name: renaming the service must not
+# change what a name hashes to.
 _NAME_HASH_LABEL = b"login-service/log-name-hash/v1"
 
-log = logging.getLogger("login-service")
+log = logging.getLogger(SERVICE_NAME)
 log.setLevel(logging.INFO)
 log.propagate = False
 if not log.handlers:
@@ -59,8 +63,6 @@ def name_hash(name):
     guessed names (or passwords); ``manage.py name-hash NAME`` gives an
     operator the hash to look for. A rotated secret changes every hash.
     """
-    from chalicelib import signing_keys  # not at the top: it imports errors, which imports us
-
     folded = unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", name).casefold())
     key = signing_keys.derived_key(_NAME_HASH_LABEL)
     return hmac.new(key, folded.encode("utf-8"), hashlib.sha256).hexdigest()[:16]

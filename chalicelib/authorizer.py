@@ -7,7 +7,7 @@ TTL deletes days late). A token that fails any of these is denied, and the
 deny never says why.
 
 When the authorizer cannot decide (DynamoDB or SSM unavailable, a missing
-secret, a bug of ours) it raises :class:`Undecided`: a deny would tell the
+secret or table, a bug of ours) it raises :class:`Undecided`: a deny would tell the
 client its token is dead, and clients throw such tokens away. API Gateway
 answers a raising authorizer with its authorizer-failure Gateway Responses,
 which the deployment maps to 503 (deploy/gateway_responses.py); the request
@@ -15,9 +15,9 @@ never reaches a view.
 """
 import logging
 
-from chalicelib import audit, clock, config, jwtcodec
+from chalicelib import audit, clock, config, jwtcodec, stores
 from chalicelib.errors import ServiceUnavailable
-from chalicelib.service import tokens
+from chalicelib.identity import Identity
 
 # Far beyond any token of ours; refused before any parsing or DynamoDB call.
 MAX_HEADER_LENGTH = 4096
@@ -48,7 +48,7 @@ def _context(header):
         return None
     now = clock.now()
     claims = jwtcodec.decode(token, now)
-    store = tokens()
+    store = stores.tokens()
     session = store.get(claims["sub"], claims["jti"])
     # A record without an expiry is not one of ours (the most this
     # function's own role could write is such a record): never live.
@@ -62,8 +62,7 @@ def _context(header):
             pass  # bookkeeping only: the read above already decided
     # No roles: they may change after login, so the admin routes read
     # the current ones themselves (see service.admin_target).
-    return {"user_id": session.user_id, "token_id": session.token_id,
-            "username": session.username}
+    return Identity(session.user_id, session.token_id, session.username).context()
 
 
 def decide(header):

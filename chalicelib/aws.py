@@ -4,6 +4,8 @@ A warm Lambda reuses the client (and its connection pool) across
 invocations; nothing is created at import time, so a cold start that never
 touches DynamoDB (a bad signature, say) pays nothing for it.
 """
+import functools
+
 import boto3
 from botocore.config import Config
 
@@ -20,26 +22,19 @@ _CLIENT_CONFIG = Config(
     tcp_keepalive=True,
 )
 
-_clients = {}
-_sessions = []
 
-
+@functools.cache
 def _session():
     # One session per process: it caches the loaded service models, which
     # are most of what creating a client costs.
-    if not _sessions:
-        _sessions.append(boto3.session.Session())
-    return _sessions[0]
+    return boto3.session.Session()
 
 
+@functools.cache
 def _client(service):
-    client = _clients.get(service)
-    if client is None:
-        # Endpoints come from AWS_ENDPOINT_URL_<SERVICE> when set (the
-        # embedded DynamoDB of `make run`), which botocore reads itself.
-        client = _session().client(service, region_name=config.region(), config=_CLIENT_CONFIG)
-        _clients[service] = client
-    return client
+    # Endpoints come from AWS_ENDPOINT_URL_<SERVICE> when set (the embedded
+    # DynamoDB of `make run`), which botocore reads itself.
+    return _session().client(service, region_name=config.region(), config=_CLIENT_CONFIG)
 
 
 def dynamodb():
@@ -52,4 +47,4 @@ def ssm():
 
 def reset():
     """Forget cached clients (tests build a fresh mocked world each time)."""
-    _clients.clear()
+    _client.cache_clear()

@@ -80,11 +80,11 @@ def check_at_cold_start():
 
 
 def users_table():
-    return os.environ.get("USERS_TABLE", "login-service-local-users")
+    return os.environ.get("USERS_TABLE", f"{SERVICE_NAME}-local-users")
 
 
 def tokens_table():
-    return os.environ.get("TOKENS_TABLE", "login-service-local-tokens")
+    return os.environ.get("TOKENS_TABLE", f"{SERVICE_NAME}-local-tokens")
 
 
 def token_lifetime_seconds():

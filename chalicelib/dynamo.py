@@ -1,15 +1,21 @@
-"""DynamoDB calls, with their error codes turned into the service's own.
+"""DynamoDB calls, with their error codes turned into the service's own, and
+the unit of work that writes several items at once.
 
 Every call of the service goes through :func:`call`, so that a throttle, a
-5xx or a timeout becomes a 503 ``service_unavailable`` in one place, and a
-failed condition becomes an exception the stores can name.
+5xx or a timeout becomes a 503 ``service_unavailable`` in one place, a
+missing table a loud configuration error, and a failed condition an
+exception the stores can name. :class:`Transaction` is the one place that
+knows what a transaction holds and how a refused one reads.
 """
+import logging
 import random
 import time
+from collections import namedtuple
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from chalicelib import aws
+from chalicelib import audit, aws
+from chalicelib.config import ConfigurationError
 from chalicelib.errors import ServiceUnavailable
 
 # Codes that mean "DynamoDB is busy or broken right now", not "your call is
@@ -21,9 +27,9 @@ _UNAVAILABLE = {
     "InternalServerError",
     "ServiceUnavailable",
     "LimitExceededException",
-    "ResourceNotFoundException",
     "TransactionInProgressException",
 }
+_THROTTLED = {"ThrottlingError", "ProvisionedThroughputExceeded"}
 BATCH_WRITE_LIMIT = 25
 TRANSACTION_LIMIT = 100
 
@@ -38,7 +44,8 @@ class ConditionFailed(Exception):
 
 
 class Contended(ServiceUnavailable):
-    """A plain write met a transaction in progress on its item.
+    """A write met a transaction in progress on its item (a transaction:
+    kept meeting other transactions, however often it was retried).
 
     A 503 wherever nobody expects it; a compare-and-swap loop may take it as
     a lost race instead and read the item again.
@@ -53,6 +60,16 @@ class TransactionCancelled(Exception):
         self.reasons = reasons
 
 
+class StaleWrite(Exception):
+    """A transaction was refused because an item was not as its write's
+    condition expected; nothing of it was written. ``failed`` holds the
+    labels of the writes whose condition failed (see :class:`Write`)."""
+
+    def __init__(self, failed):
+        super().__init__(", ".join(sorted(failed)))
+        self.failed = frozenset(failed)
+
+
 def call(operation, **kwargs):
     try:
         return getattr(aws.dynamodb(), operation)(**kwargs)
@@ -65,9 +82,11 @@ def call(operation, **kwargs):
             raise Contended() from None
         if code == "TransactionCanceledException":
             reasons = [r.get("Code", "None") for r in exc.response.get("CancellationReasons", [])]
-            if any(r in ("ThrottlingError", "ProvisionedThroughputExceeded") for r in reasons):
+            if _THROTTLED.intersection(reasons):
                 raise ServiceUnavailable() from None
             raise TransactionCancelled(reasons) from None
+        if code == "ResourceNotFoundException":
+            raise _missing_table(operation, kwargs) from None
         status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
         if code in _UNAVAILABLE or status >= 500:
             raise ServiceUnavailable() from None
@@ -77,7 +96,123 @@ def call(operation, **kwargs):
         raise ServiceUnavailable() from None
 
 
-def transact(items, attempts=4):
+def _missing_table(operation, kwargs):
+    """A table that does not exist (or is not active) is a deployment's
+    mistake, not an outage: telling clients to retry would hide it. It is
+    logged with the table's name, and the request fails as a bug does."""
+    names = {kwargs.get("TableName"), *kwargs.get("RequestItems", {})}
+    names.update(params["TableName"] for item in kwargs.get("TransactItems", [])
+                 for params in item.values())
+    names = sorted(n for n in names if n)
+    audit.event("table_not_found", level=logging.ERROR, operation=operation, tables=names)
+    return ConfigurationError(f"DynamoDB table {' or '.join(names)} does not exist or is not "
+                              "active; check USERS_TABLE and TOKENS_TABLE")
+
+
+class Write(namedtuple("Write", "kind params label", defaults=(None,))):
+    """One write of a transaction, as a store describes it.
+
+    ``kind`` is TransactWriteItems' name for it (Put, Update, Delete,
+    ConditionCheck) and ``params`` its parameters. ``label`` names the write
+    in a :class:`StaleWrite` when its condition fails, for the callers that
+    must tell one failed condition from another. (A named tuple: a
+    dataclass would cost a millisecond at every cold start.)
+    """
+
+    __slots__ = ()
+
+    @property
+    def table(self):
+        return self.params["TableName"]
+
+
+def put(table, item, condition=None, label=None):
+    return Write("Put", _params(TableName=table, Item=item, ConditionExpression=condition), label)
+
+
+def update(table, key, expression, values, condition=None, names=None, label=None):
+    return Write("Update", _params(TableName=table, Key=key, UpdateExpression=expression,
+                                   ConditionExpression=condition,
+                                   ExpressionAttributeNames=names,
+                                   ExpressionAttributeValues=values), label)
+
+
+def delete(table, key, condition=None, values=None, label=None):
+    return Write("Delete", _params(TableName=table, Key=key, ConditionExpression=condition,
+                                   ExpressionAttributeValues=values), label)
+
+
+def _params(**params):
+    return {name: value for name, value in params.items() if value is not None}
+
+
+class Transaction:
+    """A unit of work: writes that several stores add, sent as one
+    TransactWriteItems by :meth:`commit`, all or nothing.
+
+    DynamoDB takes at most TRANSACTION_LIMIT items in a transaction; this
+    is the one place that knows it. Writes that must be atomic go in with
+    :meth:`add`; deletes that may go first, when they do not fit, go in
+    with :meth:`add_spillable`.
+    """
+
+    def __init__(self):
+        self._writes = []
+        self._spillable = []
+
+    @property
+    def room(self):
+        """How many more writes the transaction itself can hold."""
+        return max(0, TRANSACTION_LIMIT - len(self._writes) - len(self._spillable))
+
+    def add(self, *writes):
+        if len(self._writes) + len(writes) > TRANSACTION_LIMIT:
+            raise ValueError(f"a transaction holds at most {TRANSACTION_LIMIT} writes")
+        self._writes += writes
+
+    def add_spillable(self, *deletes):
+        """Unconditional deletes, oldest first, that belong in the
+        transaction when there is room and may otherwise go before it.
+
+        At commit the newest ones fill whatever room the other writes leave,
+        and the rest (the oldest) are deleted first, in batches: nothing is
+        refused for want of room, and what goes first is what matters least
+        if the transaction then fails.
+        """
+        if any(d.kind != "Delete" or "ConditionExpression" in d.params for d in deletes):
+            raise ValueError("only unconditional deletes can go in a batch")
+        self._spillable += deletes
+
+    def commit(self):
+        """Send the writes: first the deletes that do not fit, then the
+        transaction.
+
+        Raises StaleWrite when a condition failed, Contended when other
+        transactions kept conflicting with this one (a 503, or a lost race
+        to a compare-and-swap loop), ServiceUnavailable when DynamoDB is
+        busy or broken.
+        """
+        fits = TRANSACTION_LIMIT - len(self._writes)
+        first = self._spillable[:max(0, len(self._spillable) - fits)]
+        writes = self._writes + self._spillable[len(first):]
+        for table in dict.fromkeys(d.table for d in first):
+            batch_delete(table, [d.params["Key"] for d in first if d.table == table])
+        try:
+            _transact([{w.kind: w.params} for w in writes])
+        except TransactionCancelled as exc:
+            failed = {w.label or w.kind for w, reason in zip(writes, exc.reasons)
+                      if reason == "ConditionalCheckFailed"}
+            if failed:
+                raise StaleWrite(failed) from None
+            if "ValidationError" in exc.reasons:
+                raise  # a malformed transaction: a bug of ours
+            # Other transactions on its items, still after the retries (or
+            # a cancellation that gives no reason): nothing was written, and
+            # trying again later may well succeed.
+            raise Contended() from None
+
+
+def _transact(items, attempts=4):
     """TransactWriteItems; a conflict with another transaction is retried."""
     for attempt in range(attempts):
         try:

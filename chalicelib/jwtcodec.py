@@ -27,7 +27,7 @@ class InvalidToken(Exception):
     """The token is not one this service issued, or no longer valid."""
 
 
-@functools.lru_cache(maxsize=8)
+@functools.cache
 def _kid(secret):
     digest = hashlib.sha256(b"kid:" + secret.encode("utf-8")).digest()
     return base64.urlsafe_b64encode(digest[:9]).decode("ascii")

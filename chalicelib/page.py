@@ -2,38 +2,37 @@
 browsers, with a Content-Security-Policy that allows exactly its own inline
 script and style (by hash), and nothing from anywhere else."""
 import base64
+import functools
 import hashlib
 import os
 import re
 
 _PAGE = os.path.join(os.path.dirname(__file__), "page.html")
-_loaded = []
 
 
 def _hash(text):
     return "'sha256-" + base64.b64encode(hashlib.sha256(text.encode("utf-8")).digest()).decode() + "'"
 
 
+@functools.cache
 def page():
     """(body, headers), read and hashed once per process."""
-    if not _loaded:
-        with open(_PAGE, encoding="utf-8") as f:
-            html = f.read()
-        script = re.search(r"<script>(.*?)</script>", html, re.S).group(1)
-        style = re.search(r"<style>(.*?)</style>", html, re.S).group(1)
-        policy = ("default-src 'none'; "
-                  f"script-src {_hash(script)}; style-src {_hash(style)}; "
-                  "connect-src 'self'; img-src 'self'; base-uri 'none'; form-action 'none'; "
-                  "frame-ancestors 'none'")
-        _loaded.append((html, {
-            "Content-Type": "text/html; charset=utf-8",
-            "Content-Security-Policy": policy,
-            "X-Content-Type-Options": "nosniff",
-            "Referrer-Policy": "no-referrer",
-            "Cache-Control": "no-store",
-            "Vary": "Accept",
-        }))
-    return _loaded[0]
+    with open(_PAGE, encoding="utf-8") as f:
+        html = f.read()
+    script = re.search(r"<script>(.*?)</script>", html, re.S).group(1)
+    style = re.search(r"<style>(.*?)</style>", html, re.S).group(1)
+    policy = ("default-src 'none'; "
+              f"script-src {_hash(script)}; style-src {_hash(style)}; "
+              "connect-src 'self'; img-src 'self'; base-uri 'none'; form-action 'none'; "
+              "frame-ancestors 'none'")
+    return html, {
+        "Content-Type": "text/html; charset=utf-8",
+        "Content-Security-Policy": policy,
+        "X-Content-Type-Options": "nosniff",
+        "Referrer-Policy": "no-referrer",
+        "Cache-Control": "no-store",
+        "Vary": "Accept",
+    }
 
 
 def wants_html(accept):

@@ -8,6 +8,7 @@ NUL bytes out of bcrypt's input, and the HMAC key keeps these hashes from
 matching any plain-SHA-256 dump of the same passwords.
 """
 import base64
+import functools
 import gzip
 import hashlib
 import hmac
@@ -17,13 +18,13 @@ import bcrypt
 
 from chalicelib import config
 
+# A fixed key, not the service's name: every stored hash depends on it.
 _PREHASH_KEY = b"login-service/bcrypt-prehash/v1"
 COMMON_PASSWORDS = os.path.join(os.path.dirname(__file__), "common-passwords.txt.gz")
 # bcrypt writes its salt and checksum in base64 with an alphabet of its own.
 _TO_BCRYPT_ALPHABET = bytes.maketrans(
     b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/",
     b"./ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789")
-_common = []
 
 
 def _prehash(password):
@@ -84,7 +85,10 @@ def is_common(password):
     ones fail the length rule anyway) and is loaded on first use only, so
     requests that never set a password never pay for it.
     """
-    if not _common:
-        with gzip.open(COMMON_PASSWORDS, "rt", encoding="utf-8") as f:
-            _common.append(frozenset(f.read().split("\n")))
-    return password.lower() in _common[0]
+    return password.lower() in _common_passwords()
+
+
+@functools.cache
+def _common_passwords():
+    with gzip.open(COMMON_PASSWORDS, "rt", encoding="utf-8") as f:
+        return frozenset(f.read().split("\n"))

@@ -79,7 +79,7 @@ def NonEmpty(**kwargs):
 
 class SignupIn(Schema):
     username = Text(required=True, validate=_username,
-                    metadata={"pattern": "^[A-Za-z0-9_.-]{3,32}$"})
+                    metadata={"pattern": f"^{USERNAME.pattern}$"})
     email = fields.Email(required=True, validate=[validate.Length(max=254), _plain_email])
     password = Password()
 

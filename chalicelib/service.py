@@ -1,18 +1,20 @@
 """What the service does, in plain functions of plain values.
 
 Views parse and shape; these functions decide. They raise the errors of
-errors.py and never see an HTTP request.
+errors.py, never see an HTTP request, and reach the data only through the
+stores and their unit of work (stores.py), in the domain's terms.
 """
 import logging
 import uuid
-from dataclasses import dataclass
 
-from chalicelib import audit, backoff, clock, config, cursor, dynamo, jwtcodec, passwords
-from chalicelib.errors import (Forbidden, InvalidCredentials, ServiceUnavailable, TokenNotFound,
-                               TooManyAttempts, UserNotFound, WrongPassword)
+from chalicelib import audit, backoff, clock, config, cursor, jwtcodec, passwords
+from chalicelib.errors import (EmailTaken, Forbidden, InvalidCredentials, ServiceUnavailable,
+                               TokenNotFound, TooManyAttempts, UsernameTaken, UserNotFound,
+                               WrongPassword)
 from chalicelib.rules import ADMIN
-from chalicelib.token_store import TOKEN_ID, Session, TokenStore, new_token_id
-from chalicelib.user_store import AttemptsChanged, User, UserStore
+from chalicelib.stores import Contended, StaleWrite, Transaction, tokens, users
+from chalicelib.token_store import TOKEN_ID, Session, new_token_id
+from chalicelib.user_store import AttemptsChanged, User
 
 # Each lost race means another attempt was counted, and the THRESHOLD-th
 # sets the lock: more tries are needed only while successes keep resetting
@@ -24,31 +26,20 @@ _RESERVE_TRIES = backoff.THRESHOLD + 3
 _OPEN_TRIES = _RESERVE_TRIES
 
 
-@dataclass
-class Identity:
-    """Who a request is, as the authorizer established it.
-
-    No roles: a token record is written at login and roles change after
-    it, so whatever needs a role reads the user's current ones.
-    """
-
-    user_id: str
-    token_id: str
-    username: str
-
-
-def users():
-    return UserStore(config.users_table())
-
-
-def tokens():
-    return TokenStore(config.tokens_table())
-
-
 def signup(username, email, password, roles=()):
+    """A new user; the username and the email must be free (any case)."""
     user = User(id=str(uuid.uuid4()), username=username, email=email,
                 created_at=clock.iso(clock.now()), roles=list(roles))
-    users().create(user, passwords.hash_password(password))
+    tx = Transaction()
+    tx.add(*users().create(user, passwords.hash_password(password)))
+    try:
+        tx.commit()
+    except StaleWrite as exc:
+        if "username" in exc.failed:
+            raise UsernameTaken() from None
+        if "email" in exc.failed:
+            raise EmailTaken() from None
+        raise
     return user
 
 
@@ -144,16 +135,16 @@ def _open(store, login, session, rehashed, username, now):
     """
     sessions = tokens()
     for _ in range(_OPEN_TRIES):
-        evicted = _over_cap(sessions.all_keys(login.user_id), now)
+        tx = Transaction()
+        # A success resets the count, this attempt's reservation included.
+        tx.add(sessions.put(session), store.count_login(login, rehashed),
+               store.forget_attempts(username))
+        evicted = _over_cap(sessions.all_keys(login.user_id), now, tx.room)
+        tx.add(*(sessions.delete(login.user_id, t) for t in evicted))
         try:
-            # A success resets the count, this attempt's reservation included.
-            dynamo.transact(
-                [sessions.put(session), store.count_login(login, rehashed),
-                 store.forget_attempts(username)]
-                + [sessions.delete(login.user_id, t) for t in evicted]
-            )
+            tx.commit()
             return evicted
-        except dynamo.TransactionCancelled:
+        except (StaleWrite, Contended):  # a race lost, or still being run
             fresh = store.get_login(login.username)
             if fresh is None or fresh.password_hash != login.password_hash or fresh.deleting:
                 raise InvalidCredentials() from None
@@ -176,17 +167,17 @@ def _release(store, username, login):
                     **audit.attempt(username, login))
 
 
-def _over_cap(keys, now):
+def _over_cap(keys, now, room):
     """The oldest live tokens to drop so that a new one fits under the cap.
 
     Eviction rather than refusal: a user who lost track of old devices can
-    still log in, and the sessions dropped are the stalest ones.
+    still log in, and the sessions dropped are the stalest ones. They go
+    in the login's own transaction, so at most ``room`` of them: a cap
+    lowered by far is met over several logins.
     """
     live = [token_id for token_id, expires_at in keys if expires_at > now]
     excess = len(live) + 1 - config.max_tokens_per_user()
-    # A transaction holds 100 items; the put, the counter and the attempts
-    # take three. A cap lowered by far is met over several logins.
-    return live[:min(max(excess, 0), dynamo.TRANSACTION_LIMIT - 3)]
+    return live[:min(max(excess, 0), room)]
 
 
 def me(identity):
@@ -258,21 +249,20 @@ def change_password(identity, current, new):
     """
     login = _verified(identity, current, "password_change")
     new_hash = passwords.hash_password(new)
-    store = tokens()
+    store, sessions = users(), tokens()
     for _ in range(3):
-        others = [k for k in store.all_keys(identity.user_id) if k[0] != identity.token_id]
-        # A transaction holds 100 items: any surplus goes first, in batches.
-        room = dynamo.TRANSACTION_LIMIT - 2
-        store.delete_many(identity.user_id, [t for t, _ in others[:-room]])
+        others = [k for k in sessions.all_keys(identity.user_id) if k[0] != identity.token_id]
+        tx = Transaction()
+        tx.add(store.set_password(login, new_hash), store.forget_attempts(identity.username))
+        # The oldest go first, outside the transaction, if they do not fit in it.
+        tx.add_spillable(*(sessions.delete(identity.user_id, t) for t, _ in others))
         try:
-            dynamo.transact([users().set_password(login, new_hash),
-                             users().forget_attempts(identity.username)]
-                            + [store.delete(identity.user_id, t) for t, _ in others[-room:]])
+            tx.commit()
             revoked = _live(others, clock.now())
             audit.event("password_changed", user_id=identity.user_id, revoked=revoked)
             return revoked
-        except dynamo.TransactionCancelled:
-            fresh = users().get_login(identity.username)
+        except (StaleWrite, Contended):  # a race lost, or still being run
+            fresh = store.get_login(identity.username)
             if fresh is None or fresh.password_hash != login.password_hash or fresh.deleting:
                 raise WrongPassword() from None
             login = fresh
@@ -313,21 +303,18 @@ def _delete(login, keep, by):
     go: after a failure half-way it still works, and the client's retry
     finishes.
     """
-    user = users().get_user(login.user_id)
-    store = tokens()
-    keys = store.all_keys(login.user_id)
-    ids = [t for t, _ in keys if t != keep]
-    final = users().delete_all(login, user.email if user else None)
-    # A transaction holds 100 items: the oldest surplus goes first, in batches.
-    surplus = set(ids[:max(0, len(final) + len(keys) - dynamo.TRANSACTION_LIMIT)])
-    store.delete_many(login.user_id, sorted(surplus))
-    final += [store.delete(login.user_id, t) for t, _ in keys if t not in surplus]
+    store, sessions = users(), tokens()
+    user = store.get_user(login.user_id)
+    keys = sessions.all_keys(login.user_id)
+    tx = Transaction()
+    tx.add(*store.delete_all(login, user.email if user else None))
+    tx.add(*(sessions.delete(login.user_id, t) for t, _ in keys if t == keep))
+    # Any other token that does not fit goes first, the oldest first.
+    tx.add_spillable(*(sessions.delete(login.user_id, t) for t, _ in keys if t != keep))
     try:
-        dynamo.transact(final)
-    except dynamo.TransactionCancelled as exc:
-        if "ConditionalCheckFailed" in exc.reasons:
-            raise UserNotFound() from None  # another deletion finished first
-        raise ServiceUnavailable() from None
+        tx.commit()
+    except StaleWrite:
+        raise UserNotFound() from None  # another deletion finished first
     revoked = _live(keys, clock.now())
     audit.event("account_deleted", user_id=login.user_id, revoked=revoked, by=by)
     return revoked
@@ -379,7 +366,12 @@ def _set_admin(username, admin):
     if (ADMIN in user.roles) == admin:
         return False
     roles = user.roles + [ADMIN] if admin else [r for r in user.roles if r != ADMIN]
-    users().set_roles(login, roles)
+    tx = Transaction()
+    tx.add(*users().set_roles(login, roles))
+    try:
+        tx.commit()
+    except StaleWrite:
+        raise UserNotFound("That user was deleted, or its deletion began, meanwhile.") from None
     audit.event("role_granted" if admin else "role_revoked", user_id=login.user_id,
                 role=ADMIN, by="operator")
     return True

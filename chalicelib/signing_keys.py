@@ -22,16 +22,13 @@ from chalicelib.config import ConfigurationError
 from chalicelib.errors import ServiceUnavailable
 
 MIN_BYTES = 32
-_from_parameter = {}
 
 
 def secrets():
     """The current secret, then the previous one if there is one."""
     name = os.environ.get("JWT_SECRET_PARAMETER")
     if name:
-        if name not in _from_parameter:
-            _from_parameter[name] = _read_parameter(name)
-        return _from_parameter[name]
+        return _read_parameter(name)
     found = (os.environ.get("JWT_SECRET", ""), os.environ.get("JWT_PREVIOUS_SECRET", ""))
     return _checked(found)
 
@@ -46,7 +43,7 @@ def derived_key(label):
     return _derive(secrets()[0], label)
 
 
-@functools.lru_cache(maxsize=8)
+@functools.cache
 def _derive(secret, label):
     return hmac.new(secret.encode("utf-8"), label, hashlib.sha256).digest()
 
@@ -57,7 +54,10 @@ def _checked(found):
     return tuple(s for s in found if len(s.encode("utf-8")) >= MIN_BYTES)
 
 
+@functools.cache
 def _read_parameter(name):
+    # Once per process; a failure is not cached (functools.cache keeps only
+    # answers), so the next request tries again.
     ssm = aws.ssm()
     try:
         current = ssm.get_parameter(Name=name, WithDecryption=True)["Parameter"]
@@ -71,11 +71,10 @@ def _read_parameter(name):
     except ssm.exceptions.ParameterNotFound:
         raise ConfigurationError(f"SSM parameter {name} does not exist") from None
     except (ClientError, BotoCoreError):
-        # Not cached: the next request tries again.
         raise ServiceUnavailable() from None
     return _checked(found + [""])
 
 
 def forget():
     """Drop the cached parameter (tests; a rotation simply waits for new containers)."""
-    _from_parameter.clear()
+    _read_parameter.cache_clear()

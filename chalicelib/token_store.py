@@ -63,7 +63,7 @@ class TokenStore:
         return {"user_id": S(user_id), "token_id": S(token_id)}
 
     def put(self, session):
-        """A Put of a new session, for a transaction."""
+        """The write of a new session, for a transaction."""
         item = {**self.key(session.user_id, session.token_id),
                 "expires_at": N(session.expires_at),
                 "username": S(session.username)}
@@ -71,12 +71,11 @@ class TokenStore:
             item["description"] = S(session.description)
         if session.ip is not None:
             item["ip"] = S(session.ip)
-        return {"Put": {"TableName": self.table, "Item": item,
-                        "ConditionExpression": "attribute_not_exists(token_id)"}}
+        return dynamo.put(self.table, item, "attribute_not_exists(token_id)", label="session")
 
     def delete(self, user_id, token_id):
-        """A Delete of one session, for a transaction."""
-        return {"Delete": {"TableName": self.table, "Key": self.key(user_id, token_id)}}
+        """The delete of one session, for a transaction."""
+        return dynamo.delete(self.table, self.key(user_id, token_id))
 
     def get(self, user_id, token_id):
         """One strongly consistent read: a revocation is seen at once."""

@@ -17,14 +17,20 @@ signing secret, never a plain hash: people type passwords into the username
 field, and a table export must not be open to a dictionary attack on them.
 
 The username and email items are the uniqueness guards: signup writes all
-three in one transaction, each on condition that its key is new, so two
-racing signups cannot both win (a GSI could not promise that: it is
-eventually consistent). The password hash lives on the login item so that a
+three in one transaction, each on condition that its key is new (the
+writes are labelled ``username`` and ``email``, so a refused signup can say
+which one was taken), and two racing signups cannot both win (a GSI could
+not promise that: it is eventually consistent). The password hash lives on the login item so that a
 login needs one read to find and check a user.
 
 Roles are decided on the profile: /users/me and every admin request read
 it there, so granting or revoking takes effect on the next request. The
-login keeps a copy, always written in the same transaction.
+login keeps a copy, always written in the same transaction. Roles are a
+list of strings here, a DynamoDB list of strings in both items.
+
+Writes that belong in a transaction are returned as writes (dynamo.Write)
+for the caller's Transaction: the store keeps the items' shapes and
+conditions, the caller decides what goes together.
 """
 import hashlib
 import hmac
@@ -32,7 +38,6 @@ from dataclasses import dataclass, field
 
 from chalicelib import backoff, dynamo, signing_keys
 from chalicelib.dynamo import N, S
-from chalicelib.errors import Conflict, ServiceUnavailable, UserNotFound
 from chalicelib.rules import folded_username
 
 
@@ -63,6 +68,10 @@ def _login(item):
 
 def _roles(item):
     return [r["S"] for r in item.get("roles", {}).get("L", [])]
+
+
+def _roles_value(roles):
+    return {"L": [S(r) for r in roles]}
 
 
 def _attempts(item):
@@ -132,27 +141,23 @@ class UserStore:
         return {"pk": S("attempts#" + _keyed(folded))}
 
     def create(self, user, password_hash):
-        roles = {"L": [S(r) for r in user.roles]}
+        """The writes of a new user: its profile, login and email, each only
+        if its key is new (labelled ``user``, ``username`` and ``email``)."""
+        roles = _roles_value(user.roles)
         new = "attribute_not_exists(pk)"
-        items = [
-            {"pk": S("user#" + user.id), "id": S(user.id), "username": S(user.username),
-             "email": S(user.email), "roles": roles, "created_at": S(user.created_at)},
-            {**self.login_key(user.username), "user_id": S(user.id),
-             "username": S(user.username), "roles": roles, "password_hash": S(password_hash),
-             "logins": N(0)},
-            {**self.email_key(user.email), "user_id": S(user.id)},
+        return [
+            dynamo.put(self.table, {
+                **self.user_key(user.id), "id": S(user.id), "username": S(user.username),
+                "email": S(user.email), "roles": roles, "created_at": S(user.created_at),
+            }, new, label="user"),
+            dynamo.put(self.table, {
+                **self.login_key(user.username), "user_id": S(user.id),
+                "username": S(user.username), "roles": roles,
+                "password_hash": S(password_hash), "logins": N(0),
+            }, new, label="username"),
+            dynamo.put(self.table, {**self.email_key(user.email), "user_id": S(user.id)}, new,
+                       label="email"),
         ]
-        try:
-            dynamo.transact([
-                {"Put": {"TableName": self.table, "Item": item, "ConditionExpression": new}}
-                for item in items
-            ])
-        except dynamo.TransactionCancelled as exc:
-            if exc.reasons[1] == "ConditionalCheckFailed":
-                raise Conflict("That username is taken.", code="username_taken") from None
-            if exc.reasons[2] == "ConditionalCheckFailed":
-                raise Conflict("That email is already registered.", code="email_taken") from None
-            raise
 
     def get_user(self, user_id):
         item = dynamo.call(
@@ -220,14 +225,14 @@ class UserStore:
             raise AttemptsChanged(self.get_attempts(username)) from None
 
     def forget_attempts(self, username):
-        """A Delete of the failed attempts, for the login's transaction."""
-        return {"Delete": {"TableName": self.table, "Key": self.attempts_key(username)}}
+        """The delete of the failed attempts, for a transaction."""
+        return dynamo.delete(self.table, self.attempts_key(username))
 
     def delete_attempts(self, username):
         """Delete the failed attempts now, outside any transaction."""
         dynamo.call("delete_item", TableName=self.table, Key=self.attempts_key(username))
 
-    # Pieces of transactions that span both tables.
+    # Writes for transactions that may span both tables.
 
     def count_login(self, login, rehashed=None):
         """Count a login, on condition that the password is still the one
@@ -243,24 +248,18 @@ class UserStore:
         update = "ADD logins :one"
         if rehashed:
             update, values[":new"] = update + " SET password_hash = :new", S(rehashed)
-        return {"Update": {
-            "TableName": self.table, "Key": self.login_key(login.username),
-            "UpdateExpression": update,
-            "ConditionExpression": "password_hash = :h AND logins = :n "
-                                   "AND attribute_not_exists(deleting)",
-            "ExpressionAttributeValues": values,
-        }}
+        return dynamo.update(
+            self.table, self.login_key(login.username), update, values,
+            condition="password_hash = :h AND logins = :n AND attribute_not_exists(deleting)",
+            label="login")
 
     def set_password(self, login, new_hash):
         """Replace the hash, on condition that nothing logged in meanwhile."""
-        return {"Update": {
-            "TableName": self.table, "Key": self.login_key(login.username),
-            "UpdateExpression": "SET password_hash = :new",
-            "ConditionExpression": "password_hash = :old AND logins = :n "
-                                   "AND attribute_not_exists(deleting)",
-            "ExpressionAttributeValues": {":new": S(new_hash), ":old": S(login.password_hash),
-                                          ":n": N(login.logins)},
-        }}
+        return dynamo.update(
+            self.table, self.login_key(login.username), "SET password_hash = :new",
+            {":new": S(new_hash), ":old": S(login.password_hash), ":n": N(login.logins)},
+            condition="password_hash = :old AND logins = :n AND attribute_not_exists(deleting)",
+            label="login")
 
     def mark_deleting(self, login, now):
         """Stop new logins for this user before its tokens are deleted."""
@@ -276,17 +275,17 @@ class UserStore:
         return True
 
     def delete_all(self, login, email):
-        """Deletes of every item of the user, for one transaction.
+        """The deletes of every item of the user, for one transaction.
 
         The transaction goes through only while the login is this user's
         and marked: a stale deletion never touches a name taken since.
         """
         keys = [self.user_key(login.user_id), self.attempts_key(login.username)]
         keys += [self.email_key(email)] if email else []
-        return [{"Delete": {"TableName": self.table, "Key": self.login_key(login.username),
-                            "ConditionExpression": "attribute_exists(deleting) AND user_id = :id",
-                            "ExpressionAttributeValues": {":id": S(login.user_id)}}}] + [
-            {"Delete": {"TableName": self.table, "Key": key}} for key in keys]
+        return [dynamo.delete(self.table, self.login_key(login.username),
+                              condition="attribute_exists(deleting) AND user_id = :id",
+                              values={":id": S(login.user_id)}, label="login")] + [
+            dynamo.delete(self.table, key) for key in keys]
 
     def get_roles_and_login(self, user_id, username):
         """The current roles of user ``user_id`` (None when it is gone) and
@@ -303,28 +302,21 @@ class UserStore:
         return roles, login
 
     def set_roles(self, login, roles):
-        """Write ``roles`` to the profile and the login, in one transaction.
+        """The writes of ``roles`` to the profile and the login, which go
+        in one transaction.
 
         Each write is conditional on its item still being this user's and
         on no deletion having begun: an update never recreates, as a bare
         item, a user deleted since ``login`` was read.
         """
-        value = {":r": {"L": [S(r) for r in roles]}, ":id": S(login.user_id)}
+        values = {":r": _roles_value(roles), ":id": S(login.user_id)}
         names = {"#r": "roles"}  # a reserved word
-        try:
-            dynamo.transact([
-                {"Update": {"TableName": self.table, "Key": self.user_key(login.user_id),
-                            "UpdateExpression": "SET #r = :r",
-                            "ConditionExpression": "attribute_exists(pk) AND id = :id",
-                            "ExpressionAttributeNames": names, "ExpressionAttributeValues": value}},
-                {"Update": {"TableName": self.table, "Key": self.login_key(login.username),
-                            "UpdateExpression": "SET #r = :r",
-                            "ConditionExpression": "attribute_exists(pk) AND user_id = :id "
-                                                   "AND attribute_not_exists(deleting)",
-                            "ExpressionAttributeNames": names, "ExpressionAttributeValues": value}},
-            ])
-        except dynamo.TransactionCancelled as exc:
-            if "ConditionalCheckFailed" in exc.reasons:
-                raise UserNotFound(
-                    "That user was deleted, or its deletion began, meanwhile.") from None
-            raise ServiceUnavailable() from None
+        return [
+            dynamo.update(self.table, self.user_key(login.user_id), "SET #r = :r", values,
+                          condition="attribute_exists(pk) AND id = :id", names=names,
+                          label="user"),
+            dynamo.update(self.table, self.login_key(login.username), "SET #r = :r", values,
+                          condition="attribute_exists(pk) AND user_id = :id "
+                                    "AND attribute_not_exists(deleting)",
+                          names=names, label="login"),
+        ]

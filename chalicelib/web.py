@@ -4,8 +4,8 @@ Each view in app.py declares its contract once, with ``@contract``: the
 body it reads, the answer it gives, the errors it may give itself. The
 decorator loads the body, shapes the answer, and wraps the view in
 :func:`handled`, the single place where a ServiceError becomes the
-contract's error body, and where anything unexpected becomes a bare 500
-with no trace. chalicelib/openapi.py documents every route from Chalice's
+contract's error body (its status from :data:`STATUS`), and where anything
+unexpected becomes a bare 500 with no trace. chalicelib/openapi.py documents every route from Chalice's
 route table and these declarations.
 
 Schemas are named, not imported, and the marshmallow schemas are loaded on
@@ -14,16 +14,65 @@ no use for them.
 """
 import functools
 import json
+import logging
 import re
 from dataclasses import dataclass
 from typing import Optional
 
 from chalice import Response
 
-from chalicelib import cursor, errors
+from chalicelib import audit, cursor, errors
 from chalicelib.errors import BadRequest, NotUtf8, PayloadTooLarge, ServiceError, ValidationFailed
+from chalicelib.identity import Identity
 from chalicelib.rules import MAX_BODY_BYTES, PAGE_SIZE, PREFIX
-from chalicelib.service import Identity
+
+# Each error's HTTP status, looked up along its classes (a NotUtf8 is a
+# BadRequest, which is a plain ServiceError: 400; a dynamo.Contended is a
+# ServiceUnavailable).
+STATUS = {
+    errors.ServiceError: 400,
+    errors.InvalidCredentials: 401,
+    # The password routes run behind the authorizer; 401 there would read as
+    # "your token is bad", so the contract uses 403 for a wrong password.
+    errors.WrongPassword: 403,
+    errors.Forbidden: 403,
+    errors.TokenNotFound: 404,
+    errors.UserNotFound: 404,
+    errors.Conflict: 409,
+    errors.PayloadTooLarge: 413,
+    errors.ValidationFailed: 422,
+    errors.TooManyAttempts: 429,
+    errors.ServiceUnavailable: 503,
+}
+
+
+def status(error):
+    """The HTTP status of a ServiceError."""
+    return next(STATUS[kind] for kind in type(error).__mro__ if kind in STATUS)
+
+
+def error_response(error):
+    """The contract's answer to ``error``: its body, its status, and a
+    Retry-After (whole seconds) where waiting helps (429 and 503)."""
+    payload = {"error": error.code, "message": error.message}
+    if error.fields is not None:
+        payload["fields"] = error.fields
+    retry_after = getattr(error, "retry_after", None)
+    headers = {"Retry-After": str(retry_after)} if retry_after is not None else {}
+    return json_response(payload, status(error), headers)
+
+
+def json_response(payload, status_code, headers=None):
+    return Response(body=json.dumps(payload), status_code=status_code,
+                    headers={"Content-Type": "application/json", **(headers or {})})
+
+
+def internal_error(exc, route):
+    # Only the exception's type goes to the log: messages from libraries can
+    # quote request data (a token, a password) and logs outlive requests.
+    audit.event("unhandled_error", level=logging.ERROR, route=route, type=type(exc).__name__)
+    return json_response({"error": "internal_error", "message": "An internal error occurred."},
+                         500)
 
 
 def edge(request, get_response):
@@ -36,7 +85,7 @@ def edge(request, get_response):
     or account data (RFC 6749 section 5.1).
     """
     if request is not None and len(request.raw_body or b"") > MAX_BODY_BYTES:
-        response = errors.to_response(PayloadTooLarge())
+        response = error_response(PayloadTooLarge())
     else:
         response = get_response(request)
     if request is not None and request.path.startswith(PREFIX):
@@ -51,9 +100,9 @@ def handled(func):
         try:
             return func(*args, **kwargs)
         except ServiceError as exc:
-            return errors.to_response(exc)
+            return error_response(exc)
         except Exception as exc:  # noqa: BLE001
-            return errors.internal_error(exc, func.__name__)
+            return internal_error(exc, func.__name__)
     return wrapped
 
 
@@ -132,7 +181,7 @@ def json_object(request):
     return data
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def schema(name):
     """One instance of the schema class ``name`` of chalicelib.schemas."""
     from chalicelib import schemas
@@ -197,8 +246,7 @@ def query(request, name):
 
 def identity(request):
     """The caller, from the context our authorizer put on the request."""
-    ctx = request.context["authorizer"]
-    return Identity(user_id=ctx["user_id"], token_id=ctx["token_id"], username=ctx["username"])
+    return Identity.from_context(request.context["authorizer"])
 
 
 def client_ip(request):

@@ -173,9 +173,9 @@ def test_neither_the_token_record_nor_the_authorizer_context_carries_roles(api, 
 
 
 def test_an_admin_whose_profile_is_gone_is_refused(api, admin, dynamodb, table_names):
-    from chalicelib import service
+    from chalicelib import service, stores
 
     api.user("alice")
     dynamodb.delete_item(TableName=table_names["users"],
-                         Key=service.users().user_key(service.find_user("root").user_id))
+                         Key=stores.users().user_key(service.find_user("root").user_id))
     assert admin_route(api, admin) == 403

@@ -181,7 +181,7 @@ def together(monkeypatch):
     write), so each DynamoDB call is made one at a time here, as DynamoDB
     itself orders the writes to one item.
     """
-    from chalicelib import dynamo
+    from chalicelib import dynamo, web
     from chalicelib.errors import ServiceError
     from chalicelib.user_store import UserStore
 
@@ -210,7 +210,7 @@ def together(monkeypatch):
                 attempt(i)
                 statuses[i] = 200
             except ServiceError as exc:
-                statuses[i] = exc.status
+                statuses[i] = web.status(exc)
 
         threads = [threading.Thread(target=one, args=(i,)) for i in range(count)]
         for thread in threads:
@@ -345,11 +345,12 @@ def test_a_password_change_resets_the_count(api, clock):
 
 def test_parallel_guesses_with_a_stolen_token_check_at_most_five_passwords(
         api, clock, checks, together):
-    from chalicelib import service
+    from chalicelib import service, stores
+    from chalicelib.identity import Identity
 
     api.user()
-    login = service.users().get_login("alice")
-    me = service.Identity(login.user_id, token_id="", username=login.username)
+    login = stores.users().get_login("alice")
+    me = Identity(login.user_id, token_id="", username=login.username)
     checks.clear()
     statuses = together(20, lambda i: service.change_password(me, f"guess {i}", "a new password"))
     assert len(checks) == 5

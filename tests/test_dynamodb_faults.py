@@ -1,4 +1,8 @@
-"""What DynamoDB trouble looks like from outside: a 503, never a lie."""
+"""What DynamoDB trouble looks like from outside: a 503, never a lie; a missing
+table, a loud 500."""
+import json
+import logging
+
 import pytest
 
 from faults import all_unprocessed, client_error, inject, timeout
@@ -69,3 +73,33 @@ def test_a_write_meeting_a_transaction_in_progress_is_a_503(api, dynamodb):
     reply = api.call("DELETE", f"/api/v1/tokens/{other}", token=token)
     assert reply.status == 503
     assert reply.headers["Retry-After"] == "1"
+
+
+# A missing table is a deployment's mistake, not an outage.
+
+def table_errors(caplog):
+    return [json.loads(r.getMessage()) for r in caplog.records
+            if r.name == "login-service" and r.levelno == logging.ERROR]
+
+
+def test_a_missing_table_is_a_500_logged_with_its_name(api, dynamodb, table_names, caplog):
+    api.signup()
+    inject(dynamodb, "BatchGetItem", lambda p: client_error("ResourceNotFoundException"))
+    reply = api.login()
+    assert reply.status == 500
+    assert reply.json == {"error": "internal_error", "message": "An internal error occurred."}
+    assert "Retry-After" not in reply.headers
+    assert {"event": "table_not_found", "operation": "batch_get_item",
+            "tables": [table_names["users"]]} in table_errors(caplog)
+
+
+def test_a_missing_table_gives_the_authorizer_no_verdict(api, dynamodb, table_names, caplog):
+    from chalicelib import authorizer
+
+    token = api.user()
+    inject(dynamodb, "GetItem", lambda p: client_error("ResourceNotFoundException"))
+    with pytest.raises(authorizer.Undecided):
+        authorizer.decide(f"Bearer {token}")
+    assert table_errors(caplog) == [
+        {"event": "table_not_found", "operation": "get_item", "tables": [table_names["tokens"]]},
+        {"event": "authorizer_error", "type": "ConfigurationError"}]

@@ -312,7 +312,7 @@ def test_make_run_refuses_to_promote_a_non_admin_that_holds_the_admin_name(tmp_p
                                                                            monkeypatch):
     """Open signup let someone register ADMIN_USERNAME first: make run stops
     with a message naming the problem, changes nothing and serves nothing."""
-    from chalicelib import aws, service
+    from chalicelib import aws, service, stores
     from deploy import tables
 
     port = free_port()
@@ -343,7 +343,7 @@ def test_make_run_refuses_to_promote_a_non_admin_that_holds_the_admin_name(tmp_p
         leftover = subprocess.run(["pgrep", "-f", f"--port {stack.port}"], capture_output=True)
         assert leftover.stdout == b""
         assert aws.dynamodb().scan(TableName=names["users"])["Items"] == before
-        assert service.users().get_user(squatter.id).roles == []
+        assert stores.users().get_user(squatter.id).roles == []
     finally:
         aws.reset()
         server.stop()

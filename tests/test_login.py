@@ -165,9 +165,9 @@ def test_a_three_second_token_is_denied_once_the_three_seconds_are_over(api, mon
 # A hash of another cost is replaced at the next login.
 
 def stored_cost(username="alice"):
-    from chalicelib import service
+    from chalicelib import stores
 
-    return service.users().get_login(username).password_hash.split("$")[2]
+    return stores.users().get_login(username).password_hash.split("$")[2]
 
 
 @pytest.fixture

@@ -121,13 +121,13 @@ def test_a_failed_login_of_an_unknown_name_is_logged_without_the_name(api, lines
 
 
 def test_a_failed_login_of_a_user_names_it_by_id_and_stored_username(api, lines):
-    from chalicelib import service
+    from chalicelib import stores
 
     api.signup("Alice")
     api.login("aLICE", "wrong password")
     [line] = failures(lines)
     assert line["username"] == "Alice"
-    assert line["user_id"] == service.users().get_login("alice").user_id
+    assert line["user_id"] == stores.users().get_login("alice").user_id
     assert "aLICE" not in json.dumps(lines())
 
 

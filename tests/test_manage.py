@@ -6,7 +6,7 @@ import os
 import pytest
 
 import manage
-from chalicelib import service
+from chalicelib import service, stores
 from conftest import PASSWORD
 from faults import client_error, inject
 
@@ -57,7 +57,7 @@ def items(dynamodb, table_names):
 
 
 def roles(username):
-    return service.users().get_user(service.find_user(username).user_id).roles
+    return stores.users().get_user(service.find_user(username).user_id).roles
 
 
 @pytest.mark.parametrize("username,email", [("ALICE", "x@example.com"),
@@ -154,7 +154,7 @@ def test_a_role_write_is_refused_when_a_deletion_began_meanwhile(cli, api, dynam
     too: the user's remaining items stay exactly as the deletion left them."""
     api.signup("alice")
     marked = before_the_write(
-        dynamodb, lambda: service.users().mark_deleting(service.find_user("alice"), 0))
+        dynamodb, lambda: stores.users().mark_deleting(service.find_user("alice"), 0))
     assert cli("grant-admin", "alice") == 1
     assert marked == [True]
     assert "deleted, or its deletion began, meanwhile" in capsys.readouterr().err
@@ -163,7 +163,7 @@ def test_a_role_write_is_refused_when_a_deletion_began_meanwhile(cli, api, dynam
 
 def test_a_role_write_refuses_a_user_whose_deletion_is_under_way(cli, api, capsys):
     api.signup("alice")
-    service.users().mark_deleting(service.find_user("alice"), 0)
+    stores.users().mark_deleting(service.find_user("alice"), 0)
     assert cli("grant-admin", "alice") == 1
     assert "deletion is under way" in capsys.readouterr().err
     assert roles("alice") == []
@@ -274,7 +274,7 @@ def test_the_bootstrap_refuses_an_invalid_setting_naming_it(api):
 
 def test_the_bootstrap_refuses_an_account_being_deleted(api):
     service.signup("root", "root@example.com", PASSWORD, roles=["admin"])
-    service.users().mark_deleting(service.find_user("root"), 0)
+    stores.users().mark_deleting(service.find_user("root"), 0)
     with pytest.raises(manage.Refused, match="deletion"):
         manage.ensure_admin("root", "root@example.com", "root password 1")
 

@@ -1,0 +1,22 @@
+"""The service's way to its data: one store per kind of item, and the unit
+of work that several of them write through at once.
+
+Each store is handed its table from configuration here, so the service, the
+authorizer and the operator commands name a store and never a table; and
+they write across stores with a :class:`Transaction`, never with DynamoDB's
+own terms.
+"""
+from chalicelib import config
+from chalicelib.dynamo import Contended, StaleWrite, Transaction
+from chalicelib.token_store import TokenStore
+from chalicelib.user_store import UserStore
+
+__all__ = ["Contended", "StaleWrite", "Transaction", "tokens", "users"]
+
+
+def users():
+    return UserStore(config.users_table())
+
+
+def tokens():
+    return TokenStore(config.tokens_table())
