@@ -492,7 +492,9 @@ def test_bursts_of_parallel_right_logins_never_hold_more_than_the_cap(tuned):
 
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-SCREENSHOTS = os.path.join(ROOT, "docs", "screenshots")
+# Written under build/ so that a test run leaves the work tree clean; the
+# pictures in docs/screenshots/ are copies of these, refreshed by hand.
+SCREENSHOTS = os.path.join(ROOT, "build", "screenshots")
 
 
 @pytest.mark.skipif(not os.path.exists(CHROMIUM),
