@@ -145,11 +145,17 @@ def _open(store, login, session, rehashed, username, now):
             tx.commit()
             return evicted
         except (StaleWrite, Contended):  # a race lost, or still being run
-            fresh = store.get_login(login.username)
-            if fresh is None or fresh.password_hash != login.password_hash or fresh.deleting:
-                raise InvalidCredentials() from None
-            login = fresh
+            login = _still_valid(store, login, InvalidCredentials)
     raise ServiceUnavailable()
+
+
+def _still_valid(store, login, error):
+    """The login read again after a lost race: the same password, no deletion
+    begun, or ``error`` (the password checked is no longer the one stored)."""
+    fresh = store.get_login(login.username)
+    if fresh is None or fresh.password_hash != login.password_hash or fresh.deleting:
+        raise error() from None
+    return fresh
 
 
 def _release(store, username, login):
@@ -262,10 +268,7 @@ def change_password(identity, current, new):
             audit.event("password_changed", user_id=identity.user_id, revoked=revoked)
             return revoked
         except (StaleWrite, Contended):  # a race lost, or still being run
-            fresh = store.get_login(identity.username)
-            if fresh is None or fresh.password_hash != login.password_hash or fresh.deleting:
-                raise WrongPassword() from None
-            login = fresh
+            login = _still_valid(store, login, WrongPassword)
     raise ServiceUnavailable()
 
 
