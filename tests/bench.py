@@ -305,7 +305,7 @@ def request_figures_light():
 TARGETS = [
     ("authorizer overhead", lambda f: f["authorizer"]["ratio_to_floor"], 1.15, "x floor"),
     ("GET /users/me overhead", lambda f: f["users_me"]["ratio_to_floor"], 1.15, "x floor"),
-    ("import app over import boto3", lambda f: f["import_app_over_boto3"]["median_ms"], 60, "ms"),
+    ("import app over import boto3", lambda f: f["import_app_over_boto3"]["median_ms"], 30, "ms"),
     ("deployment zip", lambda f: f["deployment_zip_bytes"] / 1e6, 1.0, "MB"),
     ("peak RSS", lambda f: f["peak_rss_mb"], 128, "MB"),
 ]
