@@ -5,6 +5,7 @@ import os
 from dataclasses import dataclass
 
 import pytest
+from hypothesis import HealthCheck, settings
 from chalice.test import Client
 from moto import mock_aws
 
@@ -14,6 +15,9 @@ from deploy import tables
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SECRET = "test-secret-" + "0123456789abcdef" * 4
 PASSWORD = "correct horse battery"
+# Property tests: enough examples to find an edge, bounded for the suite's time.
+PROPERTY = settings(max_examples=150, deadline=None,
+                    suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 
 @pytest.fixture(autouse=True)

@@ -8,9 +8,11 @@ import time
 
 import jwt
 import pytest
+from hypothesis import example, given
+from hypothesis import strategies as st
 
 from chalicelib import authorizer, jwtcodec
-from conftest import SECRET
+from conftest import PROPERTY, SECRET
 from faults import client_error, inject, timeout
 
 ME = "/api/v1/users/me"
@@ -310,3 +312,42 @@ def test_a_failed_last_used_write_still_lets_a_live_token_through(api, dynamodb,
     seen = inject(dynamodb, "UpdateItem", FAULTS[fault])
     assert me(api, token) == 200
     assert len(seen) == 1
+
+
+# Properties, over generated input.
+
+@PROPERTY
+@given(st.text(min_size=1, max_size=60), st.text(min_size=1, max_size=60),
+       st.integers(min_value=0, max_value=2**31))
+def test_a_token_decodes_to_what_was_encoded(environment, sub, jti, issued):
+    token = jwtcodec.encode(sub, jti, issued, issued + 60)
+    claims = jwtcodec.decode(token, issued + 1)
+    assert (claims["sub"], claims["jti"]) == (sub, jti)
+
+
+@PROPERTY
+@given(st.integers(min_value=0), st.integers(min_value=0, max_value=255))
+def test_any_changed_byte_breaks_a_token(environment, position, value):
+    token = jwtcodec.encode("user", "token", 1000, 2000).encode()
+    index = position % len(token)
+    if token[index] == value:
+        return
+    changed = token[:index] + bytes([value]) + token[index + 1:]
+    with pytest.raises(jwtcodec.InvalidToken):
+        jwtcodec.decode(changed.decode("latin-1"), 1500)
+
+
+@PROPERTY
+@given(st.text(max_size=300))
+def test_garbage_never_decodes(environment, text):
+    with pytest.raises(jwtcodec.InvalidToken):
+        jwtcodec.decode(text, 1500)
+
+
+@PROPERTY
+@given(st.text(max_size=100))
+@example("Bearer x y")
+@example("Bearer  x")
+def test_the_header_parser_returns_one_word_or_nothing(environment, header):
+    token = authorizer.bearer_token(header)
+    assert token is None or (token and token.split() == [token])

@@ -2,9 +2,12 @@
 import time
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from marshmallow import ValidationError
 
-from chalicelib import passwords
-from conftest import PASSWORD
+from chalicelib import passwords, schemas
+from conftest import PASSWORD, PROPERTY
 
 LOGIN_FIELDS = {"token", "token_type", "token_id", "expires_at", "expires_in"}
 
@@ -206,3 +209,15 @@ def test_after_that_login_a_wrong_password_costs_what_an_unknown_name_costs(
 def test_a_failed_login_leaves_a_hash_of_another_cost_as_it_is(api, hashed_at_another_cost):
     assert api.login("alice", "a wrong password").status == 401
     assert stored_cost() == "05"
+
+
+# Properties, over generated input.
+
+@PROPERTY
+@given(st.dictionaries(st.text(max_size=10), st.none() | st.integers() | st.text(max_size=10),
+                       max_size=5))
+def test_login_input_never_raises_anything_but_a_validation_error(environment, data):
+    try:
+        schemas.LoginIn().load(data)
+    except ValidationError:
+        pass

@@ -1,5 +1,5 @@
 """The OpenAPI document: complete, true to the app, and good enough to
-generate a typed client from (tests/test_e2e.py generates one)."""
+generate a typed client from (tests/e2e/test_make_run.py generates one)."""
 import subprocess
 import sys
 

@@ -1,7 +1,13 @@
 """POST /api/v1/signup"""
-import pytest
+import re
 
-from conftest import PASSWORD
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from marshmallow import ValidationError
+
+from chalicelib import schemas
+from conftest import PASSWORD, PROPERTY
 
 USER_FIELDS = {"id", "username", "email", "roles", "created_at"}
 
@@ -160,3 +166,28 @@ def test_an_idna_domain_and_its_ascii_form_are_one_address(api):
     assert api.signup("first", email="a@\u00e9xample.com").status == 201
     reply = api.signup("second", email="a@xn--xample-9ua.com")
     assert reply.status == 409 and reply.json["error"] == "email_taken"
+
+
+# Properties, over generated input.
+
+@PROPERTY
+@given(st.text(max_size=40))
+def test_a_username_is_accepted_exactly_when_it_follows_the_rule(environment, name):
+    data = {"username": name, "email": "a@example.com", "password": "a fine password"}
+    try:
+        schemas.SignupIn().load(data)
+        accepted = True
+    except ValidationError as exc:
+        accepted = "username" not in exc.messages
+    assert accepted == bool(re.fullmatch(r"[A-Za-z0-9_.\-]{3,32}", name))
+
+
+@PROPERTY
+@given(st.text(min_size=8, max_size=1024).filter(lambda p: not p.isascii() or len(p) > 20))
+def test_any_unicode_password_of_8_to_1024_characters_is_accepted(environment, password):
+    try:
+        password.encode("utf-8")
+    except UnicodeEncodeError:
+        return
+    data = {"username": "alice", "email": "a@example.com", "password": password}
+    assert schemas.SignupIn().load(data)["password"] == password

@@ -2,6 +2,11 @@
 import time
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from chalicelib import cursor
+from conftest import PROPERTY
 
 TOKENS = "/api/v1/tokens"
 TOKEN_FIELDS = {"id", "description", "ip", "created_at", "expires_at", "last_used_at", "current"}
@@ -204,3 +209,20 @@ def test_a_bad_keep_current_says_what_it_must_be(api):
     token = api.user()
     reply = api.call("DELETE", f"{TOKENS}?keep_current=yes", token=token)
     assert reply.json["fields"] == {"keep_current": ["Must be true or false."]}
+
+
+# Properties, over generated input.
+
+@PROPERTY
+@given(st.from_regex(r"[0-9a-f]{24}", fullmatch=True), st.text(max_size=20))
+def test_a_cursor_reads_back_only_in_its_own_listing(environment, token_id, other):
+    issued = cursor.issue("self:alice", token_id)
+    assert cursor.read("self:alice", issued) == token_id
+    if other != "self:alice":
+        assert cursor.read(other, issued) is None
+
+
+@PROPERTY
+@given(st.text(max_size=80))
+def test_made_up_cursors_are_refused(environment, text):
+    assert cursor.read("self:alice", text) is None

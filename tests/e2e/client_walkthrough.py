@@ -3,7 +3,7 @@ document, as a new user would write it.
 
     python client_walkthrough.py BASE_URL USERNAME
 
-tests/test_e2e.py generates ``login_service_client`` beside this file with
+tests/e2e/test_make_run.py generates ``login_service_client`` beside this file with
 openapi-python-client, checks both with ``mypy --strict``, then runs this.
 Every answer is narrowed with isinstance, never cast: the document types
 each one as its schema or the one Error.

@@ -72,7 +72,7 @@ def test_a_client_generated_from_the_served_document_type_checks_and_walks_throu
         stack, tmp_path):
     """A new user's path: generate a client with openapi-python-client from
     the served document, type-check a program using it with mypy --strict,
-    run it. tests/client_walkthrough.py is the README walkthrough in it."""
+    run it. tests/e2e/client_walkthrough.py is the README walkthrough in it."""
     doc = tmp_path / "openapi.json"
     doc.write_bytes(requests.get(stack.base + "/api/v1/openapi.json", timeout=10).content)
     # No post hooks: they would reformat the generated code with ruff,
@@ -85,7 +85,7 @@ def test_a_client_generated_from_the_served_document_type_checks_and_walks_throu
          "--fail-on-warning"], capture_output=True, text=True, timeout=120)
     assert generated.returncode == 0, generated.stdout + generated.stderr
     program = tmp_path / "client_walkthrough.py"
-    shutil.copy(os.path.join(ROOT, "tests", "client_walkthrough.py"), program)
+    shutil.copy(os.path.join(ROOT, "tests", "e2e", "client_walkthrough.py"), program)
     assert "cast(" not in program.read_text() and "type: ignore" not in program.read_text()
 
     typed = subprocess.run(
