@@ -4,7 +4,6 @@ Views parse and shape; these functions decide. They raise the errors of
 errors.py and never see an HTTP request.
 """
 import logging
-import uuid
 from dataclasses import dataclass
 
 from chalicelib import audit, backoff, clock, config, cursor, dynamo, jwtcodec, passwords
@@ -12,7 +11,7 @@ from chalicelib.errors import (Forbidden, InvalidCredentials, ServiceUnavailable
                                TooManyAttempts, UserNotFound, WrongPassword)
 from chalicelib.rules import ADMIN
 from chalicelib.token_store import TOKEN_ID, Session, TokenStore, new_token_id
-from chalicelib.user_store import AttemptsChanged, User, UserStore
+from chalicelib.user_store import AttemptsChanged, User, UserStore, new_user_id
 
 # Each lost race means another attempt was counted, and the THRESHOLD-th
 # sets the lock: more tries are needed only while successes keep resetting
@@ -46,7 +45,7 @@ def tokens():
 
 
 def signup(username, email, password, roles=()):
-    user = User(id=str(uuid.uuid4()), username=username, email=email,
+    user = User(id=new_user_id(), username=username, email=email,
                 created_at=clock.iso(clock.now()), roles=list(roles))
     users().create(user, passwords.hash_password(password))
     return user
