@@ -1,0 +1,167 @@
+"""The authorizer at its edges: the second a token dies, the clock-skew
+limit, nbf, the last_used_at window, malformed ids, and its error log."""
+import json
+import logging
+
+import jwt
+import pytest
+
+from conftest import SECRET
+
+ME = "/api/v1/users/me"
+SKEW = 5  # seconds a token's iat or nbf may be ahead of our clock
+WINDOW = 300  # the contract's resolution of last_used_at: 5 minutes
+
+
+def claims_of(token):
+    return jwt.decode(token, options={"verify_signature": False})
+
+
+def resigned(token, **changes):
+    """``token`` with its claims changed and signed again with our own key:
+    a token only the service (or a bug of its own) could have made."""
+    kid = jwt.get_unverified_header(token)["kid"]
+    return jwt.encode({**claims_of(token), **changes}, SECRET, algorithm="HS256",
+                      headers={"kid": kid})
+
+
+def status(api, token):
+    return api.call("GET", ME, token=token).status
+
+
+@pytest.fixture
+def at(monkeypatch):
+    """Sets the service's clock."""
+    return lambda moment: monkeypatch.setattr("chalicelib.clock.now", lambda: moment)
+
+
+@pytest.fixture
+def updates(dynamodb):
+    """The UpdateItem calls made from now on (the only write of a request
+    that merely uses its token is the last_used_at touch)."""
+    calls = []
+    dynamodb.meta.events.register("before-call.dynamodb.UpdateItem", lambda **kw: calls.append(1))
+    return calls
+
+
+# The second a token dies
+
+def test_a_token_is_denied_from_the_second_its_exp_is_reached(api, at):
+    token = api.user()
+    exp = claims_of(token)["exp"]
+    at(exp - 1)
+    assert status(api, token) == 200
+    at(exp)
+    assert status(api, token) == 403
+
+
+def test_a_token_is_denied_from_the_second_its_record_expires_whatever_its_exp(
+        api, at, dynamodb, table_names):
+    token = api.user()
+    claims = claims_of(token)
+    end = claims["iat"] + 600
+    dynamodb.update_item(
+        TableName=table_names["tokens"],
+        Key={"user_id": {"S": claims["sub"]}, "token_id": {"S": claims["jti"]}},
+        UpdateExpression="SET expires_at = :end", ExpressionAttributeValues={":end": {"N": str(end)}})
+    at(end - 1)
+    assert status(api, token) == 200
+    at(end)
+    assert status(api, token) == 403
+
+
+def test_a_token_is_denied_from_the_second_its_exp_is_reached_while_its_record_lives(api, at):
+    token = api.user()
+    end = claims_of(token)["iat"] + 600
+    short = resigned(token, exp=end)
+    at(end - 1)
+    assert status(api, short) == 200
+    at(end)
+    assert status(api, short) == 403
+
+
+# Clocks of two hosts: iat and nbf may be up to SKEW seconds ahead
+
+def test_a_token_issued_up_to_the_skew_limit_ahead_of_our_clock_is_accepted(api, at):
+    token = api.user()
+    at(claims_of(token)["iat"] - SKEW)
+    assert status(api, token) == 200
+
+
+def test_a_token_issued_further_ahead_than_the_skew_limit_is_denied(api, at):
+    token = api.user()
+    at(claims_of(token)["iat"] - SKEW - 1)
+    assert status(api, token) == 403
+
+
+def test_a_token_whose_nbf_has_passed_is_accepted(api):
+    token = api.user()
+    assert status(api, resigned(token, nbf=claims_of(token)["iat"] - 60)) == 200
+
+
+def test_a_token_whose_nbf_is_at_the_skew_limit_is_accepted(api, at):
+    token = api.user()
+    iat = claims_of(token)["iat"]
+    at(iat)
+    assert status(api, resigned(token, nbf=iat + SKEW)) == 200
+
+
+def test_a_token_whose_nbf_is_one_second_past_the_skew_limit_is_denied(api, at):
+    token = api.user()
+    iat = claims_of(token)["iat"]
+    at(iat)
+    assert status(api, resigned(token, nbf=iat + SKEW + 1)) == 403
+
+
+# last_used_at: written at most once per window
+
+def test_a_use_exactly_one_window_after_the_recorded_one_writes_nothing(api, at, updates):
+    token = api.user()
+    start = claims_of(token)["iat"] + 10
+    at(start)
+    assert status(api, token) == 200
+    assert len(updates) == 1
+    at(start + WINDOW)
+    assert status(api, token) == 200
+    assert len(updates) == 1
+
+
+def test_a_use_one_second_past_the_window_records_it(api, at, updates, dynamodb, table_names):
+    token = api.user()
+    claims = claims_of(token)
+    start = claims["iat"] + 10
+    at(start)
+    status(api, token)
+    at(start + WINDOW + 1)
+    assert status(api, token) == 200
+    assert len(updates) == 2
+    item = dynamodb.get_item(TableName=table_names["tokens"], Key={
+        "user_id": {"S": claims["sub"]}, "token_id": {"S": claims["jti"]}})["Item"]
+    assert item["last_used_at"] == {"N": str(start + WINDOW + 1)}
+
+
+# Malformed ids, failures
+
+@pytest.mark.parametrize("claim,value", [("sub", ""), ("sub", "\ud800"), ("jti", "0" * 1100)])
+def test_a_signed_token_with_an_id_we_never_issue_is_denied_without_a_lookup(
+        api, dynamodb, claim, value):
+    """DynamoDB would reject such a key; it never gets the chance."""
+    token = api.user()
+    calls = []
+    dynamodb.meta.events.register("before-call.dynamodb", lambda **kw: calls.append(1))
+    assert status(api, resigned(token, **{claim: value})) == 403
+    assert calls == []
+
+
+def test_an_unexpected_failure_is_logged_as_an_error_naming_only_its_type(api, dynamodb, caplog):
+    token = api.user()
+
+    def fail(**kwargs):
+        raise RuntimeError(f"boom {token}")
+
+    dynamodb.meta.events.register("before-call.dynamodb.GetItem", fail)
+    caplog.set_level(logging.INFO, logger="login-service")
+    assert status(api, token) == 403
+    errors = [json.loads(r.getMessage()) for r in caplog.records if r.levelno >= logging.ERROR]
+    assert errors == [{"event": "authorizer_error", "type": "RuntimeError"}]
+    assert token not in caplog.text
