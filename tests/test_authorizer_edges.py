@@ -140,6 +140,28 @@ def test_a_use_one_second_past_the_window_records_it(api, at, updates, dynamodb,
     assert item["last_used_at"] == {"N": str(start + WINDOW + 1)}
 
 
+def test_a_use_racing_one_that_has_just_recorded_itself_writes_nothing(
+        api, at, dynamodb, table_names):
+    """Two requests may both read a stale last_used_at: only the first write lands."""
+    token = api.user()
+    claims = claims_of(token)
+    key = {"user_id": {"S": claims["sub"]}, "token_id": {"S": claims["jti"]}}
+    start = claims["iat"] + 10
+    at(start)
+
+    def the_other_request_records_its_use(**kwargs):
+        dynamodb.meta.events.unregister("after-call.dynamodb.GetItem",
+                                        the_other_request_records_its_use)
+        dynamodb.update_item(TableName=table_names["tokens"], Key=key,
+                             UpdateExpression="SET last_used_at = :t",
+                             ExpressionAttributeValues={":t": {"N": str(start - 1)}})
+
+    dynamodb.meta.events.register("after-call.dynamodb.GetItem", the_other_request_records_its_use)
+    assert status(api, token) == 200
+    item = dynamodb.get_item(TableName=table_names["tokens"], Key=key)["Item"]
+    assert item["last_used_at"] == {"N": str(start - 1)}
+
+
 # Malformed ids, failures
 
 @pytest.mark.parametrize("claim,value", [("sub", ""), ("sub", "\ud800"), ("jti", "0" * 1100)])
