@@ -1,11 +1,13 @@
-"""The authorizer at its edges: the second a token dies, the clock-skew
-limit, nbf, the last_used_at window, malformed ids, and its error log."""
+"""The authorizer at its edges: the header's shape, the second a token dies,
+the clock-skew limit, nbf, the last_used_at window, malformed ids, and its
+error log."""
 import json
 import logging
 
 import jwt
 import pytest
 
+from chalicelib import authorizer
 from conftest import SECRET
 
 ME = "/api/v1/users/me"
@@ -42,6 +44,31 @@ def updates(dynamodb):
     calls = []
     dynamodb.meta.events.register("before-call.dynamodb.UpdateItem", lambda **kw: calls.append(1))
     return calls
+
+
+def errors_logged(caplog):
+    return [json.loads(r.getMessage()) for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+# The header: ``Bearer <token>`` or a bare ``<token>``, nothing else
+
+@pytest.mark.parametrize("scheme", ["Basic", "Token", "JWT"])
+def test_a_valid_token_under_another_scheme_is_denied(api, scheme):
+    token = api.user()
+    assert api.call("GET", ME, headers={"Authorization": f"{scheme} {token}"}).status == 403
+
+
+@pytest.mark.parametrize("header", ["{token} extra", "Bearer {token} extra"])
+def test_a_valid_token_followed_by_another_word_is_denied(api, header):
+    token = api.user()
+    assert api.call("GET", ME, headers={"Authorization": header.format(token=token)}).status == 403
+
+
+@pytest.mark.parametrize("header", [None, "", " ", "Bearer", "Bearer ", "bearer x y", "é" * 10,
+                                    "Bearer " + "a" * 5000])
+def test_a_malformed_header_is_a_plain_deny_not_an_error(dynamodb, caplog, header):
+    assert authorizer.decide(header) is None
+    assert errors_logged(caplog) == []
 
 
 # The second a token dies
@@ -184,6 +211,5 @@ def test_an_unexpected_failure_is_logged_as_an_error_naming_only_its_type(api, d
     dynamodb.meta.events.register("before-call.dynamodb.GetItem", fail)
     caplog.set_level(logging.INFO, logger="login-service")
     assert status(api, token) == 403
-    errors = [json.loads(r.getMessage()) for r in caplog.records if r.levelno >= logging.ERROR]
-    assert errors == [{"event": "authorizer_error", "type": "RuntimeError"}]
+    assert errors_logged(caplog) == [{"event": "authorizer_error", "type": "RuntimeError"}]
     assert token not in caplog.text
