@@ -57,12 +57,11 @@ def _time_claim(claims, name):
     return value
 
 
-def _id_claim(claims, name, shape):
-    """An id in the one shape we issue: it becomes a DynamoDB key."""
+def _check_id(claims, name, shape):
+    """Only an id in the one shape we issue may become a DynamoDB key."""
     value = claims.get(name)
     if not isinstance(value, str) or not shape.fullmatch(value):
         raise InvalidToken()
-    return value
 
 
 def decode(token, now):
@@ -85,8 +84,8 @@ def decode(token, now):
         )
     except jwt.PyJWTError:
         raise InvalidToken() from None
-    _id_claim(claims, "sub", USER_ID)
-    _id_claim(claims, "jti", TOKEN_ID)
+    _check_id(claims, "sub", USER_ID)
+    _check_id(claims, "jti", TOKEN_ID)
     if _time_claim(claims, "exp") <= now or _time_claim(claims, "iat") > now + CLOCK_SKEW:
         raise InvalidToken()
     if "nbf" in claims and _time_claim(claims, "nbf") > now + CLOCK_SKEW:

@@ -71,6 +71,12 @@ def test_a_token_signed_with_the_previous_secret_is_still_accepted(monkeypatch):
     assert jwtcodec.decode(old, NOW)["jti"] == JTI
 
 
+def test_the_kid_of_a_secret_is_the_same_in_every_version():
+    """Tokens issued before a deploy name this kid; if the derivation
+    changed, the new version would refuse them all and log everyone out."""
+    assert our_kid() == "CcwuA0W_Z4Sa"
+
+
 def test_a_new_secret_gets_a_new_kid(monkeypatch):
     before = our_kid()
     monkeypatch.setenv("JWT_SECRET", "the-next-secret-" + "fedcba9876543210" * 4)
