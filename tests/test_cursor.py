@@ -30,6 +30,11 @@ def test_a_cursor_is_refused_in_any_other_listing(other):
     assert cursor.read(other, cursor.issue(SCOPE, TOKEN_ID)) is None
 
 
+def test_a_cursor_issued_by_an_earlier_version_still_reads():
+    """A known answer: a client paging through a deploy keeps its place."""
+    assert cursor.read(SCOPE, "AYmjxNXm96Gyw9TlLsaRDtzMZQi9hzak") == TOKEN_ID
+
+
 def test_a_cursor_is_url_safe_text_without_padding():
     assert re.fullmatch(r"[A-Za-z0-9_-]+", cursor.issue(SCOPE, TOKEN_ID))
 
