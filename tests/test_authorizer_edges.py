@@ -64,6 +64,14 @@ def test_a_valid_token_followed_by_another_word_is_denied(api, header):
     assert api.call("GET", ME, headers={"Authorization": header.format(token=token)}).status == 403
 
 
+@pytest.mark.parametrize("space", ["\u00a0", "\u2003", "\u3000"])
+def test_a_valid_token_beside_a_non_ascii_space_is_denied(api, space):
+    """Python's split() takes these for spaces; the header must be ASCII."""
+    token = api.user()
+    assert authorizer.decide(f"Bearer {token}{space}") is None
+    assert authorizer.decide(f"Bearer{space}{token}") is None
+
+
 @pytest.mark.parametrize("header", [None, "", " ", "Bearer", "Bearer ", "bearer x y", "é" * 10,
                                     "Bearer " + "a" * 5000])
 def test_a_malformed_header_is_a_plain_deny_not_an_error(dynamodb, caplog, header):
