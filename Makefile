@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test clean package bench common-passwords
+.PHONY: run test clean package bench common-passwords mutate
 
 $(STAMP): requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -19,7 +19,18 @@ test: $(STAMP)
 	$(PY) -m pytest
 
 clean:
-	rm -rf $(VENV) build .pytest_cache .coverage
+	rm -rf $(VENV) build .pytest_cache .coverage mutants
+
+# Mutation testing of the modules that decide who gets in ([mutmut] in
+# setup.cfg): each surviving mutant is printed with its diff, and each must
+# be one that docs/security.md lists as equivalent. Slow (tens of minutes),
+# so not part of `make test`; every run starts from a fresh mutants/.
+MUTATE_CHILDREN ?= 2
+mutate: $(STAMP)
+	rm -rf mutants
+	$(VENV)/bin/mutmut run --max-children $(MUTATE_CHILDREN)
+	@$(VENV)/bin/mutmut export-cicd-stats >/dev/null && cat mutants/mutmut-cicd-stats.json && echo
+	@for m in $$($(VENV)/bin/mutmut results | awk -F: '{print $$1}'); do $(VENV)/bin/mutmut show $$m; done
 
 # The deployment: build/sam.json (chalice's template merged with the tables,
 # log groups and Gateway Responses) and build/deployment.zip. The code that

@@ -4,6 +4,10 @@ HS256 only, pinned on both sides. Every token names its key in ``kid``; the
 kid is derived from the secret itself, so rotating the secret needs no second
 setting, and a token naming any other kid is refused before its signature is
 even checked.
+
+Every claim is checked here, by type and shape, before the authorizer uses
+it as a DynamoDB key: anything malformed is an InvalidToken, never a
+KeyError, a TypeError or a key DynamoDB itself would reject.
 """
 import base64
 import functools
@@ -12,9 +16,10 @@ import hashlib
 import jwt
 
 from chalicelib import signing_keys
+from chalicelib.token_store import TOKEN_ID
+from chalicelib.user_store import USER_ID
 
 ALGORITHM = "HS256"
-REQUIRED_CLAIMS = ["sub", "jti", "iat", "exp"]
 # A JWT of ours is ~300 bytes; anything far larger is not one of ours and is
 # refused before any parsing.
 MAX_TOKEN_LENGTH = 2048
@@ -45,18 +50,26 @@ def encode(user_id, token_id, issued_at, expires_at):
 
 
 def _time_claim(claims, name):
+    """Whole seconds since the epoch, as we write them (JSON true is not 1)."""
     value = claims.get(name)
     if isinstance(value, bool) or not isinstance(value, int):
         raise InvalidToken()
     return value
 
 
+def _check_id(claims, name, shape):
+    """Only an id in the one shape we issue may become a DynamoDB key."""
+    value = claims.get(name)
+    if not isinstance(value, str) or not shape.fullmatch(value):
+        raise InvalidToken()
+
+
 def decode(token, now):
     """The verified claims of ``token`` at time ``now``, or InvalidToken.
 
-    PyJWT checks the signature, the algorithm and that the required claims
-    are present; the time claims are checked here against the service's own
-    clock, the same clock that decides a token record's expiry.
+    PyJWT checks the signature and the algorithm; the claims are checked
+    here, the times against the service's own clock, the same clock that
+    decides a token record's expiry.
     """
     if not token or len(token) > MAX_TOKEN_LENGTH or not token.isascii():
         raise InvalidToken()
@@ -67,13 +80,12 @@ def decode(token, now):
             raise InvalidToken()
         claims = jwt.decode(
             token, key, algorithms=[ALGORITHM],
-            options={"require": REQUIRED_CLAIMS, "verify_exp": False,
-                     "verify_iat": False, "verify_nbf": False},
+            options={"verify_exp": False, "verify_iat": False, "verify_nbf": False},
         )
     except jwt.PyJWTError:
         raise InvalidToken() from None
-    if not (isinstance(claims["sub"], str) and isinstance(claims["jti"], str)):
-        raise InvalidToken()
+    _check_id(claims, "sub", USER_ID)
+    _check_id(claims, "jti", TOKEN_ID)
     if _time_claim(claims, "exp") <= now or _time_claim(claims, "iat") > now + CLOCK_SKEW:
         raise InvalidToken()
     if "nbf" in claims and _time_claim(claims, "nbf") > now + CLOCK_SKEW:

@@ -5,7 +5,6 @@ errors.py, never see an HTTP request, and reach the data only through the
 stores and their unit of work (stores.py), in the domain's terms.
 """
 import logging
-import uuid
 
 from chalicelib import audit, backoff, clock, config, cursor, jwtcodec, passwords
 from chalicelib.errors import (EmailTaken, Forbidden, InvalidCredentials, ServiceUnavailable,
@@ -14,7 +13,7 @@ from chalicelib.errors import (EmailTaken, Forbidden, InvalidCredentials, Servic
 from chalicelib.rules import ADMIN
 from chalicelib.stores import Contended, StaleWrite, Transaction, tokens, users
 from chalicelib.token_store import TOKEN_ID, Session, new_token_id
-from chalicelib.user_store import AttemptsChanged, User
+from chalicelib.user_store import AttemptsChanged, User, new_user_id
 
 # Each lost race means another attempt was counted, and the THRESHOLD-th
 # sets the lock: more tries are needed only while successes keep resetting
@@ -28,7 +27,7 @@ _OPEN_TRIES = _RESERVE_TRIES
 
 def signup(username, email, password, roles=()):
     """A new user; the username and the email must be free (any case)."""
-    user = User(id=str(uuid.uuid4()), username=username, email=email,
+    user = User(id=new_user_id(), username=username, email=email,
                 created_at=clock.iso(clock.now()), roles=list(roles))
     tx = Transaction()
     tx.add(*users().create(user, passwords.hash_password(password)))

@@ -34,11 +34,20 @@ conditions, the caller decides what goes together.
 """
 import hashlib
 import hmac
+import re
+import uuid
 from dataclasses import dataclass, field
 
 from chalicelib import backoff, dynamo, signing_keys
 from chalicelib.dynamo import N, S
 from chalicelib.rules import folded_username
+
+# A user's id: a random UUID in its canonical, lower-case text form.
+USER_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
+def new_user_id():
+    return str(uuid.uuid4())
 
 
 @dataclass

@@ -40,6 +40,12 @@ def test_validation_errors_name_each_field(api):
     assert all(isinstance(v, list) and v for v in reply.json["fields"].values())
 
 
+def test_each_field_lists_its_messages_as_sentences(api):
+    reply = api.call("POST", "/api/v1/signup",
+                     {"username": "a", "email": "a@example.com", "password": "a fine password"})
+    assert reply.json["fields"] == {"username": ["Use 3 to 32 characters: letters, digits, _ . -"]}
+
+
 def test_another_media_type_is_a_4xx(api):
     reply = api.call("POST", "/api/v1/login", headers={"Content-Type": "text/plain"}, raw=b"x")
     assert reply.status == 415

@@ -173,6 +173,12 @@ def test_a_bad_keep_current_is_422(api, value):
     assert api.call("GET", "/api/v1/users/me", token=token).status == 200
 
 
+def test_a_bad_keep_current_names_the_two_values_it_takes(api):
+    token = api.user()
+    reply = api.call("DELETE", f"{TOKENS}?keep_current=yes", token=token)
+    assert reply.json["fields"] == {"keep_current": ["Must be true or false."]}
+
+
 def test_revoke_all_touches_only_the_callers_tokens(api):
     alice = api.user("alice")
     bob = api.user("bob")
