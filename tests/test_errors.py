@@ -76,6 +76,33 @@ def test_an_unexpected_error_is_a_bare_500_without_details(api, monkeypatch, cap
     assert "RuntimeError" in caplog.text
 
 
+def test_an_unexpected_error_is_logged_as_an_error_naming_its_route_and_type(api, monkeypatch,
+                                                                           caplog):
+    import logging
+
+    def explode(*args, **kwargs):
+        raise RuntimeError("secret detail")
+
+    monkeypatch.setattr(service, "signup", explode)
+    caplog.set_level(logging.INFO, logger="login-service")
+    api.signup()
+    errors = [json.loads(r.getMessage()) for r in caplog.records if r.levelno >= logging.ERROR]
+    assert errors == [{"event": "unhandled_error", "route": "signup", "type": "RuntimeError"}]
+
+
+@pytest.mark.parametrize("status,call", [
+    (400, lambda api: api.call("POST", "/api/v1/login", raw=b"[]")),
+    (401, lambda api: api.login(password="not the password")),
+    (422, lambda api: api.call("POST", "/api/v1/signup", {})),
+])
+def test_an_error_is_json_and_says_retry_after_only_when_waiting_helps(api, status, call):
+    api.signup()
+    reply = call(api)
+    assert reply.status == status
+    assert reply.headers["Content-Type"] == "application/json"
+    assert "Retry-After" not in reply.headers
+
+
 def test_every_4xx_the_app_produces_has_the_error_shape(api, admin):
     token = api.user("alice")
     bad = [
