@@ -8,7 +8,8 @@ backwards, and ``created_at`` is read off the id rather than stored twice.
 Other attributes: username (copied at login, for the authorizer's context;
 a username never changes), description, ip, expires_at (epoch seconds, also
 the table's TTL attribute; it slides forward with use, up to the cap in the
-token's own exp) and last_used_at (epoch seconds, absent until first use). No roles: they change after login, and are read where needed.
+token's own exp) and last_used_at (epoch seconds, absent until first
+use). No roles: they change after login, and are read where needed.
 """
 import re
 import secrets
