@@ -6,6 +6,12 @@ with one strongly consistent GetItem, and not expired there either (DynamoDB
 TTL deletes days late). A token that fails any of these is denied, and the
 deny never says why.
 
+Two expiries: the JWT's exp is the cap, login plus
+TOKEN_MAX_LIFETIME_SECONDS, fixed; the record's expires_at slides, a
+TOKEN_LIFETIME_SECONDS after the last recorded use, moved by the same
+conditional write that records the use (at most once per resolution
+window), so the hot path stays at one read.
+
 When the authorizer cannot decide (DynamoDB or SSM unavailable, a missing
 secret or table, a bug of ours) it raises :class:`Undecided`: a deny would tell the
 client its token is dead, and clients throw such tokens away. API Gateway
@@ -50,19 +56,37 @@ def _context(header):
     claims = jwtcodec.decode(token, now)
     store = stores.tokens()
     session = store.get(claims["sub"], claims["jti"])
-    # A record without an expiry is not one of ours (the most this
-    # function's own role could write is such a record): never live.
-    if session is None or (session.expires_at or 0) <= now:
+    # A record without an expiry or a username is not one of ours: the most
+    # this function's own role could write (user_id, token_id, last_used_at,
+    # expires_at) lacks the username, which only a login writes.
+    if session is None or not session.username or (session.expires_at or 0) <= now:
         return None
     window = config.last_used_resolution_seconds()
-    if session.last_used_at is None or session.last_used_at < now - window:
-        try:
-            store.touch(session.user_id, session.token_id, now, now - window)
-        except ServiceUnavailable:
-            pass  # bookkeeping only: the read above already decided
+    if session.last_used_at is None or session.last_used_at < int(now) - window:
+        _record_use(store, session, window, claims["exp"])
     # No roles: they may change after login, so the admin routes read
     # the current ones themselves (see service.admin_target).
     return Identity(session.user_id, session.token_id, session.username).context()
+
+
+def _record_use(store, session, window, cap):
+    """Move last_used_at to now and the expiry to a lifetime from now.
+
+    The expiry slides only here, once per window, with the write the hot
+    path made anyway: it never passes the cap (the JWT's exp, fixed at
+    login) and never moves back (a lowered lifetime leaves it as it is).
+    The clock is read again for the write: its condition (the record not
+    expired "now") must mean the moment of the write, not of the read, or
+    a write delayed past the expiry (retries, a stalled process) would
+    bring a dead token back.
+    """
+    now = int(clock.now())
+    sliding = min(now + config.token_lifetime_seconds(), cap)
+    try:
+        store.touch(session.user_id, session.token_id, now, now - window,
+                    max(session.expires_at, sliding))
+    except ServiceUnavailable:
+        pass  # bookkeeping only: the read above already decided
 
 
 def decide(header):

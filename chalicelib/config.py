@@ -18,8 +18,11 @@ class ConfigurationError(RuntimeError):
 
 # Whole-number settings: (default, smallest, largest).
 WHOLE_NUMBERS = {
-    # The tutorial's 48 hours; from 1 second, which is how people test expiry.
+    # The tutorial's 48 hours without use; from 1 second, which is how
+    # people test expiry.
     "TOKEN_LIFETIME_SECONDS": (172800, 1, 31536000),
+    # However much it is used, a token dies this long after its login.
+    "TOKEN_MAX_LIFETIME_SECONDS": (2592000, 1, 31536000),
     # 4 is bcrypt's floor and only fit for tests; production keeps 12.
     "BCRYPT_ROUNDS": (12, 4, 16),
     "MAX_TOKENS_PER_USER": (100, 1, 1000),
@@ -56,6 +59,7 @@ def check(env=None, secret_required=True):
     env = os.environ if env is None else env
     for name in WHOLE_NUMBERS:
         _setting(name, env)
+    _lifetimes(env)
     if env.get("JWT_SECRET_PARAMETER"):
         return
     if secret_required and not env.get("JWT_SECRET"):
@@ -87,8 +91,28 @@ def tokens_table():
     return os.environ.get("TOKENS_TABLE", f"{SERVICE_NAME}-local-tokens")
 
 
+def _lifetimes(env=None):
+    """(idle lifetime, cap): a cap below the lifetime would make the
+    lifetime a lie, so it is refused rather than silently lowered."""
+    idle = _setting("TOKEN_LIFETIME_SECONDS", env)
+    default, low, high = WHOLE_NUMBERS["TOKEN_MAX_LIFETIME_SECONDS"]
+    # Unset, the cap is at least the lifetime: a lifetime over 30 days set
+    # before there was a cap keeps working, as the fixed lifetime it was.
+    cap = whole_number("TOKEN_MAX_LIFETIME_SECONDS", max(default, idle), low, high, env)
+    if cap < idle:
+        raise ConfigurationError(f"TOKEN_MAX_LIFETIME_SECONDS ({cap}) must be at least "
+                                 f"TOKEN_LIFETIME_SECONDS ({idle})")
+    return idle, cap
+
+
 def token_lifetime_seconds():
-    return _setting("TOKEN_LIFETIME_SECONDS")
+    """How long a token lives without use."""
+    return _lifetimes()[0]
+
+
+def token_max_lifetime_seconds():
+    """How long a token lives after its login, however much it is used."""
+    return _lifetimes()[1]
 
 
 def bcrypt_rounds():
@@ -100,8 +124,22 @@ def max_tokens_per_user():
 
 
 def last_used_resolution_seconds():
-    """How stale ``last_used_at`` may get before the authorizer rewrites it."""
-    return 300
+    """How stale ``last_used_at`` may get before the authorizer rewrites it
+    (and, with it, moves the token's expiry forward).
+
+    At most 5 minutes (the contract's resolution) and a tenth of the
+    lifetime, so that the expiry written with a use is never more than a
+    tenth of the lifetime short of "lifetime after the last use". Whole
+    seconds: the authorizer writes when ``last_used_at`` (whole seconds) is
+    below the current whole second minus this window. A token used
+    continuously is then still alive at its next write only while the
+    window is at most the lifetime minus 2 (one second for the window's
+    own rounding, one for the truncated write time), so below 3 seconds
+    of lifetime the window is 0 (a write at each new second) rather than
+    the 1-second floor; a 1-second lifetime cannot slide at all.
+    """
+    lifetime = token_lifetime_seconds()
+    return max(0, min(300, max(1, lifetime // 10), lifetime - 2))
 
 
 def region():

@@ -124,7 +124,8 @@ class TokenOut(Schema):
     description = Out(allow_none=True)
     ip = Out(allow_none=True)
     created_at = Time()
-    expires_at = Time()
+    expires_at = Time(metadata={"description": "The current expiry: each use moves it "
+                                               "forward, never past the cap."})
     last_used_at = Time(allow_none=True)
     current = Out(fields.Boolean)
 

@@ -105,9 +105,12 @@ def login(username, password, description, ip):
     if passwords.outdated(login.password_hash):
         rehashed = passwords.hash_password(password)
     issued = int(now)
+    # The JWT carries the cap; the record the expiry without further use,
+    # which each use moves forward (see authorizer.py), never past the cap.
+    cap = issued + config.token_max_lifetime_seconds()
     session = Session(
         user_id=login.user_id, token_id=new_token_id(now),
-        expires_at=issued + config.token_lifetime_seconds(),
+        expires_at=min(issued + config.token_lifetime_seconds(), cap),
         username=login.username, description=description, ip=ip,
     )
     try:
@@ -116,7 +119,7 @@ def login(username, password, description, ip):
         _release(store, username, login)
         raise
     audit.event("login", user_id=login.user_id, token_id=session.token_id, evicted=len(evicted))
-    token = jwtcodec.encode(login.user_id, session.token_id, issued, session.expires_at)
+    token = jwtcodec.encode(login.user_id, session.token_id, issued, cap)
     return {"token": token, "token_type": "Bearer", "token_id": session.token_id,
             "expires_at": clock.iso(session.expires_at),
             "expires_in": session.expires_at - issued}

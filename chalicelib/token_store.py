@@ -7,8 +7,9 @@ backwards, and ``created_at`` is read off the id rather than stored twice.
 
 Other attributes: username (copied at login, for the authorizer's context;
 a username never changes), description, ip, expires_at (epoch seconds, also
-the table's TTL attribute) and last_used_at (epoch seconds, absent until
-first use). No roles: they change after login, and are read where needed.
+the table's TTL attribute; it slides forward with use, up to the cap in the
+token's own exp) and last_used_at (epoch seconds, absent until first
+use). No roles: they change after login, and are read where needed.
 """
 import re
 import secrets
@@ -85,19 +86,24 @@ class TokenStore:
         ).get("Item")
         return _session(user_id, item) if item else None
 
-    def touch(self, user_id, token_id, now, stale_before):
-        """Record a use, unless a recent one is recorded already.
+    def touch(self, user_id, token_id, now, stale_before, expires_at):
+        """Record a use at ``now`` and move the expiry to ``expires_at``,
+        unless a use since ``stale_before`` is recorded already.
 
         The condition makes the write happen at most once per window even
-        when many requests race, and never recreates a revoked token.
+        when many requests race; it never recreates a revoked token, never
+        revives one whose expiry has passed meanwhile, and never moves an
+        expiry back (a racing write may have moved it further).
         """
         try:
             dynamo.call(
                 "update_item", TableName=self.table, Key=self.key(user_id, token_id),
-                UpdateExpression="SET last_used_at = :now",
-                ConditionExpression="attribute_exists(token_id) AND "
+                UpdateExpression="SET last_used_at = :now, expires_at = :expires",
+                ConditionExpression="attribute_exists(token_id) AND expires_at > :now AND "
+                                    "expires_at <= :expires AND "
                                     "(attribute_not_exists(last_used_at) OR last_used_at < :stale)",
-                ExpressionAttributeValues={":now": N(int(now)), ":stale": N(int(stale_before))},
+                ExpressionAttributeValues={":now": N(int(now)), ":stale": N(int(stale_before)),
+                                           ":expires": N(int(expires_at))},
             )
         except dynamo.ConditionFailed:
             pass

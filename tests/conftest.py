@@ -24,7 +24,8 @@ PROPERTY = settings(max_examples=150, deadline=None,
 def environment(monkeypatch):
     """Fake credentials, cheap bcrypt, and no way to reach a real endpoint."""
     for name in ("AWS_ENDPOINT_URL_DYNAMODB", "AWS_ENDPOINT_URL", "AWS_PROFILE",
-                 "JWT_PREVIOUS_SECRET", "JWT_SECRET_PARAMETER", "TOKEN_LIFETIME_SECONDS", "MAX_TOKENS_PER_USER"):
+                 "JWT_PREVIOUS_SECRET", "JWT_SECRET_PARAMETER", "TOKEN_LIFETIME_SECONDS",
+                 "TOKEN_MAX_LIFETIME_SECONDS", "MAX_TOKENS_PER_USER"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")

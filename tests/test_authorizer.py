@@ -110,16 +110,18 @@ def test_a_token_whose_record_expired_is_denied(api, dynamodb, table_names):
 
 def test_a_record_with_only_what_the_authorizer_may_write_is_denied(api, dynamodb, table_names,
                                                                    caplog):
-    """The authorizer's own role may write user_id, token_id and last_used_at
-    and nothing else; a record made of those alone never lets a request
-    through, and is a plain deny, not an error."""
+    """The authorizer's own role may write user_id, token_id, last_used_at
+    and expires_at and nothing else; a record made of those alone, however
+    far its expiry, never lets a request through, and is a plain deny, not
+    an error."""
     token = api.user()
     claims = claims_of(token)
     key = {"user_id": {"S": claims["sub"]}, "token_id": {"S": claims["jti"]}}
     dynamodb.delete_item(TableName=table_names["tokens"], Key=key)
     dynamodb.update_item(TableName=table_names["tokens"], Key=key,
-                         UpdateExpression="SET last_used_at = :now",
-                         ExpressionAttributeValues={":now": {"N": str(int(time.time()))}})
+                         UpdateExpression="SET last_used_at = :now, expires_at = :later",
+                         ExpressionAttributeValues={":now": {"N": str(int(time.time()))},
+                                                    ":later": {"N": str(claims["exp"])}})
     assert me(api, token) == 403
     assert "authorizer_error" not in caplog.text
 
@@ -300,7 +302,7 @@ def test_a_bad_token_is_still_denied_during_an_outage(api, dynamodb, monkeypatch
     elif kind == "bad signature":
         token = forge(claims_of(token), key="another-secret-of-at-least-32-bytes!!")
     else:
-        later = time.time() + 172800 + 1
+        later = claims_of(token)["exp"] + 1  # the cap: the JWT alone says it is dead
         monkeypatch.setattr("chalicelib.clock.now", lambda: later)
     assert authorizer.decide(f"Bearer {token}") is None
     assert me(api, token) == 403

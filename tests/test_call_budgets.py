@@ -4,10 +4,13 @@ The floor of a whitelist is one read per authorized request; these tests
 hold every route to its number of calls, counted with botocore events.
 """
 import math
+import threading
+import time
 
+import jwt
 import pytest
 
-from chalicelib import authorizer
+from chalicelib import authorizer, stores
 from conftest import PASSWORD
 
 ME = "/api/v1/users/me"
@@ -64,6 +67,57 @@ def test_the_first_use_of_a_token_also_records_it(api, calls):
     assert seen["authorizer"] == ["GetItem", "UpdateItem"]
 
 
+def test_parallel_uses_move_the_expiry_with_one_write_per_window(api, dynamodb, monkeypatch):
+    """Twenty requests of one token at once, all reading the stale
+    last_used_at before any writes: each makes its one conditional write,
+    and exactly one lands. Twenty more in the same window write nothing.
+
+    DynamoDB applies each conditional write atomically; moto's in-process
+    backend does not (a thread switch can fall between its check and its
+    write), so each DynamoDB call is made one at a time here."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from chalicelib import dynamo
+    from chalicelib.token_store import TokenStore
+
+    token = api.user()
+    start = time.time()
+    monkeypatch.setattr("chalicelib.clock.now", lambda: start + 60)
+    call, one_at_a_time = dynamo.call, threading.Lock()
+
+    def atomic(operation, **kwargs):
+        with one_at_a_time:
+            return call(operation, **kwargs)
+
+    monkeypatch.setattr(dynamo, "call", atomic)
+    read, barrier = TokenStore.get, threading.Barrier(20)
+
+    def all_read_first(self, user_id, token_id):
+        found = read(self, user_id, token_id)
+        barrier.wait(timeout=20)
+        return found
+
+    monkeypatch.setattr(TokenStore, "get", all_read_first)
+    sent, landed = [], []
+    dynamodb.meta.events.register("before-call.dynamodb",
+                                  lambda model, **kw: sent.append(model.name))
+    dynamodb.meta.events.register(
+        "after-call.dynamodb.UpdateItem",
+        lambda http_response, **kw: landed.append(1) if http_response.status_code == 200 else None)
+
+    with ThreadPoolExecutor(20) as pool:
+        assert all(pool.map(lambda _: authorizer.decide(f"Bearer {token}"), range(20)))
+    assert sorted(sent) == ["GetItem"] * 20 + ["UpdateItem"] * 20
+    assert landed == [1]
+    claims = jwt.decode(token, options={"verify_signature": False})
+    moved = read(stores.tokens(), claims["sub"], claims["jti"]).expires_at
+    assert moved == int(start) + 60 + 172800
+    sent.clear()
+    with ThreadPoolExecutor(20) as pool:
+        assert all(pool.map(lambda _: authorizer.decide(f"Bearer {token}"), range(20)))
+    assert sent == ["GetItem"] * 20
+
+
 @pytest.mark.parametrize("kind", ["bad signature", "expired", "garbage"])
 def test_a_bad_token_costs_no_call(api, calls, kind, monkeypatch):
     import time
@@ -72,7 +126,7 @@ def test_a_bad_token_costs_no_call(api, calls, kind, monkeypatch):
     if kind == "bad signature":
         token = token[:-4] + ("AAAA" if not token.endswith("AAAA") else "BBBB")
     elif kind == "expired":
-        later = time.time() + 172800 + 10
+        later = time.time() + 2592000 + 10  # past the cap, the JWT's exp
         monkeypatch.setattr("chalicelib.clock.now", lambda: later)
     else:
         token = "not-a-jwt"

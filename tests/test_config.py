@@ -16,6 +16,9 @@ LAMBDA = {"AWS_LAMBDA_FUNCTION_NAME": "login-service-dev-api"}
     ("TOKEN_LIFETIME_SECONDS", "-5"), ("TOKEN_LIFETIME_SECONDS", " 60"),
     ("TOKEN_LIFETIME_SECONDS", "1_000"), ("TOKEN_LIFETIME_SECONDS", "9" * 5000),
     ("BCRYPT_ROUNDS", "3"), ("BCRYPT_ROUNDS", "17"), ("MAX_TOKENS_PER_USER", "0"),
+    ("TOKEN_MAX_LIFETIME_SECONDS", "abc"), ("TOKEN_MAX_LIFETIME_SECONDS", "0"),
+    ("TOKEN_MAX_LIFETIME_SECONDS", "-5"), ("TOKEN_MAX_LIFETIME_SECONDS", "30 days"),
+    ("TOKEN_MAX_LIFETIME_SECONDS", "31536001"),
 ])
 def test_a_bad_whole_number_is_refused_by_name(monkeypatch, name, value):
     monkeypatch.setenv(name, value)
@@ -28,6 +31,44 @@ def test_any_whole_number_of_seconds_from_1_is_a_lifetime(monkeypatch, value):
     monkeypatch.setenv("TOKEN_LIFETIME_SECONDS", value)
     config.check()
     assert config.token_lifetime_seconds() == int(value)
+
+
+def test_a_cap_below_the_lifetime_is_refused_by_name(monkeypatch):
+    monkeypatch.setenv("TOKEN_LIFETIME_SECONDS", "3600")
+    monkeypatch.setenv("TOKEN_MAX_LIFETIME_SECONDS", "3599")
+    with pytest.raises(config.ConfigurationError, match="TOKEN_MAX_LIFETIME_SECONDS"):
+        config.check()
+
+
+def test_the_cap_defaults_to_30_days(monkeypatch):
+    config.check()
+    assert config.token_max_lifetime_seconds() == 2592000
+
+
+def test_a_cap_equal_to_the_lifetime_is_accepted(monkeypatch):
+    monkeypatch.setenv("TOKEN_LIFETIME_SECONDS", "3600")
+    monkeypatch.setenv("TOKEN_MAX_LIFETIME_SECONDS", "3600")
+    config.check()
+    assert config.token_max_lifetime_seconds() == config.token_lifetime_seconds() == 3600
+
+
+def test_an_unset_cap_is_never_below_a_lifetime_set_beyond_30_days(monkeypatch):
+    """A lifetime over 30 days set before the cap existed keeps working, as
+    the fixed lifetime it was."""
+    monkeypatch.setenv("TOKEN_LIFETIME_SECONDS", "5184000")
+    config.check()
+    assert config.token_max_lifetime_seconds() == 5184000
+
+
+@pytest.mark.parametrize("lifetime,window", [
+    (172800, 300), (3000, 300), (2999, 299), (600, 60), (20, 2), (19, 1), (10, 1), (9, 1),
+    (3, 1), (2, 0), (1, 0)])
+def test_the_last_used_window_is_at_most_5_minutes_and_a_tenth_of_the_lifetime(
+        monkeypatch, lifetime, window):
+    """At least 1 s, except where a 1 s window would let a token in constant
+    use die (lifetimes under 3 s; see config.last_used_resolution_seconds)."""
+    monkeypatch.setenv("TOKEN_LIFETIME_SECONDS", str(lifetime))
+    assert config.last_used_resolution_seconds() == window
 
 
 @pytest.mark.parametrize("name", ["JWT_SECRET", "JWT_PREVIOUS_SECRET"])

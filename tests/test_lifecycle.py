@@ -317,5 +317,5 @@ def test_touching_never_recreates_a_revoked_token(api, dynamodb, table_names):
     session = api.call("GET", "/api/v1/tokens", token=token).json["tokens"][0]
     api.call("POST", "/api/v1/logout", token=token)
     user_id = api.login().json and stores.users().get_login("alice").user_id
-    stores.tokens().touch(user_id, session["id"], time.time(), time.time())
+    stores.tokens().touch(user_id, session["id"], time.time(), time.time(), time.time() + 3600)
     assert stores.tokens().get(user_id, session["id"]) is None

@@ -306,6 +306,15 @@ def test_serve_refuses_a_bad_setting_in_one_line_before_starting_anything(monkey
     assert err.count("\n") == 1 and "TOKEN_LIFETIME_SECONDS" in err and "Traceback" not in err
 
 
+def test_serve_refuses_a_cap_below_the_lifetime_in_one_line(monkeypatch, capsys):
+    monkeypatch.setenv("TOKEN_LIFETIME_SECONDS", "3600")
+    monkeypatch.setenv("TOKEN_MAX_LIFETIME_SECONDS", "60")
+    monkeypatch.setattr(manage.subprocess, "Popen", lambda *a, **k: pytest.fail("started"))
+    assert manage.main(["serve"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "TOKEN_MAX_LIFETIME_SECONDS" in err and "Traceback" not in err
+
+
 def test_serve_checks_the_stage_variables_as_chalice_local_will_see_them(tmp_path, monkeypatch):
     (tmp_path / ".chalice").mkdir()
     (tmp_path / ".chalice" / "config.json").write_text(

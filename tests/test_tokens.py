@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from chalicelib import cursor
+from chalicelib import clock, cursor
 from conftest import PROPERTY
 
 TOKENS = "/api/v1/tokens"
@@ -47,6 +47,19 @@ def test_listing_skips_expired_tokens(api, monkeypatch):
     listed = sessions(api, fresh)["tokens"]
     assert [t["current"] for t in listed] == [True]
     assert old
+
+
+def test_listing_shows_the_expiry_moved_by_use(api, monkeypatch):
+    monkeypatch.setenv("TOKEN_LIFETIME_SECONDS", "600")
+    start = 1_800_000_000
+    monkeypatch.setattr("chalicelib.clock.now", lambda: start)
+    token = api.user()
+    used = api.token()
+    monkeypatch.setattr("chalicelib.clock.now", lambda: start + 100)
+    listed = {t["current"]: t for t in sessions(api, token)["tokens"]}  # this request is a use
+    assert listed[True]["expires_at"] == clock.iso(start + 100 + 600)
+    assert listed[False]["expires_at"] == clock.iso(start + 600)  # unused since login
+    assert used
 
 
 def test_pages_follow_each_other_without_gaps_or_repeats(api):

@@ -32,7 +32,7 @@ class Stack:
                     "BCRYPT_ROUNDS": "4", "JWT_SECRET": "e2e-" + "0123456789abcdef" * 3}
         for name in ("AWS_ENDPOINT_URL_DYNAMODB", "USERS_TABLE", "TOKENS_TABLE",
                      "ADMIN_USERNAME", "ADMIN_EMAIL", "ADMIN_PASSWORD", "TOKEN_LIFETIME_SECONDS",
-                     "MAX_TOKENS_PER_USER"):
+                     "TOKEN_MAX_LIFETIME_SECONDS", "MAX_TOKENS_PER_USER"):
             self.env.pop(name, None)
         self.env.update(env)
         self.process = None

@@ -41,6 +41,15 @@ def tuned(tmp_path_factory):
     running.stop()
 
 
+@pytest.fixture(scope="module")
+def brief(tmp_path_factory):
+    """A third stack, whose tokens live 3 s without use and 8 s at most."""
+    running = Stack(tmp_path_factory.mktemp("brief") / "run.log", TOKEN_LIFETIME_SECONDS="3",
+                    TOKEN_MAX_LIFETIME_SECONDS="8").start()
+    yield running
+    running.stop()
+
+
 def post(stack, path, body, token=None):
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     return requests.post(stack.base + path, json=body, headers=headers, timeout=10)
@@ -390,6 +399,43 @@ def burst(stack, count, send):
     for session in sessions:
         session.close()
     return results
+
+
+def test_a_token_in_parallel_use_outlives_its_lifetime_until_its_cap(brief):
+    """Four clients use one token at once, over twice its 3-second lifetime:
+    every request passes, each use moving its expiry; a token left unused
+    since the same login is denied; at the 8-second cap the used one is too."""
+    login = {"username": "steady", "password": "steady password"}
+    body = {**login, "email": "steady@example.com"}
+    assert post(brief, "/api/v1/signup", body).status_code == 201
+    used, idle = (post(brief, "/api/v1/login", login).json() for _ in range(2))
+    logged_in = time.time()
+    statuses = []
+
+    def client():
+        with requests.Session() as session:
+            session.headers["Authorization"] = f"Bearer {used['token']}"
+            while time.time() < logged_in + 6.5:
+                statuses.append(session.get(brief.base + "/api/v1/users/me",
+                                            timeout=10).status_code)
+                time.sleep(0.2)
+
+    threads = [threading.Thread(target=client) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert len(statuses) >= 40 and set(statuses) == {200}
+    listed = requests.get(brief.base + "/api/v1/tokens", timeout=10,
+                          headers={"Authorization": f"Bearer {used['token']}"}).json()["tokens"]
+    expiry = {t["id"]: t["expires_at"] for t in listed}
+    assert idle["token_id"] not in expiry  # unused for over 3 s: expired, so not listed
+    assert expiry[used["token_id"]] > used["expires_at"]
+    assert requests.get(brief.base + "/api/v1/users/me", timeout=10, headers={
+        "Authorization": f"Bearer {idle['token']}"}).status_code == 403
+    time.sleep(max(0.0, logged_in + 8.1 - time.time()))
+    assert requests.get(brief.base + "/api/v1/users/me", timeout=10, headers={
+        "Authorization": f"Bearer {used['token']}"}).status_code == 403
 
 
 def test_twenty_parallel_signups_of_one_name_give_exactly_one_user(stack):
