@@ -8,12 +8,13 @@ import zipfile
 import pytest
 
 from conftest import ROOT
+from deploy import gateway_responses as gateway_responses_module
 from deploy import tables
 
 BUILD = os.path.join(ROOT, "build")
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def template():
     run = subprocess.run(["make", "--no-print-directory", "package"], cwd=ROOT,
                          capture_output=True, text=True, timeout=600)
@@ -24,6 +25,10 @@ def template():
 
 def resources(template, kind):
     return {name: r for name, r in template["Resources"].items() if r["Type"] == kind}
+
+
+def definition(template):
+    return template["Resources"]["RestAPI"]["Properties"]["DefinitionBody"]
 
 
 def test_cfn_lint_reports_no_errors(template):
@@ -64,43 +69,58 @@ def test_every_token_route_uses_the_authorizer(template):
             assert spec.get("security") == [{"token_authorizer": []}], (path, method)
 
 
+def gateway_responses(template):
+    return definition(template)["x-amazon-apigateway-gateway-responses"]
+
+
+def test_gateway_responses_live_inside_the_api_definition(template):
+    """A standalone AWS::ApiGateway::GatewayResponse would reach the stage
+    only with some later, unrelated redeployment; inside the definition,
+    changing one changes the definition, and SAM redeploys."""
+    assert resources(template, "AWS::ApiGateway::GatewayResponse") == {}
+    assert gateway_responses(template) == gateway_responses_module.swagger()
+    assert set(gateway_responses(template)) == set(gateway_responses_module.RESPONSES)
+
+
 def test_gateway_responses_speak_the_error_shape(template):
-    found = {r["Properties"]["ResponseType"]: r["Properties"]
-             for r in resources(template, "AWS::ApiGateway::GatewayResponse").values()}
-    assert {"UNAUTHORIZED", "ACCESS_DENIED", "DEFAULT_4XX", "DEFAULT_5XX"} <= set(found)
+    found = gateway_responses(template)
+    assert {"UNAUTHORIZED", "ACCESS_DENIED", "DEFAULT_4XX", "DEFAULT_5XX", "THROTTLED"} <= set(found)
     unauthorized = found["UNAUTHORIZED"]
-    assert unauthorized["StatusCode"] == "401"
-    assert unauthorized["ResponseParameters"]["gatewayresponse.header.WWW-Authenticate"] == "'Bearer'"
-    for props in found.values():
-        assert props["RestApiId"] == {"Ref": "RestAPI"}
-        assert "gatewayresponse.header.Access-Control-Allow-Origin" in props["ResponseParameters"]
-        body = props["ResponseTemplates"]["application/json"]
+    assert unauthorized["statusCode"] == "401"
+    assert unauthorized["responseParameters"]["gatewayresponse.header.WWW-Authenticate"] == "'Bearer'"
+    for response in found.values():
+        assert "gatewayresponse.header.Access-Control-Allow-Origin" in response["responseParameters"]
+        body = response["responseTemplates"]["application/json"]
         assert body.startswith('{"error": "') and '"message": ' in body
         # A fixed message: API Gateway's own can quote the Authorization header.
         assert "$context" not in body
         assert set(json.loads(body)) == {"error", "message"}
 
 
-def gateway_responses(template):
-    return {r["Properties"]["ResponseType"]: r["Properties"]
-            for r in resources(template, "AWS::ApiGateway::GatewayResponse").values()}
-
-
 @pytest.mark.parametrize("kind", ["AUTHORIZER_FAILURE", "AUTHORIZER_CONFIGURATION_ERROR"])
 def test_an_authorizer_without_a_verdict_is_a_503_with_retry_after(template, kind):
     """A Lambda authorizer that raises gets one of these (500 by default)."""
-    props = gateway_responses(template)[kind]
-    assert props["StatusCode"] == "503"
-    assert props["ResponseParameters"]["gatewayresponse.header.Retry-After"] == "'1'"
-    assert json.loads(props["ResponseTemplates"]["application/json"])["error"] == \
+    response = gateway_responses(template)[kind]
+    assert response["statusCode"] == "503"
+    assert response["responseParameters"]["gatewayresponse.header.Retry-After"] == "'1'"
+    assert json.loads(response["responseTemplates"]["application/json"])["error"] == \
         "service_unavailable"
+
+
+def test_a_throttled_request_is_a_429_in_the_error_shape(template):
+    response = gateway_responses(template)["THROTTLED"]
+    assert response["statusCode"] == "429"
+    assert response["responseParameters"]["gatewayresponse.header.Retry-After"] == "'1'"
+    assert json.loads(response["responseTemplates"]["application/json"])["error"] == \
+        "too_many_requests"
 
 
 def test_every_gateway_response_forbids_caching(template):
     found = gateway_responses(template)
-    assert len(found) == 7
-    for props in found.values():
-        assert props["ResponseParameters"]["gatewayresponse.header.Cache-Control"] == "'no-store'"
+    assert len(found) == 8
+    for response in found.values():
+        assert response["responseParameters"]["gatewayresponse.header.Cache-Control"] == \
+            "'no-store'"
 
 
 def test_functions_are_sized_and_named(template):
@@ -110,7 +130,8 @@ def test_functions_are_sized_and_named(template):
     assert api["Timeout"] <= 29  # API Gateway's own integration limit
     assert api["FunctionName"] == "login-service-dev-api"
     logs = resources(template, "AWS::Logs::LogGroup")
-    assert {g["Properties"]["LogGroupName"] for g in logs.values()} == {
+    assert {g["Properties"]["LogGroupName"] for g in logs.values()
+            if g["Properties"]["LogGroupName"].startswith("/aws/lambda/")} == {
         "/aws/lambda/login-service-dev-api", "/aws/lambda/login-service-dev-authorizer"}
 
 
