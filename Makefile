@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test clean package bench common-passwords mutate
+.PHONY: run test clean package bench common-passwords mutate smoke
 
 $(STAMP): requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -51,3 +51,11 @@ common-passwords: $(STAMP)
 # The benchmark: a table on stdout and build/bench.json (see README, Performance).
 bench: package
 	$(PY) tests/bench.py
+
+# A deployed stage (or `make run`) checked from outside: the README
+# walkthrough through a client generated from its own OpenAPI document, API
+# Gateway's 401/403/404, and the user it created deleted again. Exits
+# non-zero, printing each difference.
+smoke: $(STAMP)
+	@test -n "$(BASE_URL)" || { echo "usage: make smoke BASE_URL=https://ID.execute-api.REGION.amazonaws.com/STAGE" >&2; exit 2; }
+	$(PY) -m deploy.smoke "$(BASE_URL)"

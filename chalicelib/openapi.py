@@ -81,8 +81,9 @@ SERVERS = [
      "description": "A deployed stage",
      "variables": {"api_id": {"default": "api-id", "description": "The REST API's id."},
                    "region": {"default": "us-east-1"},
-                   "stage": {"default": "api",
-                             "description": "The api_gateway_stage of .chalice/config.json."}}},
+                   "stage": {"default": "prod",
+                             "description": "The stage: its api_gateway_stage in "
+                                            ".chalice/config.json is its name."}}},
 ]
 
 _built = []

@@ -1,10 +1,16 @@
 """API Gateway's own answers (its Gateway Responses), defined once.
 
 API Gateway answers these by itself, before any view runs: no token, a
-denied token, an authorizer that could not decide, an unknown route. The
-deployment template renders them as AWS::ApiGateway::GatewayResponse
-resources (:func:`cloudformation`), and `make run` answers the very same
-status, headers and body (:func:`http`), so the two cannot drift.
+denied token, an authorizer that could not decide, an unknown route, a
+throttled request. The deployment template puts them inside the API
+definition (:func:`swagger`), and `make run` answers the very same status,
+headers and body (:func:`http`), so the two cannot drift.
+
+Inside the definition, not as AWS::ApiGateway::GatewayResponse resources:
+API Gateway applies a changed Gateway Response only with a new deployment,
+and SAM makes one only when the definition changes
+(aws/serverless-application-model#390). A standalone resource would be
+saved and then ignored until some unrelated route changed.
 """
 import json
 from dataclasses import dataclass, field
@@ -38,6 +44,12 @@ RESPONSES = {
     "ACCESS_DENIED": GatewayResponse(403, "access_denied",
                                      "The token is invalid, expired or revoked."),
     "MISSING_AUTHENTICATION_TOKEN": GatewayResponse(404, "not_found", "There is no such route."),
+    # The stage's throttling (deploy/protection.py) refused the request
+    # before any function ran. Retry-After is a hint: the limits refill
+    # every second.
+    "THROTTLED": GatewayResponse(429, "too_many_requests",
+                                 "Too many requests; slow down and try again.",
+                                 {"Retry-After": str(RETRY_AFTER_SECONDS)}),
     # The authorizer raised (it could not decide) or timed out. AWS documents
     # both types as "500" without saying which one a raising Lambda authorizer
     # produces (reports point to the configuration error), so both are 503:
@@ -64,26 +76,19 @@ def body(kind):
     return f'{{"error": "{response.code}", "message": {json.dumps(response.message)}}}'
 
 
-def cloudformation(kind):
-    """The AWS::ApiGateway::GatewayResponse resource of ``kind``."""
-    response = RESPONSES[kind]
-    properties = {
-        "RestApiId": {"Ref": "RestAPI"},
-        "ResponseType": kind,
-        # Static header values are quoted; unquoted ones would name request data.
-        "ResponseParameters": {f"gatewayresponse.header.{name}": f"'{value}'"
-                               for name, value in headers(kind).items()},
-        "ResponseTemplates": {"application/json": body(kind)},
-    }
-    if response.status:
-        properties["StatusCode"] = str(response.status)
-    return {"Type": "AWS::ApiGateway::GatewayResponse", "Properties": properties}
-
-
-def resources():
-    """Every Gateway Response, as template resources named after their type."""
-    return {"".join(part.title() for part in kind.split("_")) + "Response": cloudformation(kind)
-            for kind in RESPONSES}
+def swagger():
+    """The ``x-amazon-apigateway-gateway-responses`` of the API definition."""
+    found = {}
+    for kind, response in RESPONSES.items():
+        found[kind] = {
+            # Static header values are quoted; unquoted ones would name request data.
+            "responseParameters": {f"gatewayresponse.header.{name}": f"'{value}'"
+                                   for name, value in headers(kind).items()},
+            "responseTemplates": {"application/json": body(kind)},
+        }
+        if response.status:
+            found[kind]["statusCode"] = str(response.status)
+    return found
 
 
 def http(kind):

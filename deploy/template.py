@@ -3,8 +3,11 @@ chalice's own template (`make package` writes it to build/merge-$STAGE.json).
 
     python -m deploy.template --stage dev
 
-Both tables (deploy/tables.py), the Gateway Responses
-(deploy/gateway_responses.py), and fixed function names with their log groups.
+Both tables (deploy/tables.py); the Gateway Responses inside the API
+definition (deploy/gateway_responses.py); fixed function names with their
+log groups; the stage's throttling, reserved concurrency and optional WAF
+rule (deploy/protection.py); its access log, metrics and alarms
+(deploy/observability.py); X-Ray when the stage's ``xray`` says so.
 """
 import argparse
 import json
@@ -12,19 +15,22 @@ import os
 import sys
 
 from chalicelib.config import SERVICE_NAME
-from deploy import gateway_responses, tables
+from deploy import gateway_responses, observability, protection, stages, tables
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-LOG_RETENTION_DAYS = 30
+LOG_RETENTION_DAYS = observability.LOG_RETENTION_DAYS
+# X-Ray's write actions allow no narrower resource than "*": this managed
+# policy is all a traced function needs, attached only to a traced stage.
+XRAY_POLICY = {"Fn::Sub": "arn:${AWS::Partition}:iam::aws:policy/AWSXRayDaemonWriteAccess"}
 
 
 def merge_template(stage, project_dir=ROOT):
     names = tables.stage_table_names(project_dir, stage)
+    api_name = f"{SERVICE_NAME}-{stage}"
     resources = {
         "UsersTable": tables.cloudformation("users", names["users"]),
         "TokensTable": tables.cloudformation("tokens", names["tokens"]),
     }
-    resources.update(gateway_responses.resources())
     # Fixed function names give the log groups fixed names, so that each
     # role may write to its own log group and nothing else.
     for function, suffix in (("APIHandler", "api"), ("TokenAuthorizer", "authorizer")):
@@ -35,7 +41,39 @@ def merge_template(stage, project_dir=ROOT):
             "Properties": {"LogGroupName": f"/aws/lambda/{function_name}",
                            "RetentionInDays": LOG_RETENTION_DAYS},
         }
-    return {"Resources": resources}
+    for function, properties in protection.concurrency_properties(project_dir, stage).items():
+        resources[function]["Properties"].update(properties)
+
+    access_logs, access_log_setting = observability.access_logs(stage)
+    resources.update(access_logs)
+    resources.update(observability.account_resources())
+    resources.update(observability.metric_filters(stage))
+    resources.update(observability.alarms(stage, api_name))
+    resources.update(protection.waf_resources(api_name))
+
+    traced = bool(stages.config(project_dir, stage).xray_enabled)
+    resources["RestAPI"] = {
+        "DependsOn": ["ApiGatewayAccountReady"],
+        "Properties": {
+            "Name": api_name,
+            # Inside the definition, so that a change to them changes the
+            # definition, and SAM deploys it.
+            "DefinitionBody": {"x-amazon-apigateway-gateway-responses":
+                               gateway_responses.swagger()},
+            "MethodSettings": protection.method_settings(),
+            "AccessLogSetting": access_log_setting,
+            "TracingEnabled": traced,
+        },
+    }
+    if traced:
+        for role in ("ApiHandlerRole", "TokenAuthorizerRole"):
+            resources[role] = {"Properties": {"ManagedPolicyArns": [XRAY_POLICY]}}
+    return {
+        "Parameters": {**protection.concurrency_parameter(), **protection.waf_parameter(),
+                       **observability.parameters()},
+        "Conditions": {**protection.conditions(), **observability.conditions()},
+        "Resources": resources,
+    }
 
 
 def main(argv=None):

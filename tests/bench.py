@@ -114,8 +114,8 @@ def proxy_event(method, path, ctx, body=None):
         "multiValueQueryStringParameters": None, "pathParameters": None,
         "stageVariables": None, "isBase64Encoded": False, "body": body,
         "requestContext": {
-            "resourcePath": path, "httpMethod": method, "path": "/api" + path,
-            "stage": "api", "requestId": str(uuid.uuid4()),
+            "resourcePath": path, "httpMethod": method, "path": "/dev" + path,
+            "stage": "dev", "requestId": str(uuid.uuid4()),
             "identity": {"sourceIp": "192.0.2.10"},
             "authorizer": dict(ctx or {}, principalId=(ctx or {}).get("user_id", "")),
         },
@@ -144,7 +144,7 @@ def request_figures():
     floor = boto3.session.Session().client("dynamodb", region_name="us-east-1",
                                            config=aws._CLIENT_CONFIG)
     authorizer_event = {"type": "TOKEN", "authorizationToken": "Bearer " + login["token"],
-                        "methodArn": "arn:aws:execute-api:us-east-1:123456789012:bench/api/GET/"
+                        "methodArn": "arn:aws:execute-api:us-east-1:123456789012:bench/dev/GET/"
                                      "api/v1/users/me"}
     me_event = proxy_event("GET", "/api/v1/users/me", ctx)
 

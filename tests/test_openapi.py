@@ -167,7 +167,7 @@ def test_servers_name_make_run_and_a_deployed_stage(api):
     local, deployed = document(api)["servers"]
     assert local["url"] == "http://127.0.0.1:8000"
     assert deployed["url"] == "https://{api_id}.execute-api.{region}.amazonaws.com/{stage}"
-    assert deployed["variables"]["stage"]["default"] == "api"
+    assert deployed["variables"]["stage"]["default"] == "prod"
 
 
 def test_the_authorizers_cold_start_loads_no_schema_machinery():

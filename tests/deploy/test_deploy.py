@@ -1,19 +1,23 @@
 """The deployment: `make package`, its template, roles and secret, and what its zip holds."""
 import json
 import os
+import re
+import socket
 import subprocess
 import sys
 import zipfile
 
 import pytest
 
-from conftest import ROOT
+import apigateway
+from conftest import PASSWORD, ROOT
+from deploy import gateway_responses as gateway_responses_module
 from deploy import tables
 
 BUILD = os.path.join(ROOT, "build")
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def template():
     run = subprocess.run(["make", "--no-print-directory", "package"], cwd=ROOT,
                          capture_output=True, text=True, timeout=600)
@@ -24,6 +28,10 @@ def template():
 
 def resources(template, kind):
     return {name: r for name, r in template["Resources"].items() if r["Type"] == kind}
+
+
+def definition(template):
+    return template["Resources"]["RestAPI"]["Properties"]["DefinitionBody"]
 
 
 def test_cfn_lint_reports_no_errors(template):
@@ -64,43 +72,58 @@ def test_every_token_route_uses_the_authorizer(template):
             assert spec.get("security") == [{"token_authorizer": []}], (path, method)
 
 
+def gateway_responses(template):
+    return definition(template)["x-amazon-apigateway-gateway-responses"]
+
+
+def test_gateway_responses_live_inside_the_api_definition(template):
+    """A standalone AWS::ApiGateway::GatewayResponse would reach the stage
+    only with some later, unrelated redeployment; inside the definition,
+    changing one changes the definition, and SAM redeploys."""
+    assert resources(template, "AWS::ApiGateway::GatewayResponse") == {}
+    assert gateway_responses(template) == gateway_responses_module.swagger()
+    assert set(gateway_responses(template)) == set(gateway_responses_module.RESPONSES)
+
+
 def test_gateway_responses_speak_the_error_shape(template):
-    found = {r["Properties"]["ResponseType"]: r["Properties"]
-             for r in resources(template, "AWS::ApiGateway::GatewayResponse").values()}
-    assert {"UNAUTHORIZED", "ACCESS_DENIED", "DEFAULT_4XX", "DEFAULT_5XX"} <= set(found)
+    found = gateway_responses(template)
+    assert {"UNAUTHORIZED", "ACCESS_DENIED", "DEFAULT_4XX", "DEFAULT_5XX", "THROTTLED"} <= set(found)
     unauthorized = found["UNAUTHORIZED"]
-    assert unauthorized["StatusCode"] == "401"
-    assert unauthorized["ResponseParameters"]["gatewayresponse.header.WWW-Authenticate"] == "'Bearer'"
-    for props in found.values():
-        assert props["RestApiId"] == {"Ref": "RestAPI"}
-        assert "gatewayresponse.header.Access-Control-Allow-Origin" in props["ResponseParameters"]
-        body = props["ResponseTemplates"]["application/json"]
+    assert unauthorized["statusCode"] == "401"
+    assert unauthorized["responseParameters"]["gatewayresponse.header.WWW-Authenticate"] == "'Bearer'"
+    for response in found.values():
+        assert "gatewayresponse.header.Access-Control-Allow-Origin" in response["responseParameters"]
+        body = response["responseTemplates"]["application/json"]
         assert body.startswith('{"error": "') and '"message": ' in body
         # A fixed message: API Gateway's own can quote the Authorization header.
         assert "$context" not in body
         assert set(json.loads(body)) == {"error", "message"}
 
 
-def gateway_responses(template):
-    return {r["Properties"]["ResponseType"]: r["Properties"]
-            for r in resources(template, "AWS::ApiGateway::GatewayResponse").values()}
-
-
 @pytest.mark.parametrize("kind", ["AUTHORIZER_FAILURE", "AUTHORIZER_CONFIGURATION_ERROR"])
 def test_an_authorizer_without_a_verdict_is_a_503_with_retry_after(template, kind):
     """A Lambda authorizer that raises gets one of these (500 by default)."""
-    props = gateway_responses(template)[kind]
-    assert props["StatusCode"] == "503"
-    assert props["ResponseParameters"]["gatewayresponse.header.Retry-After"] == "'1'"
-    assert json.loads(props["ResponseTemplates"]["application/json"])["error"] == \
+    response = gateway_responses(template)[kind]
+    assert response["statusCode"] == "503"
+    assert response["responseParameters"]["gatewayresponse.header.Retry-After"] == "'1'"
+    assert json.loads(response["responseTemplates"]["application/json"])["error"] == \
         "service_unavailable"
+
+
+def test_a_throttled_request_is_a_429_in_the_error_shape(template):
+    response = gateway_responses(template)["THROTTLED"]
+    assert response["statusCode"] == "429"
+    assert response["responseParameters"]["gatewayresponse.header.Retry-After"] == "'1'"
+    assert json.loads(response["responseTemplates"]["application/json"])["error"] == \
+        "too_many_requests"
 
 
 def test_every_gateway_response_forbids_caching(template):
     found = gateway_responses(template)
-    assert len(found) == 7
-    for props in found.values():
-        assert props["ResponseParameters"]["gatewayresponse.header.Cache-Control"] == "'no-store'"
+    assert len(found) == 8
+    for response in found.values():
+        assert response["responseParameters"]["gatewayresponse.header.Cache-Control"] == \
+            "'no-store'"
 
 
 def test_functions_are_sized_and_named(template):
@@ -110,7 +133,8 @@ def test_functions_are_sized_and_named(template):
     assert api["Timeout"] <= 29  # API Gateway's own integration limit
     assert api["FunctionName"] == "login-service-dev-api"
     logs = resources(template, "AWS::Logs::LogGroup")
-    assert {g["Properties"]["LogGroupName"] for g in logs.values()} == {
+    assert {g["Properties"]["LogGroupName"] for g in logs.values()
+            if g["Properties"]["LogGroupName"].startswith("/aws/lambda/")} == {
         "/aws/lambda/login-service-dev-api", "/aws/lambda/login-service-dev-authorizer"}
 
 
@@ -132,8 +156,10 @@ def test_the_deployment_zip_is_small_because_boto3_comes_from_the_runtime(templa
 
 
 def test_no_role_allows_a_bare_wildcard(template):
+    """(The optional account-wide API Gateway logging role has only AWS's
+    managed policy: API Gateway writes every API's logs of the account.)"""
     for role in resources(template, "AWS::IAM::Role").values():
-        for policy in role["Properties"]["Policies"]:
+        for policy in role["Properties"].get("Policies", []):
             for statement in policy["PolicyDocument"]["Statement"]:
                 assert statement["Resource"] != "*"
                 assert "*" not in statement["Action"]
@@ -154,73 +180,215 @@ def test_the_records_that_must_expire_carry_the_tables_ttl_attribute(api, dynamo
         assert float(item[tables.TTL_ATTRIBUTE]["N"]) > time.time()
 
 
-# Run in a fresh interpreter that sees only the unpacked zip, boto3 (as the
-# Lambda runtime provides it) and the standard library: imports the app as
-# Lambda does, invokes both handlers with the events on stdin, and prints
-# the statuses and every file under the zip's folder that Python imported or
-# opened (data files such as page.html included).
-PROBE = r"""
-import json, os, sys
-task, runtime = map(os.path.realpath, sys.argv[1:3])
-sys.dont_write_bytecode = True  # as on Lambda's read-only /var/task
-sys.path[:0] = [task, runtime]
-opened = set()
-sys.addaudithook(lambda event, args: opened.add(args[0])
-                 if event == "open" and isinstance(args[0], str) else None)
+SIGNING_SECRET = "deployed-secret-" + "0123456789abcdef" * 3
+NEW_PASSWORD = "another horse battery"
 
-class Context:
-    function_name, memory_limit_in_mb, aws_request_id = "probe", 512, "probe"
 
-    def get_remaining_time_in_millis(self):
-        return 10000
-
-import app
-calls = json.load(sys.stdin)
-answer = app.token_authorizer(calls["authorizer"], Context())
-statuses = [answer["policyDocument"]["Statement"][0]["Effect"]]
-statuses += [app.app(event, Context())["statusCode"] for event in calls["api"]]
-used = {m.__file__ for m in list(sys.modules.values()) if getattr(m, "__file__", None)}
-used = {os.path.relpath(os.path.realpath(p), task) for p in used | opened}
-print(json.dumps({"statuses": statuses, "used": sorted(p for p in used if not p.startswith(".."))}))
-"""
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
-def lambda_run(template, tmp_path_factory):
-    """(statuses, files used) of the probe against the built zip: a deny for
-    a malformed token, and the routes that load code lazily (the sessions
-    page, the OpenAPI document, validation with the common-password list)."""
-    import bench
+def deployed(template, tmp_path_factory):
+    """The built zip behind API Gateway, both as the template defines them
+    (tests/deploy/apigateway.py), on a fake AWS with the dev stage's tables
+    and signing secret in SSM: every route of the app, driven in turn.
 
-    tmp_path = tmp_path_factory.mktemp("lambda")
-    task = tmp_path / "task"
+    Returns the gateway, the walk's answers by name, the zip's files the
+    functions used, and each function's log."""
+    import bench
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    tmp = tmp_path_factory.mktemp("lambda")
+    task = tmp / "task"
     with zipfile.ZipFile(os.path.join(BUILD, "deployment.zip")) as z:
         z.extractall(task)
-    runtime = bench.lambda_runtime(str(tmp_path / "runtime"))
-    signup = json.dumps({"username": "x", "email": "no", "password": "password123"})
-    page = bench.proxy_event("GET", "/", None)
-    page["headers"] = {**page["headers"], "Accept": "text/html"}
-    calls = {
-        "authorizer": {"type": "TOKEN", "authorizationToken": "Bearer not.a.token",
-                       "methodArn": "arn:aws:execute-api:us-east-1:123456789012:probe/api/GET/"
-                                    "api/v1/users/me"},
-        "api": [bench.proxy_event("GET", "/", None),
-                page,
-                bench.proxy_event("GET", "/api/v1/openapi.json", None),
-                bench.proxy_event("POST", "/api/v1/signup", None, signup)],
-    }
-    # Nowhere to reach: none of these requests may need storage.
-    env = {"PATH": os.environ["PATH"], "AWS_LAMBDA_FUNCTION_NAME": "probe",
-           "AWS_DEFAULT_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "x",
-           "AWS_SECRET_ACCESS_KEY": "x", "AWS_ENDPOINT_URL": "http://127.0.0.1:9",
-           "JWT_SECRET": "s" * 48,
-           "USERS_TABLE": "probe-users", "TOKENS_TABLE": "probe-tokens"}
-    run = subprocess.run([sys.executable, "-I", "-S", "-c", PROBE, str(task), runtime],
-                         input=json.dumps(calls), capture_output=True, text=True, env=env,
-                         timeout=60)
+    runtime = bench.lambda_runtime(str(tmp / "runtime"))
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=free_port(), verbose=False)
+    server.start()
+    endpoint = f"http://127.0.0.1:{server._port}"
+    runtimes = {}
+    try:
+        functions = resources(template, "AWS::Serverless::Function")
+        env = functions["APIHandler"]["Properties"]["Environment"]["Variables"]
+        aws = boto3.session.Session(aws_access_key_id="x", aws_secret_access_key="x",
+                                    region_name=apigateway.REGION)
+        tables.create_tables(aws.client("dynamodb", endpoint_url=endpoint),
+                             {"users": env["USERS_TABLE"], "tokens": env["TOKENS_TABLE"]})
+        aws.client("ssm", endpoint_url=endpoint).put_parameter(
+            Name=env["JWT_SECRET_PARAMETER"], Value=SIGNING_SECRET, Type="SecureString")
+        for name, function in functions.items():
+            runtimes[name] = apigateway.Runtime(function, str(task), runtime, endpoint,
+                                                tmp / f"{name}.log")
+        gateway = apigateway.Gateway(template, runtimes)
+        answers = walk(gateway, lambda username: grant_admin(endpoint, username))
+        used = set().union(*(r.finish() for r in runtimes.values()))
+        return gateway, answers, used, {name: r.output() for name, r in runtimes.items()}
+    finally:
+        for running in runtimes.values():
+            if running.process.poll() is None:
+                running.process.kill()
+        server.stop()
+
+
+def grant_admin(endpoint, username):
+    """The operator's command, against the same fake AWS."""
+    env = {"PATH": os.environ["PATH"], "AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "x",
+           "AWS_DEFAULT_REGION": apigateway.REGION, "AWS_ENDPOINT_URL": endpoint}
+    run = subprocess.run([sys.executable, "manage.py", "--stage", "dev", "--endpoint", endpoint,
+                          "grant-admin", username], cwd=ROOT, env=env, capture_output=True,
+                         text=True, timeout=60)
     assert run.returncode == 0, run.stderr
-    found = json.loads(run.stdout.splitlines()[-1])  # after the service's log lines
-    return found["statuses"], set(found["used"])
+
+
+def walk(gateway, grant_admin):
+    """Every route: the README walkthrough, the account lifecycle, the admin
+    routes, and then any route of the template not driven yet (with a live
+    admin token and an empty body). Answers by name."""
+    a = {}
+    a["index"] = gateway.call("GET", "/")
+    a["page"] = gateway.call("GET", "/", headers={"Accept": "text/html"})
+    a["openapi"] = gateway.call("GET", "/api/v1/openapi.json")
+    alice = {"username": "alice", "email": "alice@example.com", "password": PASSWORD}
+    a["signup"] = gateway.call("POST", "/api/v1/signup", alice)
+    a["signup_invalid"] = gateway.call("POST", "/api/v1/signup",
+                                       {"username": "x", "email": "no", "password": "password123"})
+    a["login"] = gateway.call("POST", "/api/v1/login",
+                              {"username": "alice", "password": PASSWORD, "description": "laptop"})
+    a["login_wrong"] = gateway.call("POST", "/api/v1/login",
+                                    {"username": "alice", "password": "not the password"})
+    token = a["login"].json["token"]
+    phone = gateway.call("POST", "/api/v1/login",
+                         {"username": "alice", "password": PASSWORD}).json
+    a["no_token"] = gateway.call("GET", "/api/v1/users/me")
+    a["bad_token"] = gateway.call("GET", "/api/v1/users/me", token="not.a.token")
+    a["unknown_route"] = gateway.call("GET", "/api/v1/nothing-here", token=token)
+    a["me"] = gateway.call("GET", "/api/v1/users/me", token=token)
+    a["tokens"] = gateway.call("GET", "/api/v1/tokens", token=token, query={"limit": "1"})
+    a["revoke_one"] = gateway.call("DELETE", f"/api/v1/tokens/{phone['token_id']}", token=token)
+    a["revoked_token"] = gateway.call("GET", "/api/v1/users/me", token=phone["token"])
+
+    root = {"username": "root", "email": "root@example.com", "password": PASSWORD}
+    assert gateway.call("POST", "/api/v1/signup", root).status == 201
+    grant_admin("root")
+    admin = gateway.call("POST", "/api/v1/login",
+                         {"username": "root", "password": PASSWORD}).json["token"]
+    a["admin_tokens"] = gateway.call("GET", "/api/v1/admin/users/ALICE/tokens", token=admin)
+    a["admin_revoke"] = gateway.call("DELETE", "/api/v1/admin/users/alice/tokens", token=admin)
+    a["after_admin_revoke"] = gateway.call("GET", "/api/v1/users/me", token=token)
+
+    token = gateway.call("POST", "/api/v1/login",
+                         {"username": "alice", "password": PASSWORD}).json["token"]
+    a["password"] = gateway.call("POST", "/api/v1/users/me/password", {
+        "current_password": PASSWORD, "new_password": NEW_PASSWORD}, token=token)
+    gateway.call("POST", "/api/v1/login", {"username": "alice", "password": NEW_PASSWORD})
+    a["revoke_others"] = gateway.call("DELETE", "/api/v1/tokens", token=token,
+                                      query={"keep_current": "true"})
+    a["logout"] = gateway.call("POST", "/api/v1/logout", token=token)
+    token = gateway.call("POST", "/api/v1/login",
+                         {"username": "alice", "password": NEW_PASSWORD}).json["token"]
+    a["delete_me"] = gateway.call("DELETE", "/api/v1/users/me", {"password": NEW_PASSWORD},
+                                  token=token)
+
+    driven = {(method, route) for method, route, _ in gateway.called}
+    fill = {"username": "root", "token_id": "0" * 24}
+    for route, methods in definition(gateway_template(gateway))["paths"].items():
+        for method in methods:
+            if method == "options" or (method.upper(), route) in driven:
+                continue
+            path = re.sub(r"\{(\w+)\}", lambda m: fill.get(m.group(1), "x"), route)
+            a[f"{method.upper()} {route}"] = gateway.call(method.upper(), path, {}, token=admin)
+    return a
+
+
+def gateway_template(gateway):
+    return {"Resources": {"RestAPI": {"Properties": {"DefinitionBody": gateway.definition}}}}
+
+
+def test_every_route_of_the_template_runs_in_the_built_zip_without_a_5xx(deployed, template):
+    gateway, _, _, logs = deployed
+    routes = {(method.upper(), path) for path, methods in definition(template)["paths"].items()
+              for method in methods if method != "options"}
+    assert routes <= {(method, route) for method, route, _ in gateway.called}
+    failed = [call for call in gateway.called if call[2] >= 500]
+    assert failed == [], logs
+
+
+def test_the_walk_through_every_route_gets_the_contracts_statuses(deployed):
+    _, a, _, logs = deployed
+    statuses = {name: answer.status for name, answer in a.items() if " " not in name}
+    assert statuses == {
+        "index": 200, "page": 200, "openapi": 200, "signup": 201, "signup_invalid": 422,
+        "login": 200, "login_wrong": 401, "no_token": 401, "bad_token": 403,
+        "unknown_route": 404, "me": 200, "tokens": 200, "revoke_one": 200,
+        "revoked_token": 403, "admin_tokens": 200, "admin_revoke": 200,
+        "after_admin_revoke": 403, "password": 200, "revoke_others": 200, "logout": 200,
+        "delete_me": 200}, logs
+    assert a["page"].headers["Content-Type"].startswith("text/html")
+    assert a["admin_revoke"].json == {"revoked": 1}
+    assert a["revoke_others"].json == {"revoked": 1}
+    assert a["delete_me"].json == {"deleted": True, "revoked": 1}
+
+
+def test_the_gateways_own_answers_are_the_templates_gateway_responses(deployed):
+    _, a, _, _ = deployed
+    assert (a["no_token"].via, a["bad_token"].via, a["unknown_route"].via,
+            a["revoked_token"].via) == ("UNAUTHORIZED", "ACCESS_DENIED",
+                                       "MISSING_AUTHENTICATION_TOKEN", "ACCESS_DENIED")
+    assert a["no_token"].headers["WWW-Authenticate"] == "Bearer"
+
+
+def test_the_authorizers_context_reaches_the_api_handler_as_strings(deployed):
+    _, a, _, _ = deployed
+    context = a["me"].authorizer
+    assert context and all(isinstance(v, str) for v in context.values())
+    assert a["me"].json["id"] == context["user_id"] == context["principalId"]
+    assert a["me"].json["username"] == "alice"
+
+
+def test_tokens_are_signed_with_the_stages_ssm_parameter(deployed, template):
+    import jwt
+
+    _, a, _, _ = deployed
+    for function in resources(template, "AWS::Serverless::Function").values():
+        assert "JWT_SECRET" not in function["Properties"]["Environment"]["Variables"]
+    claims = jwt.decode(a["login"].json["token"], SIGNING_SECRET, algorithms=["HS256"])
+    assert claims["jti"] == a["login"].json["token_id"]
+
+
+def test_the_api_handlers_request_lines_name_the_user_the_authorizer_allowed(deployed):
+    _, a, _, logs = deployed
+    lines = [json.loads(line) for line in logs["APIHandler"].splitlines() if line.startswith("{")]
+    me = [line for line in lines if line.get("route") == "/api/v1/users/me"
+          and line.get("status") == 200]
+    assert me and me[0]["user_id"] == a["me"].json["id"]
+    assert any(line.get("event") == "login" for line in lines)
+
+
+@pytest.mark.parametrize("policy,allowed", [
+    ({"Statement": [{"Effect": "Allow", "Action": "execute-api:Invoke",
+                     "Resource": "arn:aws:execute-api:*:*:*/dev/*/*"}]}, True),
+    # An explicit Deny wins over any Allow.
+    ({"Statement": [{"Effect": "Allow", "Action": "execute-api:Invoke", "Resource": "*"},
+                    {"Effect": "Deny", "Action": "execute-api:Invoke", "Resource": "*"}]}, False),
+    # An Allow for another stage covers nothing here: a deny.
+    ({"Statement": [{"Effect": "Allow", "Action": "execute-api:Invoke",
+                     "Resource": "arn:aws:execute-api:us-east-1:123456789012:a1b2c3d4e5/api/*"}]},
+     False),
+    ({"Statement": [{"Effect": "Allow", "Action": "s3:GetObject", "Resource": "*"}]}, False),
+])
+def test_the_gateway_reads_a_policy_as_api_gateway_does(policy, allowed):
+    arn = "arn:aws:execute-api:us-east-1:123456789012:a1b2c3d4e5/dev/GET/api/v1/users/me"
+    assert apigateway.policy_allows(policy, arn) is allowed
+
+
+def test_the_gateway_refuses_a_context_api_gateway_would_refuse():
+    assert apigateway.context_as_strings({"n": 1, "ok": True, "s": "x"}) == \
+        {"n": "1", "ok": "true", "s": "x"}
+    assert apigateway.context_as_strings({"roles": ["admin"]}) is None
 
 
 def shipped(names):
@@ -229,20 +397,19 @@ def shipped(names):
             and ".dist-info/" not in n}
 
 
-def test_the_zip_holds_exactly_the_project_files_the_functions_use(lambda_run):
+def test_the_zip_holds_exactly_the_project_files_the_functions_use(deployed):
     """Every file of app.py and chalicelib/ in the zip is imported or read
     when the functions run, and everything they use comes from the zip:
     nothing that only builds, deploys or serves locally ships to Lambda."""
-    statuses, used = lambda_run
-    assert statuses == ["Deny", 200, 200, 200, 422]
+    _, _, used, _ = deployed
     with zipfile.ZipFile(os.path.join(BUILD, "deployment.zip")) as z:
         ours = {n for n in shipped(z.namelist()) if n == "app.py" or n.startswith("chalicelib/")}
     assert {n for n in shipped(used) if n == "app.py" or n.startswith("chalicelib/")} == ours
 
 
-def test_every_module_and_package_at_the_top_of_the_zip_is_loaded_by_the_functions(lambda_run):
+def test_every_module_and_package_at_the_top_of_the_zip_is_loaded_by_the_functions(deployed):
     """The libraries included: none ships for a build step or a test."""
-    _, used = lambda_run
+    _, _, used, _ = deployed
     with zipfile.ZipFile(os.path.join(BUILD, "deployment.zip")) as z:
         top = {n.split("/")[0] for n in shipped(z.namelist())}
     assert top <= {n.split("/")[0] for n in used}

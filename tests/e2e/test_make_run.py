@@ -231,12 +231,11 @@ def deployed(kind):
     """(status, headers, body) of the template's Gateway Response ``kind``."""
     from deploy.template import merge_template
 
-    found = [r["Properties"] for r in merge_template("local")["Resources"].values()
-             if r.get("Properties", {}).get("ResponseType") == kind]
-    props = found[0]
+    api = merge_template("local")["Resources"]["RestAPI"]["Properties"]
+    props = api["DefinitionBody"]["x-amazon-apigateway-gateway-responses"][kind]
     headers = {name.removeprefix("gatewayresponse.header."): value.strip("'")
-               for name, value in props["ResponseParameters"].items()}
-    return int(props["StatusCode"]), headers, props["ResponseTemplates"]["application/json"].encode()
+               for name, value in props["responseParameters"].items()}
+    return int(props["statusCode"]), headers, props["responseTemplates"]["application/json"].encode()
 
 
 def answers_as_deployed(reply, kind):
