@@ -118,7 +118,8 @@ def policy_actions(path, names):
     """The same pairs, read from a policy file (tables by their template refs)."""
     with open(path, encoding="utf-8") as f:
         statements = json.load(f)["Statement"]
-    refs = {"UsersTable": names["users"], "TokensTable": names["tokens"]}
+    refs = {"UsersTable": names["users"], "TokensTable": names["tokens"],
+            "EventsTable": names["events"]}
     pairs = set()
     for statement in statements:
         resource = statement["Resource"]

@@ -332,6 +332,7 @@ def test_make_run_refuses_to_promote_a_non_admin_that_holds_the_admin_name(tmp_p
         monkeypatch.setenv("AWS_ENDPOINT_URL_DYNAMODB", endpoint)
         monkeypatch.setenv("USERS_TABLE", names["users"])
         monkeypatch.setenv("TOKENS_TABLE", names["tokens"])
+        monkeypatch.setenv("EVENTS_TABLE", names["events"])
         aws.reset()
         tables.create_tables(aws.dynamodb(), names)
         squatter = service.signup("root", "squatter@example.com", "squatter password")
