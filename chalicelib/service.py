@@ -350,6 +350,14 @@ def change_password(identity, current, new, origin=NOWHERE):
     """
     login, failed = _verified(identity, current, "password_change", origin)
     new_hash = passwords.hash_password(new)
+    try:
+        return _change_password(identity, login, new_hash, failed, origin)
+    except ServiceUnavailable:
+        _release(users(), identity.username, login, failed)  # the password was right
+        raise
+
+
+def _change_password(identity, login, new_hash, failed, origin):
     store, sessions, log = users(), tokens(), events()
     for _ in range(3):
         others = [k for k in sessions.all_keys(identity.user_id) if k[0] != identity.token_id]
