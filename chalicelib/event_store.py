@@ -19,26 +19,12 @@ from collections import namedtuple
 
 from chalicelib import config, dynamo
 from chalicelib.dynamo import N, S
+from chalicelib.rules import EVENT_ACTORS, EVENT_TYPES
 from chalicelib.token_store import TOKEN_ID as EVENT_ID, created_at
 
-__all__ = ["EVENT_ID", "TYPES", "BY", "NOWHERE", "Origin", "Event", "EventStore", "new_event"]
+__all__ = ["EVENT_ID", "Event", "EventStore", "new_event"]
 
-TYPES = ("login", "login_failed", "locked_out", "logout", "token_revoked", "tokens_revoked",
-         "token_evicted", "password_changed", "role_granted", "role_revoked")
-# Who acted: the user, an admin (which one is not shown), an operator
-# (manage.py), or the service itself (eviction by the cap).
-BY = ("self", "admin", "operator", "system")
 _DAY = 86400
-
-
-class Origin(namedtuple("Origin", "ip device")):
-    """Where the request that caused an event came from; both None for an
-    operator's command."""
-
-    __slots__ = ()
-
-
-NOWHERE = Origin(None, None)
 
 
 class Event(namedtuple("Event", "id type by ip device token_id")):
@@ -52,7 +38,7 @@ class Event(namedtuple("Event", "id type by ip device token_id")):
 def new_event(now, type, by, origin, token_id=None, after=0):
     """An event at ``now``; ``after`` (microseconds) orders the events of one
     action, which would otherwise share their time and sort at random."""
-    if type not in TYPES or by not in BY:
+    if type not in EVENT_TYPES or by not in EVENT_ACTORS:
         raise ValueError(f"not an event: {type} by {by}")
     event_id = f"{int(now * 1_000_000) + after:014x}{secrets.token_hex(5)}"
     return Event(event_id, type, by, origin.ip, origin.device, token_id)

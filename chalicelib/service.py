@@ -10,7 +10,8 @@ from chalicelib import audit, backoff, clock, config, cursor, jwtcodec, password
 from chalicelib.errors import (EmailTaken, Forbidden, InvalidCredentials, ServiceUnavailable,
                                TokenNotFound, TooManyAttempts, UsernameTaken, UserNotFound,
                                WrongPassword)
-from chalicelib.event_store import NOWHERE, Origin, new_event
+from chalicelib.event_store import new_event
+from chalicelib.identity import NOWHERE, Origin
 from chalicelib.rules import ADMIN
 from chalicelib.stores import Contended, StaleWrite, Transaction, events, tokens, users
 from chalicelib.token_store import TOKEN_ID, Session, new_token_id

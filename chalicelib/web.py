@@ -23,8 +23,7 @@ from chalice import Response
 
 from chalicelib import audit, cursor, errors
 from chalicelib.errors import BadRequest, NotUtf8, PayloadTooLarge, ServiceError, ValidationFailed
-from chalicelib.event_store import Origin
-from chalicelib.identity import Identity
+from chalicelib.identity import Identity, Origin
 from chalicelib.rules import DESCRIPTION_LENGTH, MAX_BODY_BYTES, PAGE_SIZE, PREFIX
 
 # Each error's HTTP status, looked up along its classes (a NotUtf8 is a
