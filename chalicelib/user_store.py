@@ -242,10 +242,6 @@ class UserStore:
         """The delete of the failed attempts, for a transaction."""
         return dynamo.delete(self.table, self.attempts_key(username))
 
-    def delete_attempts(self, username):
-        """Delete the failed attempts now, outside any transaction."""
-        dynamo.call("delete_item", TableName=self.table, Key=self.attempts_key(username))
-
     # Writes for transactions that may span the tables.
 
     def count_login(self, login, rehashed=None):

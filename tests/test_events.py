@@ -185,14 +185,14 @@ def test_an_operators_role_change_is_by_operator_with_no_ip_or_device(api, comma
         kind, "operator", None, None, None)
 
 
-def test_every_type_and_every_actor_is_reachable(api, admin, monkeypatch):
+def test_every_type_and_every_actor_is_reachable(api, admin, monkeypatch, dynamodb, table_names):
     """One account's life touches each of the ten types and the four actors."""
     monkeypatch.setenv("MAX_TOKENS_PER_USER", "3")
     api.user("alice")
     for _ in range(5):
         api.login("alice", "wrong password")
     token = service_token("alice")
-    stores.users().delete_attempts("alice")
+    dynamodb.delete_item(TableName=table_names["users"], Key=stores.users().attempts_key("alice"))
     other = api.login("alice").json["token_id"]
     api.token("alice")  # the fourth: evicts the first
     api.call("DELETE", f"/api/v1/tokens/{other}", token=token)
@@ -209,6 +209,15 @@ def test_every_type_and_every_actor_is_reachable(api, admin, monkeypatch):
     from chalicelib.rules import EVENT_ACTORS as BY, EVENT_TYPES as TYPES
     assert {e["type"] for e in events} == set(TYPES)
     assert {e["by"] for e in events} == set(BY)
+
+
+@pytest.mark.parametrize("kind,by", [("signed_up", "self"), ("login", "somebody")])
+def test_only_the_contracts_types_and_actors_can_be_recorded(kind, by):
+    from chalicelib.event_store import new_event
+    from chalicelib.identity import NOWHERE
+
+    with pytest.raises(ValueError):
+        new_event(time.time(), kind, by, NOWHERE)
 
 
 # Listing: newest first, paged as tokens are.
