@@ -5,7 +5,7 @@ from chalice import AuthResponse, Chalice, CORSConfig, Response
 
 from chalicelib import audit, authorizer, config, page, service
 from chalicelib.rules import DESCRIPTION_LENGTH, PREFIX
-from chalicelib.web import (PAGED, client_ip, contracts, edge, flag, identity,
+from chalicelib.web import (PAGED, client_ip, contracts, edge, flag, identity, origin,
                             requested_page, user_agent)
 
 config.check_at_cold_start()
@@ -92,7 +92,7 @@ def login(request, body):
 @contract(answer="RevokedOut")
 def logout(request):
     """Revokes the token that makes this request."""
-    return {"revoked": service.logout(identity(request))}
+    return {"revoked": service.logout(identity(request), origin(request))}
 
 
 @app.route(PREFIX + "/users/me", authorizer=token_authorizer)
@@ -102,19 +102,28 @@ def users_me(request):
     return service.me(identity(request))
 
 
+@app.route(PREFIX + "/users/me/events", authorizer=token_authorizer)
+@contract(answer="EventPageOut", query=PAGED)
+def list_events(request):
+    """The caller's security log, newest first."""
+    me = identity(request)
+    return service.list_events(me.user_id, requested_page(request, "self-events", me.user_id))
+
+
 @app.route(PREFIX + "/users/me/password", methods=["POST"], authorizer=token_authorizer)
 @contract(body="PasswordChangeIn", answer="RevokedOut", errors=(403, 429))
 def change_password(request, body):
     """Changes the password and revokes every other token of the user."""
     return {"revoked": service.change_password(identity(request), body["current_password"],
-                                               body["new_password"])}
+                                               body["new_password"], origin(request))}
 
 
 @app.route(PREFIX + "/users/me", methods=["DELETE"], authorizer=token_authorizer)
 @contract(body="AccountDeleteIn", answer="DeletedOut", errors=(403, 404, 429))
 def delete_me(request, body):
     """Deletes the user and all its tokens."""
-    return {"deleted": True, "revoked": service.delete_account(identity(request), body["password"])}
+    return {"deleted": True, "revoked": service.delete_account(identity(request), body["password"],
+                                                               origin(request))}
 
 
 @app.route(PREFIX + "/tokens", authorizer=token_authorizer)
@@ -129,7 +138,7 @@ def list_tokens(request):
 @contract(answer="RevokedOut", errors=(404,))
 def revoke_token(request, token_id):
     """Revokes one of the caller's tokens."""
-    return {"revoked": service.revoke(identity(request), token_id)}
+    return {"revoked": service.revoke(identity(request), token_id, origin(request))}
 
 
 @app.route(PREFIX + "/tokens", methods=["DELETE"], authorizer=token_authorizer)
@@ -138,7 +147,7 @@ def revoke_tokens(request):
     """Revokes all the caller's tokens, or all but this one."""
     me = identity(request)
     keep = me.token_id if flag(request, "keep_current") else None
-    return {"revoked": service.revoke_all(me.user_id, keep=keep)}
+    return {"revoked": service.revoke_all(me, keep=keep, origin=origin(request))}
 
 
 @app.route(PREFIX + "/admin/users/{username}/tokens", authorizer=token_authorizer)
@@ -158,4 +167,13 @@ def admin_revoke_tokens(request, username):
     """Admin: revokes every token of another user."""
     admin = identity(request)
     target = service.admin_target(admin, username)
-    return {"revoked": service.revoke_all(target.user_id, by=admin.user_id)}
+    return {"revoked": service.revoke_all(target, admin=admin.user_id, origin=origin(request))}
+
+
+@app.route(PREFIX + "/admin/users/{username}/events", authorizer=token_authorizer)
+@contract(answer="EventPageOut", errors=(403, 404), query=PAGED)
+def admin_list_events(request, username):
+    """Admin: another user's security log."""
+    target = service.admin_target(identity(request), username)
+    return service.list_events(target.user_id,
+                               requested_page(request, "admin-events", target.user_id))

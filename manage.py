@@ -11,8 +11,8 @@
 They talk to the DynamoDB of `make run` (127.0.0.1:$DYNAMODB_PORT) unless
 AWS_ENDPOINT_URL_DYNAMODB says otherwise; `--endpoint aws` means the real
 AWS endpoint of your credentials and region. Table names come from the
-stage's environment in .chalice/config.json (USERS_TABLE / TOKENS_TABLE in
-the environment win).
+stage's environment in .chalice/config.json (USERS_TABLE / TOKENS_TABLE /
+EVENTS_TABLE in the environment win).
 
 `serve` runs devserver/ (the local gateway and the embedded DynamoDB); the
 deployment is built by deploy/ (`make package`), not from here.
@@ -59,9 +59,9 @@ def _use_endpoint(endpoint):
 
 def _use_stage(stage):
     names = tables.stage_table_names(ROOT, stage)
-    os.environ.setdefault("USERS_TABLE", names["users"])
-    os.environ.setdefault("TOKENS_TABLE", names["tokens"])
-    return {"users": os.environ["USERS_TABLE"], "tokens": os.environ["TOKENS_TABLE"]}
+    for kind, variable in tables.VARIABLES.items():
+        os.environ.setdefault(variable, names[kind])
+    return {kind: os.environ[variable] for kind, variable in tables.VARIABLES.items()}
 
 
 def create_tables(names):
@@ -116,8 +116,8 @@ def delete_user(username):
 USER_COMMANDS = {
     "grant-admin": (grant_admin, "give an existing user the admin role"),
     "revoke-admin": (revoke_admin, "take the admin role from a user"),
-    "delete-user": (delete_user, "delete a user and its tokens (also finishes a deletion "
-                                 "that failed half-way)"),
+    "delete-user": (delete_user, "delete a user, its tokens and its security log (also "
+                                 "finishes a deletion that failed half-way)"),
 }
 
 

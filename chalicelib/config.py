@@ -26,6 +26,8 @@ WHOLE_NUMBERS = {
     # 4 is bcrypt's floor and only fit for tests; production keeps 12.
     "BCRYPT_ROUNDS": (12, 4, 16),
     "MAX_TOKENS_PER_USER": (100, 1, 1000),
+    # How long the security log keeps an event (DynamoDB TTL), in days.
+    "EVENT_RETENTION_DAYS": (90, 1, 3650),
 }
 
 
@@ -91,6 +93,10 @@ def tokens_table():
     return os.environ.get("TOKENS_TABLE", f"{SERVICE_NAME}-local-tokens")
 
 
+def events_table():
+    return os.environ.get("EVENTS_TABLE", f"{SERVICE_NAME}-local-events")
+
+
 def _lifetimes(env=None):
     """(idle lifetime, cap): a cap below the lifetime would make the
     lifetime a lie, so it is refused rather than silently lowered."""
@@ -103,6 +109,10 @@ def _lifetimes(env=None):
         raise ConfigurationError(f"TOKEN_MAX_LIFETIME_SECONDS ({cap}) must be at least "
                                  f"TOKEN_LIFETIME_SECONDS ({idle})")
     return idle, cap
+
+
+def event_retention_days():
+    return _setting("EVENT_RETENTION_DAYS")
 
 
 def token_lifetime_seconds():

@@ -53,21 +53,26 @@ class Contended(ServiceUnavailable):
 
 
 class TransactionCancelled(Exception):
-    """A transaction was refused; ``reasons`` holds one code per item."""
+    """A transaction was refused; ``reasons`` holds one code per item, and
+    ``items`` the item as it was, where a write asked for it (else None)."""
 
-    def __init__(self, reasons):
+    def __init__(self, reasons, items=None):
         super().__init__(", ".join(reasons))
         self.reasons = reasons
+        self.items = items or [None] * len(reasons)
 
 
 class StaleWrite(Exception):
     """A transaction was refused because an item was not as its write's
     condition expected; nothing of it was written. ``failed`` holds the
-    labels of the writes whose condition failed (see :class:`Write`)."""
+    labels of the writes whose condition failed (see :class:`Write`), and
+    ``items`` the item as it was for each of those that asked for it (a
+    write made with ``return_old=True``; absent when there was no item)."""
 
-    def __init__(self, failed):
+    def __init__(self, failed, items=None):
         super().__init__(", ".join(sorted(failed)))
         self.failed = frozenset(failed)
+        self.items = items or {}
 
 
 def call(operation, **kwargs):
@@ -81,10 +86,11 @@ def call(operation, **kwargs):
         if code == "TransactionConflictException":
             raise Contended() from None
         if code == "TransactionCanceledException":
-            reasons = [r.get("Code", "None") for r in exc.response.get("CancellationReasons", [])]
+            cancelled = exc.response.get("CancellationReasons", [])
+            reasons = [r.get("Code", "None") for r in cancelled]
             if _THROTTLED.intersection(reasons):
                 raise ServiceUnavailable() from None
-            raise TransactionCancelled(reasons) from None
+            raise TransactionCancelled(reasons, [r.get("Item") for r in cancelled]) from None
         if code == "ResourceNotFoundException":
             raise _missing_table(operation, kwargs) from None
         status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
@@ -106,7 +112,7 @@ def _missing_table(operation, kwargs):
     names = sorted(n for n in names if n)
     audit.event("table_not_found", level=logging.ERROR, operation=operation, tables=names)
     return ConfigurationError(f"DynamoDB table {' or '.join(names)} does not exist or is not "
-                              "active; check USERS_TABLE and TOKENS_TABLE")
+                              "active; check USERS_TABLE, TOKENS_TABLE and EVENTS_TABLE")
 
 
 class Write(namedtuple("Write", "kind params label", defaults=(None,))):
@@ -130,11 +136,22 @@ def put(table, item, condition=None, label=None):
     return Write("Put", _params(TableName=table, Item=item, ConditionExpression=condition), label)
 
 
-def update(table, key, expression, values, condition=None, names=None, label=None):
+def update(table, key, expression, values, condition=None, names=None, label=None,
+           return_old=False):
+    """An update; ``return_old``: a failed condition hands back the item as
+    it was (in StaleWrite.items), so a compare-and-swap needs no new read."""
     return Write("Update", _params(TableName=table, Key=key, UpdateExpression=expression,
                                    ConditionExpression=condition,
                                    ExpressionAttributeNames=names,
-                                   ExpressionAttributeValues=values), label)
+                                   ExpressionAttributeValues=values,
+                                   ReturnValuesOnConditionCheckFailure="ALL_OLD" if return_old
+                                   else None), label)
+
+
+def condition_check(table, key, condition, values, label=None):
+    """A condition on an item that the transaction does not write."""
+    return Write("ConditionCheck", _params(TableName=table, Key=key, ConditionExpression=condition,
+                                           ExpressionAttributeValues=values), label)
 
 
 def delete(table, key, condition=None, values=None, label=None):
@@ -200,10 +217,11 @@ class Transaction:
         try:
             _transact([{w.kind: w.params} for w in writes])
         except TransactionCancelled as exc:
-            failed = {w.label or w.kind for w, reason in zip(writes, exc.reasons)
-                      if reason == "ConditionalCheckFailed"}
-            if failed:
-                raise StaleWrite(failed) from None
+            stale = [(w.label or w.kind, item) for w, reason, item
+                     in zip(writes, exc.reasons, exc.items) if reason == "ConditionalCheckFailed"]
+            if stale:
+                raise StaleWrite({label for label, _ in stale},
+                                 {label: item for label, item in stale if item}) from None
             if "ValidationError" in exc.reasons:
                 raise  # a malformed transaction: a bug of ours
             # Other transactions on its items, still after the retries (or

@@ -69,7 +69,7 @@ QUERY = {
 TAGS = {
     "users": "The caller's account.",
     "tokens": "The caller's sessions (tokens).",
-    "admin": "Other users' sessions; needs the admin role.",
+    "admin": "Other users' sessions and security logs; needs the admin role.",
     "auth": "Signing up, logging in and out.",
     "service": "The service itself and this document.",
 }

@@ -6,6 +6,12 @@ USERNAME = re.compile(r"[A-Za-z0-9_.\-]{3,32}")
 DESCRIPTION_LENGTH = 200
 PAGE_SIZE = (1, 100, 50)  # smallest, largest, default
 ADMIN = "admin"  # the role that opens the admin routes
+EVENT_TYPES = ("login", "login_failed", "locked_out", "logout", "token_revoked",
+               "tokens_revoked", "token_evicted", "password_changed", "role_granted",
+               "role_revoked")
+# Who acted on an account: the user, an admin (which one is not shown), an
+# operator (manage.py), or the service itself (eviction by the cap, a lock).
+EVENT_ACTORS = ("self", "admin", "operator", "system")
 PREFIX = "/api/v1"  # every route but GET / lives under it
 MAX_BODY_BYTES = 64 * 1024
 

@@ -10,7 +10,7 @@ import unicodedata
 from marshmallow import Schema, ValidationError, fields, validate
 
 from chalicelib import passwords
-from chalicelib.rules import DESCRIPTION_LENGTH, USERNAME
+from chalicelib.rules import DESCRIPTION_LENGTH, EVENT_ACTORS, EVENT_TYPES, USERNAME
 
 PASSWORD_LENGTH = validate.Length(min=8, max=1024)
 
@@ -132,6 +132,24 @@ class TokenOut(Schema):
 
 class TokenPageOut(Schema):
     tokens = Out(fields.List, cls_or_instance=fields.Nested(TokenOut))
+    next_cursor = Out(allow_none=True, metadata={"description": "null on the last page"})
+
+
+class EventOut(Schema):
+    id = Out()
+    type = Out(metadata={"enum": list(EVENT_TYPES)})
+    created_at = Time()
+    ip = Out(allow_none=True, metadata={"description": "The address of the request that caused "
+                                                       "it; null for an operator's command."})
+    device = Out(allow_none=True, metadata={"description": "The login's description, or the "
+                                                           "User-Agent of the request."})
+    by = Out(metadata={"enum": list(EVENT_ACTORS), "description": "Who acted: the user, an admin, an "
+                                                        "operator, or the service itself."})
+    token_id = Out(allow_none=True, metadata={"description": "The token concerned."})
+
+
+class EventPageOut(Schema):
+    events = Out(fields.List, cls_or_instance=fields.Nested(EventOut))
     next_cursor = Out(allow_none=True, metadata={"description": "null on the last page"})
 
 

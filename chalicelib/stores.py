@@ -8,10 +8,11 @@ own terms.
 """
 from chalicelib import config
 from chalicelib.dynamo import Contended, StaleWrite, Transaction
+from chalicelib.event_store import EventStore
 from chalicelib.token_store import TokenStore
 from chalicelib.user_store import UserStore
 
-__all__ = ["Contended", "StaleWrite", "Transaction", "tokens", "users"]
+__all__ = ["Contended", "StaleWrite", "Transaction", "events", "tokens", "users"]
 
 
 def users():
@@ -20,3 +21,7 @@ def users():
 
 def tokens():
     return TokenStore(config.tokens_table())
+
+
+def events():
+    return EventStore(config.events_table())

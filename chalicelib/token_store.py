@@ -108,6 +108,13 @@ class TokenStore:
         except dynamo.ConditionFailed:
             pass
 
+    def revoke_live(self, user_id, token_id, now):
+        """The delete of one live session, for a transaction: labelled
+        ``session``, its condition fails when the token is gone or expired."""
+        return dynamo.delete(self.table, self.key(user_id, token_id),
+                             condition="attribute_exists(token_id) AND expires_at > :now",
+                             values={":now": N(int(now))}, label="session")
+
     def revoke(self, user_id, token_id, now):
         """Delete one session; True when it was live before the call."""
         old = dynamo.call(

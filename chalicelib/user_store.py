@@ -105,12 +105,10 @@ def _keyed(text):
     return hmac.new(key, text.encode("utf-8"), hashlib.sha256).hexdigest()
 
 
-class AttemptsChanged(Exception):
-    """The attempts record moved since it was read; ``attempts`` is how it is now."""
-
-    def __init__(self, attempts):
-        super().__init__()
-        self.attempts = attempts
+def attempts_of(stale):
+    """The attempts record as a refused :meth:`UserStore.swap_attempts`
+    found it (a StaleWrite); None when there was none."""
+    return _attempts(stale.items.get("attempts"))
 
 
 class UserStore:
@@ -206,12 +204,14 @@ class UserStore:
                                      ConsistentRead=True).get("Item"))
 
     def swap_attempts(self, username, seen, new):
-        """Write ``new`` as the attempts of ``username`` only if they are still
-        ``seen`` (None: no record); else raise AttemptsChanged with the record
-        as it now is, so the caller decides again without another read.
+        """The write of ``new`` as the attempts of ``username``, for a
+        transaction, only if they are still ``seen`` (None: no record).
 
-        ``failures`` and ``expires_at`` identify a record: both are written
-        together by every change, and ``locked_until`` follows from them.
+        Labelled ``attempts``; when its condition fails, the record as it
+        now is comes back in the StaleWrite (see :func:`attempts_of`), so
+        the caller decides again without another read. ``failures`` and
+        ``expires_at`` identify a record: both are written together by every
+        change, and ``locked_until`` follows from them.
         """
         if seen is None:
             condition, expected = "attribute_not_exists(pk)", {}
@@ -219,29 +219,30 @@ class UserStore:
             condition = "failures = :seen_failures AND expires_at = :seen_expires"
             expected = {":seen_failures": N(seen.failures),
                         ":seen_expires": N(int(seen.expires_at))}
-        try:
-            dynamo.call(
-                "update_item", TableName=self.table, Key=self.attempts_key(username),
-                UpdateExpression="SET failures = :f, locked_until = :l, expires_at = :e",
-                ConditionExpression=condition,
-                ExpressionAttributeValues={":f": N(new.failures), ":l": N(new.locked_until),
-                                           ":e": N(int(new.expires_at)), **expected},
-                ReturnValuesOnConditionCheckFailure="ALL_OLD")
-        except dynamo.ConditionFailed as exc:
-            raise AttemptsChanged(_attempts(exc.item)) from None
-        except dynamo.Contended:
-            # A login's transaction is resetting this record right now.
-            raise AttemptsChanged(self.get_attempts(username)) from None
+        return dynamo.update(
+            self.table, self.attempts_key(username),
+            "SET failures = :f, locked_until = :l, expires_at = :e",
+            {":f": N(new.failures), ":l": N(new.locked_until), ":e": N(int(new.expires_at)),
+             **expected}, condition=condition, label="attempts", return_old=True)
+
+    def unchanged(self, login):
+        """A condition, for a transaction, that ``login`` is still this user's
+        and that no deletion of it has begun (labelled ``login``).
+
+        Every write of an event is conditional on this (or on a write of
+        the login with the same condition): once a deletion has marked the
+        login, no event can join the log that the deletion is removing.
+        """
+        return dynamo.condition_check(
+            self.table, self.login_key(login.username),
+            "user_id = :id AND attribute_not_exists(deleting)", {":id": S(login.user_id)},
+            label="login")
 
     def forget_attempts(self, username):
         """The delete of the failed attempts, for a transaction."""
         return dynamo.delete(self.table, self.attempts_key(username))
 
-    def delete_attempts(self, username):
-        """Delete the failed attempts now, outside any transaction."""
-        dynamo.call("delete_item", TableName=self.table, Key=self.attempts_key(username))
-
-    # Writes for transactions that may span both tables.
+    # Writes for transactions that may span the tables.
 
     def count_login(self, login, rehashed=None):
         """Count a login, on condition that the password is still the one

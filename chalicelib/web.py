@@ -23,8 +23,8 @@ from chalice import Response
 
 from chalicelib import audit, cursor, errors
 from chalicelib.errors import BadRequest, NotUtf8, PayloadTooLarge, ServiceError, ValidationFailed
-from chalicelib.identity import Identity
-from chalicelib.rules import MAX_BODY_BYTES, PAGE_SIZE, PREFIX
+from chalicelib.identity import Identity, Origin
+from chalicelib.rules import DESCRIPTION_LENGTH, MAX_BODY_BYTES, PAGE_SIZE, PREFIX
 
 # Each error's HTTP status, looked up along its classes (a NotUtf8 is a
 # BadRequest, which is a plain ServiceError: 400; a dynamo.Contended is a
@@ -256,3 +256,9 @@ def client_ip(request):
 def user_agent(request, limit):
     agent = request.headers.get("user-agent")
     return agent[:limit] if agent else None
+
+
+def origin(request):
+    """Where a request comes from, for the events it causes: the client's
+    address and its User-Agent, cut as a token's description is."""
+    return Origin(client_ip(request), user_agent(request, DESCRIPTION_LENGTH))

@@ -1,4 +1,4 @@
-"""The two tables, defined once.
+"""The three tables, defined once.
 
 The tests, ``manage.py create-tables`` (and so `make run`) and the deployment
 template (deploy/template.py) all build their tables from these definitions,
@@ -7,6 +7,7 @@ none of this ships in the Lambda package.
 
 users  (pk)                   one item per kind of fact, see chalicelib/user_store.py
 tokens (user_id, token_id)    one item per live login session
+events (user_id, event_id)    the security log, see chalicelib/event_store.py
 """
 import json
 import os
@@ -31,11 +32,23 @@ DEFINITIONS = {
             {"AttributeName": "token_id", "AttributeType": "S"},
         ],
     },
+    "events": {
+        "KeySchema": [
+            {"AttributeName": "user_id", "KeyType": "HASH"},
+            {"AttributeName": "event_id", "KeyType": "RANGE"},
+        ],
+        "AttributeDefinitions": [
+            {"AttributeName": "user_id", "AttributeType": "S"},
+            {"AttributeName": "event_id", "AttributeType": "S"},
+        ],
+    },
 }
+# The environment variable that gives the functions each table's name.
+VARIABLES = {"users": "USERS_TABLE", "tokens": "TOKENS_TABLE", "events": "EVENTS_TABLE"}
 
 
 def create_tables(client, names, wait_seconds=60):
-    """Create each missing table of ``names`` ({"users": ..., "tokens": ...}).
+    """Create each missing table of ``names`` ({"users": ..., "tokens": ..., "events": ...}).
 
     Returns the names it created. Existing tables are left as they are.
     """
@@ -71,7 +84,7 @@ def stage_table_names(project_dir, stage):
     """The table names a stage of ``.chalice/config.json`` gives its functions."""
     with open(os.path.join(project_dir, ".chalice", "config.json"), encoding="utf-8") as f:
         env = json.load(f)["stages"][stage]["environment_variables"]
-    return {"users": env["USERS_TABLE"], "tokens": env["TOKENS_TABLE"]}
+    return {kind: env[variable] for kind, variable in VARIABLES.items()}
 
 
 def cloudformation(kind, name):

@@ -3,7 +3,7 @@ chalice's own template (`make package` writes it to build/merge-$STAGE.json).
 
     python -m deploy.template --stage dev
 
-Both tables (deploy/tables.py); the Gateway Responses inside the API
+The tables (deploy/tables.py); the Gateway Responses inside the API
 definition (deploy/gateway_responses.py); fixed function names with their
 log groups; the stage's throttling, reserved concurrency and optional WAF
 rule (deploy/protection.py); its access log, metrics and alarms
@@ -30,6 +30,7 @@ def merge_template(stage, project_dir=ROOT):
     resources = {
         "UsersTable": tables.cloudformation("users", names["users"]),
         "TokensTable": tables.cloudformation("tokens", names["tokens"]),
+        "EventsTable": tables.cloudformation("events", names["events"]),
     }
     # Fixed function names give the log groups fixed names, so that each
     # role may write to its own log group and nothing else.

@@ -5,8 +5,12 @@ them (the real handlers, real API Gateway events), against the embedded
 DynamoDB (moto's server, in its own process) over loopback, side by side
 with the bare boto3 calls the same request needs. Each figure is the median
 of several runs of many requests, with the spread of those run medians.
-Results: a table on stdout and build/bench.json.
+The security log's cost: a login, a failed login and a revocation, each
+with its event writes and without them (the same handler, its transactions
+stripped of every write to the events table and of the check that guards
+them), in alternating runs. Results: a table on stdout and build/bench.json.
 """
+import contextlib
 import json
 import os
 import resource
@@ -97,6 +101,7 @@ def environment(endpoint):
         "AWS_ENDPOINT_URL_DYNAMODB": endpoint, "AWS_ACCESS_KEY_ID": "bench",
         "AWS_SECRET_ACCESS_KEY": "bench", "AWS_DEFAULT_REGION": "us-east-1",
         "USERS_TABLE": "bench-users", "TOKENS_TABLE": "bench-tokens",
+        "EVENTS_TABLE": "bench-events",
         "JWT_SECRET": secrets.token_urlsafe(48), "BCRYPT_ROUNDS": "12",
         "MAX_TOKENS_PER_USER": "1000",
     })
@@ -131,7 +136,7 @@ def request_figures():
 
     quiet()
     aws.reset()
-    names = {"users": os.environ["USERS_TABLE"], "tokens": os.environ["TOKENS_TABLE"]}
+    names = {kind: os.environ[variable] for kind, variable in tables.VARIABLES.items()}
     tables.create_tables(aws.dynamodb(), names)
     os.environ["BCRYPT_ROUNDS"] = "4"
     service.signup("bench", "bench@example.com", "bench password 1")
@@ -228,7 +233,135 @@ def request_figures():
         lambda: application.app(login_event, Context()), runs=3, count=5)
     figures["revoke_all"] = {str(n): revoke_all(application, floor, names, n) for n in
                              (10, 100, 1000)}
+    figures["events"] = event_figures(application, floor, names)
     return figures
+
+
+@contextlib.contextmanager
+def without_events():
+    """The same handlers, with no event written: every transaction loses its
+    writes to the events table and the check that guards them (a login's
+    own condition stays: it was there before the log)."""
+    from chalicelib import dynamo
+
+    add, spill, table = dynamo.Transaction.add, dynamo.Transaction.add_spillable, \
+        os.environ["EVENTS_TABLE"]
+
+    def kept(writes):
+        return [w for w in writes if w.table != table and w.kind != "ConditionCheck"]
+
+    dynamo.Transaction.add = lambda self, *writes: add(self, *kept(writes))
+    dynamo.Transaction.add_spillable = lambda self, *writes: spill(self, *kept(writes))
+    try:
+        yield
+    finally:
+        dynamo.Transaction.add, dynamo.Transaction.add_spillable = add, spill
+
+
+def each(prepare, call, count):
+    """Median and p95 of ``call(prepare())``, timing the call alone."""
+    samples = []
+    for _ in range(count):
+        argument = prepare()
+        started = time.perf_counter()
+        call(argument)
+        samples.append((time.perf_counter() - started) * 1000)
+    samples.sort()
+    return statistics.median(samples), samples[int(len(samples) * 0.95) - 1]
+
+
+def with_and_without(prepare, call, tidy, runs=5, count=40):
+    """The request with its events and without them, in alternating runs,
+    each on tables that ``tidy`` brought back to a few items: moto copies
+    every table a transaction touches, so a transaction gets slower as the
+    tables grow (DynamoDB's do not), and a slow one can time out and be
+    retried, which moto (ignoring the idempotency token) applies twice.
+    Returns both figures and the ratio of their medians."""
+    found = {"with": [], "without": []}
+    for _ in range(runs):
+        tidy()
+        found["with"].append(each(prepare, call, count))
+        tidy()
+        with without_events():
+            found["without"].append(each(prepare, call, count))
+    figures = {}
+    for kind, results in found.items():
+        medians = [m for m, _ in results]
+        figures[kind] = {"median_ms": round(statistics.median(medians), 3),
+                         "p95_ms": round(statistics.median(p for _, p in results), 3),
+                         "spread_ms": [round(min(medians), 3), round(max(medians), 3)],
+                         "runs": runs, "requests_per_run": count}
+    figures["ratio"] = round(figures["with"]["median_ms"] / figures["without"]["median_ms"], 3)
+    return figures
+
+
+def event_figures(application, floor, names):
+    """Login, failed login and the revocation of one token, with and without
+    their event writes, at bcrypt cost 4 (so that DynamoDB, not bcrypt,
+    is what the figures show)."""
+    from chalicelib import clock, service, stores, token_store
+
+    os.environ["BCRYPT_ROUNDS"] = "4"
+    try:
+        service.signup("eventer", "eventer@example.com", "bench password 4")
+        attempts = stores.users().attempts_key("eventer")
+        right = proxy_event("POST", "/api/v1/login", None, json.dumps(
+            {"username": "eventer", "password": "bench password 4"}))
+        wrong = proxy_event("POST", "/api/v1/login", None, json.dumps(
+            {"username": "eventer", "password": "wrong password"}))
+
+        def answered(event, status):
+            def call(_):
+                assert application.app(event, Context())["statusCode"] == status
+            return call
+
+        def unlocked():
+            floor.delete_item(TableName=names["users"], Key=attempts)
+
+        login = service.login("eventer", "bench password 4", "bench", "192.0.2.10")
+        ctx = application.authorizer.decide("Bearer " + login["token"])
+
+        def spare_token():
+            token_id = token_store.new_token_id(clock.now())
+            floor.put_item(TableName=names["tokens"], Item={
+                "user_id": {"S": ctx["user_id"]}, "token_id": {"S": token_id},
+                "expires_at": {"N": str(int(clock.now()) + 3600)}})
+            return token_id
+
+        def revoke(token_id):
+            event = proxy_event("DELETE", "/api/v1/tokens/{token_id}", ctx)
+            event["path"] = f"/api/v1/tokens/{token_id}"
+            event["pathParameters"] = {"token_id": token_id}
+            answer = application.app(event, Context())
+            assert answer["statusCode"] == 200, answer
+
+        def delete_floor(token_id):
+            floor.delete_item(TableName=names["tokens"],
+                              Key={"user_id": {"S": ctx["user_id"]}, "token_id": {"S": token_id}})
+
+        def tidy():
+            """Every token and event gone but the caller's token."""
+            for kind, key in (("tokens", "token_id"), ("events", "event_id")):
+                items = floor.scan(TableName=names[kind], ProjectionExpression=f"user_id, {key}",
+                                   ConsistentRead=True)["Items"]
+                doomed = [i for i in items if i[key]["S"] != ctx["token_id"]]
+                for start in range(0, len(doomed), 25):
+                    floor.batch_write_item(RequestItems={names[kind]: [
+                        {"DeleteRequest": {"Key": k}} for k in doomed[start:start + 25]]})
+
+        figures = {
+            "login": with_and_without(lambda: None, answered(right, 200), tidy),
+            "failed_login": with_and_without(unlocked, answered(wrong, 401), tidy),
+            "revoke": with_and_without(spare_token, revoke, tidy),
+        }
+        floor_median, floor_p95 = each(spare_token, delete_floor, 200)
+        figures["revoke"]["floor_delete_item"] = {"median_ms": round(floor_median, 3),
+                                                  "p95_ms": round(floor_p95, 3)}
+        figures["revoke"]["ratio_to_delete_item"] = round(
+            figures["revoke"]["with"]["median_ms"] / floor_median, 3)
+        return figures
+    finally:
+        os.environ["BCRYPT_ROUNDS"] = "12"
 
 
 def revoke_all(application, floor, names, n):
@@ -334,8 +467,9 @@ def request_figures_light():
     quiet()
     aws.reset()
     os.environ.update({"USERS_TABLE": "rss-users", "TOKENS_TABLE": "rss-tokens",
-                       "BCRYPT_ROUNDS": "4"})
-    tables.create_tables(aws.dynamodb(), {"users": "rss-users", "tokens": "rss-tokens"})
+                       "EVENTS_TABLE": "rss-events", "BCRYPT_ROUNDS": "4"})
+    tables.create_tables(aws.dynamodb(), {"users": "rss-users", "tokens": "rss-tokens",
+                                          "events": "rss-events"})
     service.signup("rss", "rss@example.com", "rss password 1")
     login = service.login("rss", "rss password 1", None, None)
     ctx = application.authorizer.decide("Bearer " + login["token"])
@@ -375,6 +509,19 @@ def report(figures):
     for n, f in figures["revoke_all"].items():
         print(f"{'DELETE /api/v1/tokens, N = ' + n:34} {f['median_ms']:>10}"
               f"   ({f['per_token_ms']} ms a token)")
+    for name, label in (("login", "POST /api/v1/login, cost 4"),
+                        ("failed_login", "failed login, cost 4"),
+                        ("revoke", "DELETE /api/v1/tokens/{id}")):
+        f = figures["events"][name]
+        for kind in ("with", "without"):
+            g = f[kind]
+            spread = f"{g['spread_ms'][0]}-{g['spread_ms'][1]}"
+            print(f"{label + (' + event' if kind == 'with' else ', no event'):34} "
+                  f"{g['median_ms']:>10} {g['p95_ms']:>9} {spread:>17} "
+                  f"{f['ratio'] if kind == 'with' else '':>6}")
+    f = figures["events"]["revoke"]
+    print(f"{'  floor: one DeleteItem':34} {f['floor_delete_item']['median_ms']:>10} "
+          f"{f['floor_delete_item']['p95_ms']:>9} {'':>17} {f['ratio_to_delete_item']:>6}")
     for name, label in (("import_boto3", "cold import boto3"),
                         ("import_app", "cold import app (boto3 included)"),
                         ("import_app_over_boto3", "  of which app over boto3"),

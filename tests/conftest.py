@@ -25,7 +25,7 @@ def environment(monkeypatch):
     """Fake credentials, cheap bcrypt, and no way to reach a real endpoint."""
     for name in ("AWS_ENDPOINT_URL_DYNAMODB", "AWS_ENDPOINT_URL", "AWS_PROFILE",
                  "JWT_PREVIOUS_SECRET", "JWT_SECRET_PARAMETER", "TOKEN_LIFETIME_SECONDS",
-                 "TOKEN_MAX_LIFETIME_SECONDS", "MAX_TOKENS_PER_USER"):
+                 "TOKEN_MAX_LIFETIME_SECONDS", "MAX_TOKENS_PER_USER", "EVENT_RETENTION_DAYS"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
@@ -45,9 +45,9 @@ def table_names():
 
 @pytest.fixture
 def dynamodb(environment, table_names, monkeypatch):
-    """A mocked DynamoDB with both tables; the service's client made inside it."""
-    monkeypatch.setenv("USERS_TABLE", table_names["users"])
-    monkeypatch.setenv("TOKENS_TABLE", table_names["tokens"])
+    """A mocked DynamoDB with every table; the service's client made inside it."""
+    for kind, variable in tables.VARIABLES.items():
+        monkeypatch.setenv(variable, table_names[kind])
     with mock_aws():
         aws.reset()
         tables.create_tables(aws.dynamodb(), table_names)

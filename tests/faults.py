@@ -19,13 +19,16 @@ def client_error(code, status=400):
                            "ResponseMetadata": {"HTTPStatusCode": status}})
 
 
-def inject(client, operation, make_reply, times=None):
+def inject(client, operation, make_reply, times=None, when=None):
     """Answer the next ``times`` calls of ``operation`` (all, if None) with
-    ``make_reply(params)``; returns the list of params the hook saw."""
+    ``make_reply(params)``; only those for which ``when(params)`` holds, if
+    given. Returns the list of params the hook answered."""
     seen = []
 
     def hook(params, **kwargs):
         if times is not None and len(seen) >= times:
+            return None
+        if when is not None and not when(params):
             return None
         seen.append(params)
         return make_reply(params)
@@ -42,3 +45,38 @@ def timeout(params):
 def all_unprocessed(params):
     """BatchWriteItem that processed nothing (``params`` is the request dict)."""
     return answer(200, {"UnprocessedItems": json.loads(params["body"])["RequestItems"]})
+
+
+def transact_items(params):
+    """The TransactItems of a TransactWriteItems request (``params``)."""
+    return json.loads(params["body"])["TransactItems"]
+
+
+def reserves(params):
+    """Whether a transaction is a failed-attempt reservation: it counts an
+    attempt at a password before bcrypt (an Update of an attempts item)."""
+    return any(item.get("Update", {}).get("Key", {}).get("pk", {}).get("S", "").startswith(
+        "attempts#") for item in transact_items(params))
+
+
+def after_the_check(params):
+    """Whether a transaction comes after a password check, not before it."""
+    return not reserves(params)
+
+
+def opens_session(params):
+    """Whether a transaction is a login's: it puts a token."""
+    return any("token_id" in item.get("Put", {}).get("Item", {})
+               for item in transact_items(params))
+
+
+def cancelled(first, rest="None"):
+    """A refused transaction: ``first`` the reason of its first item, ``rest``
+    that of every other one."""
+    def reply(params):
+        count = len(transact_items(params))
+        return answer(400, {"Error": {"Code": "TransactionCanceledException",
+                                      "Message": "injected"},
+                            "CancellationReasons": [{"Code": first}] + [{"Code": rest}] * (count - 1),
+                            "ResponseMetadata": {"HTTPStatusCode": 400}})
+    return reply

@@ -127,12 +127,13 @@ def test_deleting_the_account_forgets_its_attempts(api, clock, dynamodb, table_n
 # An outage after the right password is not a failed login.
 
 def test_an_outage_during_right_logins_is_not_counted_as_failed_logins(api, clock, dynamodb):
-    from faults import client_error, inject
+    from faults import client_error, inject, opens_session
 
     api.signup()
     outage = [True]
     inject(dynamodb, "TransactWriteItems",
-           lambda p: client_error("ThrottlingException") if outage[0] else None)
+           lambda p: client_error("ThrottlingException") if outage[0] else None,
+           when=opens_session)
     assert [api.login().status for _ in range(5)] == [503] * 5
     outage[0] = False
     assert api.login().status == 200
@@ -140,11 +141,12 @@ def test_an_outage_during_right_logins_is_not_counted_as_failed_logins(api, cloc
 
 def test_when_the_release_fails_too_the_503_stands_and_a_line_says_so(api, clock, dynamodb,
                                                                         caplog):
-    from faults import client_error, inject
+    from faults import after_the_check, client_error, inject
 
     api.signup()
-    inject(dynamodb, "TransactWriteItems", lambda p: client_error("ThrottlingException"))
-    inject(dynamodb, "DeleteItem", lambda p: client_error("ThrottlingException"))
+    # The login's transaction and then the release's.
+    inject(dynamodb, "TransactWriteItems", lambda p: client_error("ThrottlingException"),
+           when=after_the_check)
     reply = api.login()
     assert reply.status == 503
     assert reply.json["error"] == "service_unavailable"
@@ -384,21 +386,23 @@ def test_the_real_users_failures_do_not_lock_the_lookalike_name(api, clock):
 # The reservation's lost races.
 
 def test_a_reservation_meeting_a_login_in_progress_reads_again_and_counts(api, clock, dynamodb):
-    from faults import client_error, inject
+    from faults import cancelled, inject, reserves
 
     api.signup()
-    inject(dynamodb, "UpdateItem", lambda p: client_error("TransactionConflictException"), times=1)
+    # Conflicts through every retry of one transaction: a login's is resetting the record.
+    inject(dynamodb, "TransactWriteItems", cancelled("TransactionConflict"), times=4,
+           when=reserves)
     assert fail(api) == [401]
     assert fail(api, times=4) == [401] * 4
     assert api.login().status == 429
 
 
 def test_an_attempt_that_loses_every_race_waits_and_checks_nothing(api, clock, dynamodb, checks):
-    from faults import client_error, inject
+    from faults import cancelled, inject, reserves
 
     api.signup()
     checks.clear()
-    inject(dynamodb, "UpdateItem", lambda p: client_error("ConditionalCheckFailedException"))
+    inject(dynamodb, "TransactWriteItems", cancelled("ConditionalCheckFailed"), when=reserves)
     reply = api.login()
     assert reply.status == 429
     assert reply.headers["Retry-After"] == "1"

@@ -154,16 +154,21 @@ def test_each_page_is_one_query(api, calls):
     assert seen["view"] == ["Query", "Query"]
 
 
-# Every password check is first counted as a failure (a conditional
-# UpdateItem of the attempts record, before bcrypt), so that a burst of
-# requests cannot all check a password on the same count; a success then
-# resets the count inside the write it makes anyway.
+# Every password check is first counted as a failure (a conditional update
+# of the attempts record, before bcrypt), so that a burst of requests cannot
+# all check a password on the same count; a success then resets the count
+# inside the write it makes anyway. The count is a transaction, which also
+# records the failed login in the user's log (a failure writes nothing after
+# bcrypt); the login's own transaction records the login. No call is added.
+
+RESERVED = ["BatchGetItem", "TransactWriteItems"]
+
 
 def test_login_is_four_calls(api, calls):
     api.signup()
     seen = calls()
     api.login()
-    assert seen["view"] == ["BatchGetItem", "UpdateItem", "Query", "TransactWriteItems"]
+    assert seen["view"] == RESERVED + ["Query", "TransactWriteItems"]
 
 
 def test_a_login_that_rehashes_the_password_is_still_four_calls(api, calls, monkeypatch):
@@ -172,14 +177,22 @@ def test_a_login_that_rehashes_the_password_is_still_four_calls(api, calls, monk
     monkeypatch.setenv("BCRYPT_ROUNDS", "4")
     seen = calls()
     assert api.login().status == 200
-    assert seen["view"] == ["BatchGetItem", "UpdateItem", "Query", "TransactWriteItems"]
+    assert seen["view"] == RESERVED + ["Query", "TransactWriteItems"]
 
 
 def test_a_failed_login_is_two_calls(api, calls):
     api.signup()
     seen = calls()
     api.login(password="wrong password")
-    assert seen["view"] == ["BatchGetItem", "UpdateItem"]
+    assert seen["view"] == RESERVED
+
+
+def test_a_failed_login_of_an_unknown_name_makes_the_same_calls(api, calls):
+    """The same operations, so the same time: a transaction even with no
+    event to record."""
+    seen = calls()
+    api.login("nobody", "wrong password")
+    assert seen["view"] == RESERVED
 
 
 def test_a_refused_login_is_one_read(api, calls):
@@ -197,7 +210,7 @@ def test_a_password_change_is_four_calls(api, calls):
     seen = calls()
     api.call("POST", "/api/v1/users/me/password", token=token,
              body={"current_password": PASSWORD, "new_password": "another password"})
-    assert seen["view"] == ["BatchGetItem", "UpdateItem", "Query", "TransactWriteItems"]
+    assert seen["view"] == RESERVED + ["Query", "TransactWriteItems"]
 
 
 def test_signup_is_one_write(api, calls):
@@ -206,16 +219,30 @@ def test_signup_is_one_write(api, calls):
     assert seen["view"] == ["TransactWriteItems"]
 
 
-@pytest.mark.parametrize("n", [1, 25, 26, 60])
-def test_revoke_all_is_the_query_plus_one_batch_per_25(api, calls, monkeypatch, n):
-    monkeypatch.setenv("MAX_TOKENS_PER_USER", "100")
+@pytest.mark.parametrize("n", [1, 26, 98, 99, 124])
+def test_revoke_all_is_the_query_and_one_transaction_plus_a_batch_per_25_beyond_98(
+        api, calls, monkeypatch, n):
+    """The transaction holds the event, the check that no deletion has
+    begun, and up to 98 deletes; the oldest of any more go first, in batches."""
+    monkeypatch.setenv("MAX_TOKENS_PER_USER", "150")
     token = api.user()
     for _ in range(n - 1):
         api.token()
     warm(api, token)
     seen = calls()
-    api.call("DELETE", "/api/v1/tokens", token=token)
-    assert seen["view"] == ["Query"] + ["BatchWriteItem"] * math.ceil(n / 25)
+    assert api.call("DELETE", "/api/v1/tokens", token=token).json == {"revoked": n}
+    batches = math.ceil(max(0, n - 98) / 25)
+    assert seen["view"] == ["Query"] + ["BatchWriteItem"] * batches + ["TransactWriteItems"]
+
+
+def test_revoking_all_of_no_token_is_the_query_alone(api, calls):
+    """Nothing revoked, nothing recorded."""
+    token = api.user()
+    warm(api, token)
+    seen = calls()
+    assert api.call("DELETE", "/api/v1/tokens?keep_current=true", token=token).json == {
+        "revoked": 0}
+    assert seen["view"] == ["Query"]
 
 
 def test_admin_revoke_is_one_lookup_more(api, calls, admin):
@@ -226,7 +253,7 @@ def test_admin_revoke_is_one_lookup_more(api, calls, admin):
     warm(api, admin)
     seen = calls()
     api.call("DELETE", "/api/v1/admin/users/alice/tokens", token=admin)
-    assert seen["view"] == ["BatchGetItem", "Query", "BatchWriteItem", "BatchWriteItem"]
+    assert seen["view"] == ["BatchGetItem", "Query", "TransactWriteItems"]
 
 
 def test_an_admin_listing_is_one_lookup_and_one_query(api, calls, admin):
@@ -243,10 +270,38 @@ def test_a_non_admin_on_an_admin_route_costs_the_same_lookup(api, calls):
     assert seen == {"authorizer": ["GetItem"], "view": ["BatchGetItem"]}
 
 
-def test_revoking_one_token_is_one_delete(api, calls):
+def test_revoking_one_token_is_one_small_transaction(api, calls):
+    """The delete, its event, and the check that no deletion has begun."""
     token = api.user()
     other = api.login().json["token_id"]
     warm(api, token)
     seen = calls()
     api.call("DELETE", f"/api/v1/tokens/{other}", token=token)
-    assert seen["view"] == ["DeleteItem"]
+    assert seen["view"] == ["TransactWriteItems"]
+
+
+def test_logout_is_one_small_transaction(api, calls):
+    token = api.user()
+    warm(api, token)
+    seen = calls()
+    api.call("POST", "/api/v1/logout", token=token)
+    assert seen["view"] == ["TransactWriteItems"]
+
+
+def test_the_security_log_is_one_query_a_page(api, calls):
+    token = api.user()
+    for _ in range(4):
+        api.token()
+    warm(api, token)
+    seen = calls()
+    cursor = api.call("GET", "/api/v1/users/me/events?limit=2", token=token).json["next_cursor"]
+    api.call("GET", f"/api/v1/users/me/events?limit=2&cursor={cursor}", token=token)
+    assert seen["view"] == ["Query", "Query"]
+
+
+def test_an_admin_reading_a_log_is_one_lookup_and_one_query(api, calls, admin):
+    api.user("alice")
+    warm(api, admin)
+    seen = calls()
+    assert api.call("GET", "/api/v1/admin/users/alice/events", token=admin).status == 200
+    assert seen["view"] == ["BatchGetItem", "Query"]

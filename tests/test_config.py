@@ -19,6 +19,7 @@ LAMBDA = {"AWS_LAMBDA_FUNCTION_NAME": "login-service-dev-api"}
     ("TOKEN_MAX_LIFETIME_SECONDS", "abc"), ("TOKEN_MAX_LIFETIME_SECONDS", "0"),
     ("TOKEN_MAX_LIFETIME_SECONDS", "-5"), ("TOKEN_MAX_LIFETIME_SECONDS", "30 days"),
     ("TOKEN_MAX_LIFETIME_SECONDS", "31536001"),
+    ("EVENT_RETENTION_DAYS", "0"), ("EVENT_RETENTION_DAYS", "90d"), ("EVENT_RETENTION_DAYS", "3651"),
 ])
 def test_a_bad_whole_number_is_refused_by_name(monkeypatch, name, value):
     monkeypatch.setenv(name, value)
@@ -69,6 +70,13 @@ def test_the_last_used_window_is_at_most_5_minutes_and_a_tenth_of_the_lifetime(
     use die (lifetimes under 3 s; see config.last_used_resolution_seconds)."""
     monkeypatch.setenv("TOKEN_LIFETIME_SECONDS", str(lifetime))
     assert config.last_used_resolution_seconds() == window
+
+
+def test_events_are_kept_90_days_unless_the_setting_says_otherwise(monkeypatch):
+    assert config.event_retention_days() == 90
+    monkeypatch.setenv("EVENT_RETENTION_DAYS", "400")
+    config.check()
+    assert config.event_retention_days() == 400
 
 
 @pytest.mark.parametrize("name", ["JWT_SECRET", "JWT_PREVIOUS_SECRET"])

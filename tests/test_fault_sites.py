@@ -39,6 +39,9 @@ ROUTES = {
     "revoke all": lambda api, w: api.call("DELETE", "/api/v1/tokens", token=w["token"]),
     "admin list": lambda api, w: api.call("GET", f"/api/v1/admin/users/{w['me']}/tokens",
                                           token=w["admin"]),
+    "events": lambda api, w: api.call("GET", "/api/v1/users/me/events", token=w["token"]),
+    "admin events": lambda api, w: api.call("GET", f"/api/v1/admin/users/{w['me']}/events",
+                                            token=w["admin"]),
     "admin revoke": lambda api, w: api.call("DELETE", f"/api/v1/admin/users/{w['me']}/tokens",
                                             token=w["admin"]),
     "password": lambda api, w: api.call(

@@ -35,17 +35,19 @@ def source_of(path):
 @pytest.mark.parametrize("path,forbidden", [
     # Views parse, call the service and shape: no storage, no AWS.
     ("app.py", ["chalicelib.dynamo", "chalicelib.aws", "chalicelib.stores",
-                "chalicelib.user_store", "chalicelib.token_store", "boto3", "botocore"]),
+                "chalicelib.user_store", "chalicelib.token_store", "chalicelib.event_store",
+                "boto3", "botocore"]),
     # The service speaks in domain terms: stores and their unit of work.
     ("chalicelib/service.py", ["chalicelib.dynamo", "chalicelib.aws", "boto3", "botocore"]),
     # The edge and the authorizer need a store or an identity, not the use cases.
-    ("chalicelib/web.py", ["chalicelib.service", "chalicelib.dynamo"]),
+    ("chalicelib/web.py", ["chalicelib.service", "chalicelib.dynamo", "chalicelib.event_store"]),
     ("chalicelib/authorizer.py", ["chalicelib.service", "chalicelib.dynamo"]),
     # Domain errors carry no HTTP: only web.py maps them.
     ("chalicelib/errors.py", ["chalice", "chalicelib.web"]),
     # The stores reach DynamoDB through dynamo.py's calls only.
     ("chalicelib/user_store.py", ["chalicelib.aws", "boto3", "botocore", "chalicelib.service"]),
     ("chalicelib/token_store.py", ["chalicelib.aws", "boto3", "botocore", "chalicelib.service"]),
+    ("chalicelib/event_store.py", ["chalicelib.aws", "boto3", "botocore", "chalicelib.service"]),
 ])
 def test_no_layer_reaches_past_the_next(path, forbidden):
     assert touches(source_of(path), forbidden) == []

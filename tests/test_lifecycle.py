@@ -5,7 +5,7 @@ import time
 import pytest
 
 from conftest import PASSWORD
-from faults import client_error, inject
+from faults import after_the_check, client_error, inject, opens_session
 
 ME = "/api/v1/users/me"
 NEW = "a brand new password"
@@ -69,8 +69,8 @@ def test_a_login_racing_a_password_change_does_not_survive_it(api, dynamodb):
     token = api.user()
     raced = []
 
-    def login_meanwhile(**kwargs):
-        if not raced:
+    def login_meanwhile(params, **kwargs):
+        if not raced and after_the_check(params):
             raced.append(None)  # once: the login below writes a transaction too
             raced[0] = api.token()
 
@@ -116,7 +116,8 @@ def test_a_failure_half_way_leaves_nothing_that_logs_in_and_a_retry_finishes(api
                                                                              table_names):
     token = api.user()
     other = api.token()
-    inject(dynamodb, "TransactWriteItems", lambda p: client_error("ThrottlingException"), times=1)
+    inject(dynamodb, "TransactWriteItems", lambda p: client_error("ThrottlingException"), times=1,
+           when=after_the_check)
     assert delete(api, token).status == 503
     # Half-way: the user is whole but cannot log in; its tokens remain so
     # that the client can retry.
@@ -137,8 +138,8 @@ def test_two_deletions_of_one_account_at_once_give_one_200_and_one_404(api, dyna
     token = api.user()
     second = []
 
-    def delete_meanwhile(**kwargs):
-        if not second:
+    def delete_meanwhile(params, **kwargs):
+        if not second and after_the_check(params):
             second.append(None)
             second[0] = delete(api, token)
 
@@ -230,11 +231,12 @@ def test_parallel_logins_never_hold_more_than_the_cap(api, monkeypatch, dynamodb
 
 
 def login_during_the_next_transaction(api, dynamodb, act):
-    """Runs ``act()`` once, just before the next TransactWriteItems."""
+    """Runs ``act()`` once, just before the next TransactWriteItems that
+    follows a password check."""
     done = []
 
-    def meanwhile(**kwargs):
-        if not done:
+    def meanwhile(params, **kwargs):
+        if not done and after_the_check(params):
             done.append(None)  # once: ``act`` may write a transaction too
             done.append(act())
 
@@ -271,7 +273,8 @@ def test_a_login_that_loses_every_race_is_a_503_and_counts_no_failure(api, dynam
     api.signup()
     racing = [True]
     inject(dynamodb, "TransactWriteItems",
-           lambda p: client_error("TransactionCanceledException") if racing[0] else None)
+           lambda p: client_error("TransactionCanceledException") if racing[0] else None,
+           when=opens_session)
     assert [api.login().status for _ in range(backoff.THRESHOLD)] == [503] * backoff.THRESHOLD
     racing[0] = False
     assert api.login().status == 200

@@ -8,7 +8,7 @@ import pytest
 import manage
 from chalicelib import service, stores
 from conftest import PASSWORD
-from faults import client_error, inject
+from faults import after_the_check, client_error, inject
 
 
 @pytest.fixture
@@ -51,7 +51,7 @@ def test_create_admin_refuses_invalid_input(cli, capsys):
 
 
 def items(dynamodb, table_names):
-    """Every item of both tables, to show that a refusal wrote nothing."""
+    """Every item of every table, to show that a refusal wrote nothing."""
     return {kind: sorted(map(repr, dynamodb.scan(TableName=name)["Items"]))
             for kind, name in table_names.items()}
 
@@ -174,7 +174,7 @@ def test_delete_user_removes_the_user_and_every_token(cli, api, dynamodb, table_
     assert cli("delete-user", "Alice") == 0
     assert "2 live tokens" in capsys.readouterr().out
     assert all(api.call("GET", "/api/v1/users/me", token=t).status == 403 for t in tokens)
-    assert items(dynamodb, table_names) == {"users": [], "tokens": []}
+    assert items(dynamodb, table_names) == {"users": [], "tokens": [], "events": []}
 
 
 def test_delete_user_deletes_the_attempts_that_make_run_counted(cli, api, dynamodb, table_names,
@@ -188,7 +188,7 @@ def test_delete_user_deletes_the_attempts_that_make_run_counted(cli, api, dynamo
     api.login("alice", "wrong password")
     monkeypatch.delenv("JWT_SECRET")
     assert cli("delete-user", "alice") == 0
-    assert items(dynamodb, table_names) == {"users": [], "tokens": []}
+    assert items(dynamodb, table_names) == {"users": [], "tokens": [], "events": []}
 
 
 def test_delete_user_finishes_a_deletion_that_failed_half_way(cli, api, dynamodb, table_names):
@@ -197,13 +197,14 @@ def test_delete_user_finishes_a_deletion_that_failed_half_way(cli, api, dynamodb
     deletion finishes the job, and the name and address are free again."""
     token = api.user("alice")
     api.token("alice")
-    inject(dynamodb, "TransactWriteItems", lambda p: client_error("ThrottlingException"), times=1)
+    inject(dynamodb, "TransactWriteItems", lambda p: client_error("ThrottlingException"), times=1,
+           when=after_the_check)
     assert delete_me(api, token).status == 503
     assert api.login("alice").status == 401
     assert api.signup("alice").status == 409
     del token  # lost
     assert cli("delete-user", "alice") == 0
-    assert items(dynamodb, table_names) == {"users": [], "tokens": []}
+    assert items(dynamodb, table_names) == {"users": [], "tokens": [], "events": []}
     assert api.signup("alice", email="alice@example.com").status == 201
 
 
@@ -221,7 +222,7 @@ def test_delete_user_survives_a_password_change_between_its_read_and_its_mark(
     dynamodb.meta.events.register("before-call.dynamodb.UpdateItem", change_meanwhile)
     assert cli("delete-user", "alice") == 0
     assert changed == [200]
-    assert items(dynamodb, table_names) == {"users": [], "tokens": []}
+    assert items(dynamodb, table_names) == {"users": [], "tokens": [], "events": []}
 
 
 def test_delete_user_racing_the_users_own_deletion_reports_it_gone(cli, api, dynamodb,
@@ -231,7 +232,7 @@ def test_delete_user_racing_the_users_own_deletion_reports_it_gone(cli, api, dyn
     assert cli("delete-user", "alice") == 1
     assert raced == [200]
     assert "No such user" in capsys.readouterr().err
-    assert items(dynamodb, table_names) == {"users": [], "tokens": []}
+    assert items(dynamodb, table_names) == {"users": [], "tokens": [], "events": []}
 
 
 # The ADMIN_* admin of `make run`

@@ -51,6 +51,16 @@ def test_request_bodies_come_from_the_schemas_and_hide_nothing_secret_in_outputs
         "id", "description", "ip", "created_at", "expires_at", "last_used_at", "current"}
 
 
+def test_the_event_object_is_documented_with_its_types_and_actors(api):
+    from chalicelib.rules import EVENT_ACTORS as BY, EVENT_TYPES as TYPES
+
+    event = document(api)["components"]["schemas"]["EventOut"]
+    assert set(event["properties"]) == {"id", "type", "created_at", "ip", "device", "by",
+                                        "token_id"}
+    assert event["properties"]["type"]["enum"] == list(TYPES) and len(TYPES) == 10
+    assert event["properties"]["by"]["enum"] == ["self", "admin", "operator", "system"] == list(BY)
+
+
 def test_every_contract_error_status_is_documented(api):
     paths = document(api)["paths"]
     assert {"400", "409", "422"} <= set(paths["/api/v1/signup"]["post"]["responses"])
@@ -93,10 +103,11 @@ def test_every_error_status_has_the_one_error_schema(api):
 def test_every_output_field_is_required_and_nullable_exactly_where_null_is_possible(api):
     schemas = document(api)["components"]["schemas"]
     nullable = {("TokenOut", "description"), ("TokenOut", "ip"), ("TokenOut", "last_used_at"),
-                ("TokenPageOut", "next_cursor")}
+                ("TokenPageOut", "next_cursor"), ("EventOut", "ip"), ("EventOut", "device"),
+                ("EventOut", "token_id"), ("EventPageOut", "next_cursor")}
     outputs = [name for name in schemas if name.endswith("Out")]
     assert {"UserOut", "TokenOut", "TokenPageOut", "LoginOut", "RevokedOut", "DeletedOut",
-            "ServiceOut"} <= set(outputs)
+            "ServiceOut", "EventOut", "EventPageOut"} <= set(outputs)
     for name in outputs:
         properties = schemas[name]["properties"]
         assert set(schemas[name]["required"]) == set(properties), name
@@ -111,7 +122,7 @@ def test_times_are_date_times(api):
              if prop.get("format") == "date-time"}
     assert times == {("UserOut", "created_at"), ("TokenOut", "created_at"),
                      ("TokenOut", "expires_at"), ("TokenOut", "last_used_at"),
-                     ("LoginOut", "expires_at")}
+                     ("LoginOut", "expires_at"), ("EventOut", "created_at")}
 
 
 def header_names(response):
@@ -123,7 +134,7 @@ def test_token_routes_document_api_gateways_own_answers_with_their_headers(api):
 
     doc = document(api)
     token_routes = [(p, m, op) for p, m, op in operations(doc) if "security" in op]
-    assert len(token_routes) == 9
+    assert len(token_routes) == 11
     for kind in ("UNAUTHORIZED", "ACCESS_DENIED", "AUTHORIZER_FAILURE"):
         status, headers, _ = gateway_responses.http(kind)
         declared = set(headers) - set(gateway_responses.CORS) - {"Content-Type"}

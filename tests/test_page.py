@@ -1,7 +1,11 @@
-"""GET /: the sessions page for browsers, JSON for everyone else."""
+"""GET /: the sessions page for browsers, JSON for everyone else; device names
+parsed in the page."""
 import base64
 import hashlib
+import json
 import re
+import shutil
+import subprocess
 
 import pytest
 
@@ -58,3 +62,60 @@ def test_the_page_is_safe_by_construction(api):
 ])
 def test_content_negotiation(accept, expected):
     assert page.wants_html(accept) is expected
+
+
+def test_the_signed_in_page_has_a_recent_activity_list_under_the_sessions(api):
+    _, _, body = get(api, BROWSER)
+    sessions, activity = body.index('id="sessions"'), body.index('id="activity"')
+    assert sessions < activity < body.index('id="password-form"')
+    assert "<h2>Recent activity</h2>" in body and 'id="events"' in body
+    assert 'api("GET", "users/me/events?limit=20")' in body
+
+
+# Device names, parsed in the page: run its deviceName with node.
+NODE = shutil.which("node")
+AGENTS = [
+    ("Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 (KHTML, like Gecko) "
+     "Chrome/131.0.0.0 Safari/537.36", "Chrome 131 on macOS"),
+    ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+     "Chrome/131.0.0.0 Safari/537.36 Edg/131.0.2903.70", "Edge 131 on Windows"),
+    ("Mozilla/5.0 (X11; Ubuntu; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0",
+     "Firefox 133 on Linux"),
+    ("Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like "
+     "Gecko) Version/18.1 Mobile/15E148 Safari/604.1", "Safari 18 on iOS"),
+    ("Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) "
+     "Chrome/131.0.6778.81 Mobile Safari/537.36", "Chrome 131 on Android"),
+    ("Mozilla/5.0 (Linux; Android 14; SM-S918B) AppleWebKit/537.36 (KHTML, like Gecko) "
+     "SamsungBrowser/26.0 Chrome/122.0.0.0 Mobile Safari/537.36", "Samsung Internet 26 on Android"),
+    ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+     "Chrome/130.0.0.0 Safari/537.36 OPR/115.0.0.0", "Opera 115 on Windows"),
+    ("Mozilla/5.0 (X11; CrOS x86_64 14541.0.0) AppleWebKit/537.36 (KHTML, like Gecko) "
+     "Chrome/131.0.0.0 Safari/537.36", "Chrome 131 on ChromeOS"),
+    ("Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko) "
+     "Version/18.1 Safari/605.1.15", "Safari 18 on macOS"),
+    ("Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
+     "HeadlessChrome/131.0.6778.33 Safari/537.36", "Chrome 131 on Linux"),
+    ("curl/8.5.0", "curl 8.5"),
+    ("python-requests/2.32.3", "python-requests 2.32"),
+    ("Mozilla/5.0 (X11; Linux x86_64) SomethingNew/1.0", "A browser on Linux"),
+    ("work laptop", "work laptop"),
+    ("<b>not html</b>", "<b>not html</b>"),
+    (None, "unnamed device"),
+]
+
+
+def device_names(agents):
+    """deviceName of each agent, as the page's own script computes it."""
+    body = page.page()[0]
+    source = re.search(r"^function deviceName\(agent\) \{.*?^\}$", body, re.S | re.M).group(0)
+    program = source + "\nprocess.stdout.write(JSON.stringify(JSON.parse(" \
+        "require('fs').readFileSync(0, 'utf8')).map(deviceName)));"
+    run = subprocess.run([NODE, "-e", program], input=json.dumps(agents), capture_output=True,
+                         text=True, timeout=30, check=True)
+    return json.loads(run.stdout)
+
+
+@pytest.mark.skipif(NODE is None, reason="node is not installed")
+def test_a_user_agent_becomes_a_name_a_person_recognises():
+    assert device_names([a for a, _ in AGENTS]) == [name for _, name in AGENTS]
+

@@ -40,10 +40,12 @@ def test_cfn_lint_reports_no_errors(template):
     assert run.returncode & 2 == 0, run.stdout  # bit 2 is "errors"
 
 
-def test_both_tables_are_built_from_the_one_definition(template):
+def test_every_table_is_built_from_the_one_definition(template):
     found = resources(template, "AWS::DynamoDB::Table")
     names = tables.stage_table_names(ROOT, "dev")
-    for kind, resource in (("users", found["UsersTable"]), ("tokens", found["TokensTable"])):
+    assert set(found) == {"UsersTable", "TokensTable", "EventsTable"}
+    for kind, resource in (("users", found["UsersTable"]), ("tokens", found["TokensTable"]),
+                           ("events", found["EventsTable"])):
         props = resource["Properties"]
         assert props["TableName"] == names[kind]
         assert props["KeySchema"] == tables.DEFINITIONS[kind]["KeySchema"]
@@ -217,7 +219,7 @@ def deployed(template, tmp_path_factory):
         aws = boto3.session.Session(aws_access_key_id="x", aws_secret_access_key="x",
                                     region_name=apigateway.REGION)
         tables.create_tables(aws.client("dynamodb", endpoint_url=endpoint),
-                             {"users": env["USERS_TABLE"], "tokens": env["TOKENS_TABLE"]})
+                             {kind: env[variable] for kind, variable in tables.VARIABLES.items()})
         aws.client("ssm", endpoint_url=endpoint).put_parameter(
             Name=env["JWT_SECRET_PARAMETER"], Value=SIGNING_SECRET, Type="SecureString")
         for name, function in functions.items():
@@ -278,6 +280,7 @@ def walk(gateway, grant_admin):
                          {"username": "root", "password": PASSWORD}).json["token"]
     a["admin_tokens"] = gateway.call("GET", "/api/v1/admin/users/ALICE/tokens", token=admin)
     a["admin_revoke"] = gateway.call("DELETE", "/api/v1/admin/users/alice/tokens", token=admin)
+    a["admin_events"] = gateway.call("GET", "/api/v1/admin/users/alice/events", token=admin)
     a["after_admin_revoke"] = gateway.call("GET", "/api/v1/users/me", token=token)
 
     token = gateway.call("POST", "/api/v1/login",
@@ -290,6 +293,7 @@ def walk(gateway, grant_admin):
     a["logout"] = gateway.call("POST", "/api/v1/logout", token=token)
     token = gateway.call("POST", "/api/v1/login",
                          {"username": "alice", "password": NEW_PASSWORD}).json["token"]
+    a["events"] = gateway.call("GET", "/api/v1/users/me/events", token=token)
     a["delete_me"] = gateway.call("DELETE", "/api/v1/users/me", {"password": NEW_PASSWORD},
                                   token=token)
 
@@ -326,11 +330,15 @@ def test_the_walk_through_every_route_gets_the_contracts_statuses(deployed):
         "unknown_route": 404, "me": 200, "tokens": 200, "revoke_one": 200,
         "revoked_token": 403, "admin_tokens": 200, "admin_revoke": 200,
         "after_admin_revoke": 403, "password": 200, "revoke_others": 200, "logout": 200,
-        "delete_me": 200}, logs
+        "delete_me": 200, "admin_events": 200, "events": 200}, logs
     assert a["page"].headers["Content-Type"].startswith("text/html")
     assert a["admin_revoke"].json == {"revoked": 1}
     assert a["revoke_others"].json == {"revoked": 1}
     assert a["delete_me"].json == {"deleted": True, "revoked": 1}
+    assert [(e["type"], e["by"]) for e in a["admin_events"].json["events"][:2]] == [
+        ("tokens_revoked", "admin"), ("token_revoked", "self")]
+    assert [e["type"] for e in a["events"].json["events"][:4]] == [
+        "login", "logout", "tokens_revoked", "login"]
 
 
 def test_the_gateways_own_answers_are_the_templates_gateway_responses(deployed):

@@ -30,7 +30,7 @@ class Stack:
         self.log_path = log_path
         self.env = {**os.environ, "PORT": str(self.port), "DYNAMODB_PORT": str(self.dynamodb_port),
                     "BCRYPT_ROUNDS": "4", "JWT_SECRET": "e2e-" + "0123456789abcdef" * 3}
-        for name in ("AWS_ENDPOINT_URL_DYNAMODB", "USERS_TABLE", "TOKENS_TABLE",
+        for name in ("AWS_ENDPOINT_URL_DYNAMODB", "USERS_TABLE", "TOKENS_TABLE", "EVENTS_TABLE",
                      "ADMIN_USERNAME", "ADMIN_EMAIL", "ADMIN_PASSWORD", "TOKEN_LIFETIME_SECONDS",
                      "TOKEN_MAX_LIFETIME_SECONDS", "MAX_TOKENS_PER_USER"):
             self.env.pop(name, None)

@@ -332,6 +332,7 @@ def test_make_run_refuses_to_promote_a_non_admin_that_holds_the_admin_name(tmp_p
         monkeypatch.setenv("AWS_ENDPOINT_URL_DYNAMODB", endpoint)
         monkeypatch.setenv("USERS_TABLE", names["users"])
         monkeypatch.setenv("TOKENS_TABLE", names["tokens"])
+        monkeypatch.setenv("EVENTS_TABLE", names["events"])
         aws.reset()
         tables.create_tables(aws.dynamodb(), names)
         squatter = service.signup("root", "squatter@example.com", "squatter password")
@@ -540,13 +541,17 @@ CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 # Written under build/ so that a test run leaves the work tree clean; the
 # pictures in docs/screenshots/ are copies of these, refreshed by hand.
 SCREENSHOTS = os.path.join(ROOT, "build", "screenshots")
+PHONE_AGENT = ("Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) "
+               "Chrome/131.0.6778.81 Mobile Safari/537.36")
 
 
 @pytest.mark.skipif(not os.path.exists(CHROMIUM),
                     reason="Debian's chromium is not installed (.ci/run installs it)")
 def test_the_sessions_page_in_chromium(stack):
     """Two browsers log in as one user; the first revokes the second, whose
-    next click lands back on the login form."""
+    next click lands back on the login form. The phone names no device: its
+    session shows the browser its User-Agent names (the raw text on hover),
+    and the laptop's recent activity shows the revocation."""
     from playwright.sync_api import expect, sync_playwright
 
     body = {"username": "dana", "email": "dana@example.com", "password": "dana password 1"}
@@ -558,8 +563,10 @@ def test_the_sessions_page_in_chromium(stack):
             "--disable-background-networking", "--disable-component-update", "--disable-sync"])
         try:
             pages = []
-            for device in ("work laptop", "old phone"):
-                page = browser.new_context(viewport={"width": 1000, "height": 720}).new_page()
+            for device, agent in (("work laptop", None), ("", PHONE_AGENT)):
+                context = browser.new_context(viewport={"width": 1000, "height": 900},
+                                              **({"user_agent": agent} if agent else {}))
+                page = context.new_page()
                 page.goto(stack.base + "/")
                 page.fill("#login-form [name=username]", "dana")
                 page.fill("#login-form [name=password]", "dana password 1")
@@ -573,11 +580,21 @@ def test_the_sessions_page_in_chromium(stack):
             expect(rows).to_have_count(2)
             expect(laptop.locator("#sessions tr.current")).to_contain_text("work laptop")
             expect(laptop.locator("#sessions tr.current .badge")).to_have_text("this device")
-            laptop.screenshot(path=os.path.join(SCREENSHOTS, "sessions.png"), full_page=True)
+            phone_row = laptop.locator("#sessions tr:not(.current) td.device")
+            expect(phone_row).to_have_text("Chrome 131 on Android")
+            expect(phone_row).to_have_attribute("title", PHONE_AGENT)
+            expect(laptop.locator("#events tr")).to_have_count(2)
+            expect(laptop.locator("#events tr").first).to_contain_text("Signed in")
+            expect(laptop.locator("#events tr").first).to_contain_text("Chrome 131 on Android")
 
             laptop.click("#sessions tr:not(.current) button.revoke")
             expect(rows).to_have_count(1)
             expect(laptop.locator("#message")).to_have_text("Session revoked.")
+            revoked = laptop.locator("#events tr").first
+            expect(revoked).to_have_attribute("data-type", "token_revoked")
+            expect(revoked).to_contain_text("Session revoked")
+            expect(revoked).to_contain_text("you")
+            laptop.screenshot(path=os.path.join(SCREENSHOTS, "sessions.png"), full_page=True)
 
             phone.click("#refresh")
             expect(phone.locator("#signed-out")).to_be_visible()
