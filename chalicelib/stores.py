@@ -4,14 +4,15 @@ of work that several of them write through at once.
 Each store is handed its table from configuration here, so the service, the
 authorizer and the operator commands name a store and never a table; and
 they write across stores with a :class:`Transaction`, never with DynamoDB's
-own terms.
+own terms. :func:`read` is the other way round: items of several stores
+(each store's ``read...`` describes one) in one strongly consistent call.
 """
 from chalicelib import config
-from chalicelib.dynamo import Contended, StaleWrite, Transaction
+from chalicelib.dynamo import Contended, StaleWrite, Transaction, read
 from chalicelib.token_store import TokenStore
 from chalicelib.user_store import UserStore
 
-__all__ = ["Contended", "StaleWrite", "Transaction", "tokens", "users"]
+__all__ = ["Contended", "StaleWrite", "Transaction", "read", "tokens", "users"]
 
 
 def users():
@@ -20,3 +21,4 @@ def users():
 
 def tokens():
     return TokenStore(config.tokens_table())
+
