@@ -3,10 +3,10 @@ import time
 
 from chalice import AuthResponse, Chalice, CORSConfig, Response
 
-from chalicelib import audit, authorizer, config, page, service
+from chalicelib import audit, authorizer, config, introspection, page, service
 from chalicelib.rules import DESCRIPTION_LENGTH, PREFIX
-from chalicelib.web import (PAGED, client_ip, contracts, edge, flag, identity,
-                            requested_page, user_agent)
+from chalicelib.web import (FORM_OR_JSON, PAGED, client_credentials, client_ip, contracts, edge,
+                            flag, identity, requested_page, user_agent)
 
 config.check_at_cold_start()
 # The app's logger has the service's name, which is audit's logger: Chalice
@@ -27,6 +27,10 @@ def token_authorizer(auth_request):
             "Version": "2012-10-17",
             "Statement": [{"Action": "execute-api:Invoke", "Effect": "Deny", "Resource": "*"}],
         }}
+    # Every method and path of the API and stage that asked, read from the
+    # incoming method ARN: other APIs of the account attach this authorizer
+    # too (docs/protect-your-api.md), and a cached answer must cover the
+    # caller's whole stage, never another API's.
     return AuthResponse(routes=["*"], principal_id=context["user_id"], context=context)
 
 
@@ -159,3 +163,11 @@ def admin_revoke_tokens(request, username):
     admin = identity(request)
     target = service.admin_target(admin, username)
     return {"revoked": service.revoke_all(target.user_id, by=admin.user_id)}
+
+
+@app.route(PREFIX + "/introspect", methods=["POST"], content_types=FORM_OR_JSON)
+@contract(body="IntrospectIn", answer="Introspection", errors=(503,), credentials="client")
+def introspect(request, body):
+    """Token introspection (RFC 7662), for resource servers with client credentials."""
+    client_id, client_secret = client_credentials(request)
+    return introspection.introspect(client_id, client_secret, body["token"])

@@ -8,11 +8,12 @@ own terms. :func:`read` is the other way round: items of several stores
 (each store's ``read...`` describes one) in one strongly consistent call.
 """
 from chalicelib import config
+from chalicelib.client_store import ClientStore
 from chalicelib.dynamo import Contended, StaleWrite, Transaction, read
 from chalicelib.token_store import TokenStore
 from chalicelib.user_store import UserStore
 
-__all__ = ["Contended", "StaleWrite", "Transaction", "read", "tokens", "users"]
+__all__ = ["Contended", "StaleWrite", "Transaction", "clients", "read", "tokens", "users"]
 
 
 def users():
@@ -22,3 +23,8 @@ def users():
 def tokens():
     return TokenStore(config.tokens_table())
 
+
+def clients():
+    # Introspection clients are items of the users table (``client#<id>``):
+    # the functions' roles already reach it, and no table is added.
+    return ClientStore(config.users_table())
