@@ -63,8 +63,10 @@ def test_the_authorizer_result_is_never_cached(template):
 
 def test_every_token_route_uses_the_authorizer(template):
     paths = template["Resources"]["RestAPI"]["Properties"]["DefinitionBody"]["paths"]
+    # Introspection's callers are resource servers, with client credentials
+    # the view checks itself (HTTP Basic), not a user's token.
     open_routes = {("/", "get"), ("/api/v1/signup", "post"), ("/api/v1/login", "post"),
-                   ("/api/v1/openapi.json", "get")}
+                   ("/api/v1/openapi.json", "get"), ("/api/v1/introspect", "post")}
     for path, methods in paths.items():
         for method, spec in methods.items():
             if method == "options" or (path, method) in open_routes:
@@ -144,8 +146,8 @@ def test_no_secret_travels_in_the_template_or_the_zip(template):
         assert "JWT_SECRET" not in env and env["JWT_SECRET_PARAMETER"] == "/login-service/dev/jwt-secret"
     with zipfile.ZipFile(os.path.join(BUILD, "deployment.zip")) as z:
         names = z.namelist()
-    assert not any(n.startswith((".local", ".chalice", "tests/", "deploy/", "devserver/"))
-                   for n in names)
+    assert not any(n.startswith((".local", ".chalice", "tests/", "deploy/", "devserver/",
+                                 "examples/")) for n in names)
     assert {"app.py", "chalicelib/common-passwords.txt.gz"} <= set(names)
 
 
@@ -153,6 +155,41 @@ def test_the_deployment_zip_is_small_because_boto3_comes_from_the_runtime(templa
     assert os.path.getsize(os.path.join(BUILD, "deployment.zip")) < 1024 * 1024
     with zipfile.ZipFile(os.path.join(BUILD, "deployment.zip")) as z:
         assert not any(n.startswith(("boto3/", "botocore/")) for n in z.namelist())
+
+
+def test_the_authorizers_arn_is_exported_under_the_stacks_name(template):
+    """Other stacks of the account attach it by this export (Fn::ImportValue),
+    or read it from the stack's outputs."""
+    output = template["Outputs"]["TokenAuthorizerArn"]
+    assert output["Value"] == {"Fn::GetAtt": ["TokenAuthorizer", "Arn"]}
+    assert output["Export"]["Name"] == {"Fn::Sub": "${AWS::StackName}-TokenAuthorizerArn"}
+
+
+def test_the_accounts_rest_apis_may_invoke_the_authorizer_and_nothing_else(template):
+    permissions = [r["Properties"] for r in resources(template, "AWS::Lambda::Permission").values()
+                   if r["Properties"]["FunctionName"] == {"Fn::GetAtt": ["TokenAuthorizer", "Arn"]}]
+    shared = [p for p in permissions if "authorizers" in json.dumps(p["SourceArn"])]
+    assert len(shared) == 1
+    (permission,) = shared
+    assert permission["Action"] == "lambda:InvokeFunction"
+    assert permission["Principal"] == "apigateway.amazonaws.com"
+    # This account and region only, and only as an authorizer: no API
+    # method, no other account may invoke it through this permission.
+    assert permission["SourceArn"] == {"Fn::Sub": "arn:${AWS::Partition}:execute-api:"
+                                                  "${AWS::Region}:${AWS::AccountId}:*/authorizers/*"}
+    assert "SourceAccount" not in permission or permission["SourceAccount"] == {
+        "Ref": "AWS::AccountId"}
+
+
+def test_a_zip_holding_the_example_app_is_refused(tmp_path):
+    from deploy import package
+
+    path = tmp_path / "deployment.zip"
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr("app.py", "")
+        z.writestr("examples/orders_api/app.py", "")
+    with pytest.raises(SystemExit, match="examples/orders_api/app.py"):
+        package.compile_zip(str(path), runtime=sys.version_info[:2])
 
 
 def test_no_role_allows_a_bare_wildcard(template):
