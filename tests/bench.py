@@ -7,6 +7,7 @@ with the bare boto3 calls the same request needs. Each figure is the median
 of several runs of many requests, with the spread of those run medians.
 Results: a table on stdout and build/bench.json.
 """
+import base64
 import json
 import os
 import resource
@@ -16,6 +17,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.parse
 import uuid
 import zipfile
 
@@ -186,6 +188,35 @@ def request_figures():
             ExpressionAttributeValues={":now": {"N": str(now)}, ":stale": {"N": str(now - window)},
                                        ":expires": {"N": str(now + lifetime)}})
 
+    token_key = {"user_id": {"S": user_id}, "token_id": {"S": token_id}}
+    profile_key = {"pk": {"S": "user#" + user_id}}
+
+    def authorizer_batch_floor():
+        """What the authorizer reads since it hands over live roles."""
+        floor.batch_get_item(RequestItems={
+            names["tokens"]: {"Keys": [token_key], "ConsistentRead": True},
+            names["users"]: {"Keys": [profile_key], "ConsistentRead": True}})
+
+    from chalicelib import clients
+
+    client, secret = clients.create("bench")
+    basic = base64.b64encode(f"{client.client_id}:{secret}".encode()).decode()
+    introspect_event = proxy_event("POST", "/api/v1/introspect", None,
+                                   urllib.parse.urlencode({"token": login["token"]}))
+    introspect_event["headers"] = {**introspect_event["headers"],
+                                   "Content-Type": "application/x-www-form-urlencoded",
+                                   "Authorization": "Basic " + basic}
+
+    def introspect_call():
+        answer = application.app(introspect_event, Context())
+        assert json.loads(answer["body"])["active"] is True, answer
+
+    def introspect_floor():
+        floor.batch_get_item(RequestItems={
+            names["tokens"]: {"Keys": [token_key], "ConsistentRead": True},
+            names["users"]: {"Keys": [profile_key, {"pk": {"S": "client#" + client.client_id}}],
+                             "ConsistentRead": True}})
+
     def me_call():
         answer = application.app(me_event, Context())
         assert answer["statusCode"] == 200
@@ -194,7 +225,8 @@ def request_figures():
         floor.get_item(TableName=names["users"], ConsistentRead=True,
                        Key={"pk": {"S": "user#" + user_id}})
 
-    for call in (authorizer_call, authorizer_floor, me_call, me_floor):
+    for call in (authorizer_call, authorizer_floor, authorizer_batch_floor, me_call, me_floor,
+                 introspect_call, introspect_floor):
         timed(call, 100)  # warm connections and caches
     writes = []
     aws.dynamodb().meta.events.register("before-call.dynamodb.UpdateItem",
@@ -203,7 +235,8 @@ def request_figures():
     for name, call, base in (("authorizer", authorizer_call, authorizer_floor),
                              ("authorizer_every_use_writes", authorizer_writing,
                               authorizer_writing_floor),
-                             ("users_me", me_call, me_floor)):
+                             ("users_me", me_call, me_floor),
+                             ("introspection", introspect_call, introspect_floor)):
         writes.clear()
         figures[name] = series(call)
         figures[name]["writes"] = len(writes)
@@ -212,6 +245,9 @@ def request_figures():
             figures[name]["median_ms"] / figures[name + "_floor"]["median_ms"], 3)
     figures["authorizer"]["mean_ratio_to_floor"] = round(
         figures["authorizer"]["mean_ms"] / figures["authorizer_floor"]["mean_ms"], 3)
+    figures["authorizer_batch_floor"] = series(authorizer_batch_floor)
+    figures["authorizer"]["ratio_to_batch_floor"] = round(
+        figures["authorizer"]["median_ms"] / figures["authorizer_batch_floor"]["median_ms"], 3)
     clock.now = real_now
 
     import bcrypt
@@ -361,8 +397,11 @@ def report(figures):
         ("  floor: one GetItem", figures["authorizer_floor"]),
         ("authorizer (every use writes)", figures["authorizer_every_use_writes"]),
         ("  floor: GetItem + UpdateItem", figures["authorizer_every_use_writes_floor"]),
+        ("  its own read: one BatchGetItem", figures["authorizer_batch_floor"]),
         ("GET /api/v1/users/me (handler)", figures["users_me"]),
         ("  floor: one GetItem", figures["users_me_floor"]),
+        ("POST /api/v1/introspect (handler)", figures["introspection"]),
+        ("  floor: one BatchGetItem, 3 items", figures["introspection_floor"]),
         ("bcrypt check, cost 12", figures["bcrypt_cost_12"]),
         ("POST /api/v1/login, cost 12", figures["login_cost_12"]),
     ]
