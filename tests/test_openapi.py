@@ -190,8 +190,11 @@ def test_introspection_declares_client_credentials_and_both_body_types(api):
     assert doc["components"]["securitySchemes"]["client"]["scheme"] == "basic"
     op = doc["paths"]["/api/v1/introspect"]["post"]
     assert op["security"] == [{"client": []}]
-    assert set(op["requestBody"]["content"]) == {"application/x-www-form-urlencoded",
-                                                 "application/json"}
+    # RFC 7662's form; JSON is accepted too, but a generated client cannot
+    # type-check a body of two media types (see openapi._body).
+    assert set(op["requestBody"]["content"]) == {"application/x-www-form-urlencoded"}
+    assert doc["paths"]["/api/v1/login"]["post"]["requestBody"]["content"].keys() == {
+        "application/json"}
     challenge = op["responses"]["401"]["headers"]["WWW-Authenticate"]["$ref"]
     assert doc["components"]["headers"][challenge.rsplit("/", 1)[1]]["schema"]["pattern"] == \
         "^Basic realm="
