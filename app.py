@@ -3,7 +3,7 @@ import time
 
 from chalice import AuthResponse, Chalice, CORSConfig, Response
 
-from chalicelib import audit, authorizer, config, introspection, page, service
+from chalicelib import audit, authorizer, config, page, service
 from chalicelib.rules import DESCRIPTION_LENGTH, PREFIX
 from chalicelib.web import (FORM_OR_JSON, PAGED, client_credentials, client_ip, contracts, edge,
                             flag, identity, requested_page, user_agent)
@@ -169,5 +169,7 @@ def admin_revoke_tokens(request, username):
 @contract(body="IntrospectIn", answer="Introspection", errors=(503,), credentials="client")
 def introspect(request, body):
     """Token introspection (RFC 7662), for resource servers with client credentials."""
+    from chalicelib import introspection  # the authorizer's cold start never needs it
+
     client_id, client_secret = client_credentials(request)
     return introspection.introspect(client_id, client_secret, body["token"])

@@ -1,4 +1,5 @@
 """The deployment: `make package`, its template, roles and secret, and what its zip holds."""
+import base64
 import json
 import os
 import re
@@ -261,7 +262,8 @@ def deployed(template, tmp_path_factory):
             runtimes[name] = apigateway.Runtime(function, str(task), runtime, endpoint,
                                                 tmp / f"{name}.log")
         gateway = apigateway.Gateway(template, runtimes)
-        answers = walk(gateway, lambda username: grant_admin(endpoint, username))
+        answers = walk(gateway, lambda username: grant_admin(endpoint, username),
+                       lambda name: create_client(endpoint, name))
         used = set().union(*(r.finish() for r in runtimes.values()))
         return gateway, answers, used, {name: r.output() for name, r in runtimes.items()}
     finally:
@@ -271,20 +273,32 @@ def deployed(template, tmp_path_factory):
         server.stop()
 
 
-def grant_admin(endpoint, username):
-    """The operator's command, against the same fake AWS."""
+def operator(endpoint, *command):
+    """An operator's command, against the same fake AWS; its output."""
     env = {"PATH": os.environ["PATH"], "AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "x",
            "AWS_DEFAULT_REGION": apigateway.REGION, "AWS_ENDPOINT_URL": endpoint}
     run = subprocess.run([sys.executable, "manage.py", "--stage", "dev", "--endpoint", endpoint,
-                          "grant-admin", username], cwd=ROOT, env=env, capture_output=True,
-                         text=True, timeout=60)
+                          *command], cwd=ROOT, env=env, capture_output=True, text=True,
+                         timeout=60)
     assert run.returncode == 0, run.stderr
+    return run.stdout
 
 
-def walk(gateway, grant_admin):
-    """Every route: the README walkthrough, the account lifecycle, the admin
-    routes, and then any route of the template not driven yet (with a live
-    admin token and an empty body). Answers by name."""
+def grant_admin(endpoint, username):
+    operator(endpoint, "grant-admin", username)
+
+
+def create_client(endpoint, name):
+    """An introspection client's (id, secret)."""
+    made = json.loads(operator(endpoint, "create-client", name))
+    return made["client_id"], made["client_secret"]
+
+
+def walk(gateway, grant_admin, create_client):
+    """Every route: the README walkthrough, introspection by a resource
+    server, the account lifecycle, the admin routes, and then any route of
+    the template not driven yet (with a live admin token and an empty body).
+    Answers by name."""
     a = {}
     a["index"] = gateway.call("GET", "/")
     a["page"] = gateway.call("GET", "/", headers={"Accept": "text/html"})
@@ -307,6 +321,13 @@ def walk(gateway, grant_admin):
     a["tokens"] = gateway.call("GET", "/api/v1/tokens", token=token, query={"limit": "1"})
     a["revoke_one"] = gateway.call("DELETE", f"/api/v1/tokens/{phone['token_id']}", token=token)
     a["revoked_token"] = gateway.call("GET", "/api/v1/users/me", token=phone["token"])
+
+    client_id, secret = create_client("orders-api")
+    basic = base64.b64encode(f"{client_id}:{secret}".encode()).decode()
+    for name, sent in (("introspect", token), ("introspect_revoked", phone["token"])):
+        a[name] = gateway.request("POST", "/api/v1/introspect", f"token={sent}", {
+            "Content-Type": "application/x-www-form-urlencoded", "Authorization": f"Basic {basic}"})
+    a["introspect_no_client"] = gateway.call("POST", "/api/v1/introspect", {"token": token})
 
     root = {"username": "root", "email": "root@example.com", "password": PASSWORD}
     assert gateway.call("POST", "/api/v1/signup", root).status == 201
@@ -361,13 +382,17 @@ def test_the_walk_through_every_route_gets_the_contracts_statuses(deployed):
         "index": 200, "page": 200, "openapi": 200, "signup": 201, "signup_invalid": 422,
         "login": 200, "login_wrong": 401, "no_token": 401, "bad_token": 403,
         "unknown_route": 404, "me": 200, "tokens": 200, "revoke_one": 200,
-        "revoked_token": 403, "admin_tokens": 200, "admin_revoke": 200,
+        "revoked_token": 403, "introspect": 200, "introspect_revoked": 200,
+        "introspect_no_client": 401, "admin_tokens": 200, "admin_revoke": 200,
         "after_admin_revoke": 403, "password": 200, "revoke_others": 200, "logout": 200,
         "delete_me": 200}, logs
     assert a["page"].headers["Content-Type"].startswith("text/html")
     assert a["admin_revoke"].json == {"revoked": 1}
     assert a["revoke_others"].json == {"revoked": 1}
     assert a["delete_me"].json == {"deleted": True, "revoked": 1}
+    assert (a["introspect"].json["active"], a["introspect"].json["username"]) == (True, "alice")
+    assert a["introspect_revoked"].json == {"active": False}
+    assert a["introspect_no_client"].headers["WWW-Authenticate"].startswith("Basic ")
 
 
 def test_the_gateways_own_answers_are_the_templates_gateway_responses(deployed):
