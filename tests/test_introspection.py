@@ -241,7 +241,8 @@ def test_an_unknown_id_costs_the_work_of_a_known_one(api, introspect, client, dy
     monkeypatch.setattr(clients, "secret_hash", lambda s: work.append("hash") or hashed(s))
     monkeypatch.setattr(clients, "hmac", SimpleNamespace(
         compare_digest=lambda a, b: work.append("compare") or compare(a, b)))
-    dynamodb.meta.events.register("before-call.dynamodb", lambda model, **kw: work.append(model.name))
+    dynamodb.meta.events.register("before-call.dynamodb",
+                                  lambda model, **kw: work.append(model.name))
     costs = {}
     for name, client_id in (("known", client[0]), ("unknown", "f" * 32)):
         work.clear()
