@@ -79,7 +79,6 @@ def test_parallel_uses_move_the_expiry_with_one_write_per_window(api, dynamodb, 
     from concurrent.futures import ThreadPoolExecutor
 
     from chalicelib import dynamo
-    from chalicelib.token_store import TokenStore
 
     token = api.user()
     start = time.time()
@@ -91,14 +90,14 @@ def test_parallel_uses_move_the_expiry_with_one_write_per_window(api, dynamodb, 
             return call(operation, **kwargs)
 
     monkeypatch.setattr(dynamo, "call", atomic)
-    read, barrier = TokenStore.get, threading.Barrier(20)
+    read, barrier = stores.read, threading.Barrier(20)
 
-    def all_read_first(self, user_id, token_id):
-        found = read(self, user_id, token_id)
+    def all_read_first(*reads):
+        found = read(*reads)
         barrier.wait(timeout=20)
         return found
 
-    monkeypatch.setattr(TokenStore, "get", all_read_first)
+    monkeypatch.setattr(stores, "read", all_read_first)
     sent, landed = [], []
     dynamodb.meta.events.register("before-call.dynamodb",
                                   lambda model, **kw: sent.append(model.name))
@@ -108,15 +107,15 @@ def test_parallel_uses_move_the_expiry_with_one_write_per_window(api, dynamodb, 
 
     with ThreadPoolExecutor(20) as pool:
         assert all(pool.map(lambda _: authorizer.decide(f"Bearer {token}"), range(20)))
-    assert sorted(sent) == ["GetItem"] * 20 + ["UpdateItem"] * 20
+    assert sorted(sent) == ["BatchGetItem"] * 20 + ["UpdateItem"] * 20
     assert landed == [1]
     claims = jwt.decode(token, options={"verify_signature": False})
-    moved = read(stores.tokens(), claims["sub"], claims["jti"]).expires_at
+    moved = stores.tokens().get(claims["sub"], claims["jti"]).expires_at
     assert moved == int(start) + 60 + 172800
     sent.clear()
     with ThreadPoolExecutor(20) as pool:
         assert all(pool.map(lambda _: authorizer.decide(f"Bearer {token}"), range(20)))
-    assert sent == ["GetItem"] * 20
+    assert sent == ["BatchGetItem"] * 20
 
 
 @pytest.mark.parametrize("kind", ["bad signature", "expired", "garbage"])

@@ -65,13 +65,16 @@ def record(dynamodb, table_names, token):
 # Live and not live
 
 def test_a_live_token_is_active_with_who_it_is(api, introspect):
-    token = api.user("Alice")
+    assert api.signup("Alice").status == 201
+    login = api.login("Alice").json
+    token = login["token"]
     claims = claims_of(token)
     reply = introspect(token)
     assert reply.status == 200
+    # exp: the sliding expiry, which is login's expires_at until a use moves it.
     assert reply.json == {"active": True, "sub": claims["sub"], "username": "Alice", "roles": [],
-                          "jti": claims["jti"], "iat": claims["iat"], "exp": claims["exp"],
-                          "token_type": "Bearer"}
+                          "jti": claims["jti"], "iat": claims["iat"],
+                          "exp": claims["iat"] + login["expires_in"], "token_type": "Bearer"}
 
 
 def test_the_roles_are_the_live_ones(api, introspect):
@@ -103,9 +106,11 @@ def test_a_revoked_token_is_inactive_and_nothing_more(api, introspect):
     assert (reply.status, reply.json) == (200, INACTIVE)
 
 
-def test_an_expired_token_is_inactive(api, introspect, monkeypatch):
+@pytest.mark.parametrize("when", ["unused for its lifetime", "past its cap"])
+def test_an_expired_token_is_inactive(api, introspect, monkeypatch, when):
     token = api.user()
-    later = time.time() + 172800 + 1
+    later = (time.time() + 172800 + 1 if when == "unused for its lifetime"
+             else claims_of(token)["exp"] + 1)
     monkeypatch.setattr("chalicelib.clock.now", lambda: later)
     assert introspect(token).json == INACTIVE
 
@@ -320,7 +325,7 @@ def test_a_live_token_costs_one_read_of_client_record_and_profile(api, introspec
     assert calls == [("BatchGetItem", sorted(table_names.values()))]
 
 
-@pytest.mark.parametrize("kind", ["forged", "malformed", "expired"])
+@pytest.mark.parametrize("kind", ["forged", "malformed", "past its cap"])
 def test_a_token_that_does_not_verify_costs_the_client_read_alone(api, introspect, calls,
                                                                   table_names, monkeypatch, kind):
     token = api.user()
@@ -328,8 +333,8 @@ def test_a_token_that_does_not_verify_costs_the_client_read_alone(api, introspec
         token = resigned(token, key="another-secret-of-at-least-32-bytes!!")
     elif kind == "malformed":
         token = "not-a-jwt"
-    else:
-        later = time.time() + 172800 + 1
+    else:  # the JWT's own exp: login plus TOKEN_MAX_LIFETIME_SECONDS
+        later = claims_of(token)["exp"] + 1
         monkeypatch.setattr("chalicelib.clock.now", lambda: later)
     calls.clear()
     assert introspect(token).json == INACTIVE
