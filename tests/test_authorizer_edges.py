@@ -198,7 +198,8 @@ def test_a_use_racing_one_that_has_just_recorded_itself_writes_nothing(
                              UpdateExpression="SET last_used_at = :t",
                              ExpressionAttributeValues={":t": {"N": str(start - 1)}})
 
-    dynamodb.meta.events.register("after-call.dynamodb.BatchGetItem", the_other_request_records_its_use)
+    dynamodb.meta.events.register("after-call.dynamodb.BatchGetItem",
+                                  the_other_request_records_its_use)
     assert status(api, token) == 200
     item = dynamodb.get_item(TableName=table_names["tokens"], Key=key)["Item"]
     assert item["last_used_at"] == {"N": str(start - 1)}
