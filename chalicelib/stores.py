@@ -8,7 +8,6 @@ own terms. :func:`read` is the other way round: items of several stores
 (each store's ``read...`` describes one) in one strongly consistent call.
 """
 from chalicelib import config
-from chalicelib.client_store import ClientStore
 from chalicelib.dynamo import Contended, StaleWrite, Transaction, read
 from chalicelib.token_store import TokenStore
 from chalicelib.user_store import UserStore
@@ -26,5 +25,8 @@ def tokens():
 
 def clients():
     # Introspection clients are items of the users table (``client#<id>``):
-    # the functions' roles already reach it, and no table is added.
+    # the functions' roles already reach it, and no table is added. Loaded
+    # here, not at the top: the authorizer's cold start never needs it.
+    from chalicelib.client_store import ClientStore
+
     return ClientStore(config.users_table())
