@@ -345,7 +345,21 @@ def main(argv=None):
 
 def client_command(args):
     """The client commands: no signing secret is needed, a client's secret
-    is hashed on its own."""
+    is hashed on its own. Standard output holds the command's answer alone
+    (create-client's is read by scripts); the service's log lines go to
+    standard error meanwhile."""
+    from chalicelib import audit
+
+    streams = [(h, h.setStream(sys.stderr)) for h in audit.log.handlers
+               if type(h) is logging.StreamHandler]
+    try:
+        return _client_command(args)
+    finally:
+        for handler, stream in streams:
+            handler.setStream(stream)
+
+
+def _client_command(args):
     try:
         if args.command == "create-client":
             output = create_client(args.name)

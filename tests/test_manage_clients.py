@@ -31,9 +31,22 @@ def introspect(api, client_id, secret, token):
                     headers={"Authorization": f"Basic {basic}"})
 
 
-def test_create_client_prints_exactly_one_json_object_with_id_and_secret(cli, capsys):
+def test_create_client_prints_exactly_one_json_object_with_id_and_secret(cli, capsys,
+                                                                       monkeypatch):
+    """Its standard output is a script's to read: the service's log lines,
+    which go to standard output everywhere else, go to standard error."""
+    import logging
+    import sys
+
+    from chalicelib import audit
+
+    (handler,) = [h for h in audit.log.handlers if type(h) is logging.StreamHandler]
+    monkeypatch.setattr(handler, "stream", sys.stdout)  # as in a process of its own
     assert cli("create-client", "orders") == 0
-    out = capsys.readouterr().out
+    assert handler.stream is sys.stdout
+    captured = capsys.readouterr()
+    assert '"event":"client_created"' in captured.err
+    out = captured.out
     assert out.count("\n") == 1
     made = json.loads(out)
     assert set(made) == {"client_id", "client_secret"}
