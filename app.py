@@ -5,8 +5,8 @@ from chalice import AuthResponse, Chalice, CORSConfig, Response
 
 from chalicelib import audit, authorizer, config, page, service
 from chalicelib.rules import DESCRIPTION_LENGTH, PREFIX
-from chalicelib.web import (PAGED, client_ip, contracts, edge, flag, identity, origin,
-                            requested_page, user_agent)
+from chalicelib.web import (FORM_OR_JSON, PAGED, client_credentials, client_ip, contracts, edge,
+                            flag, identity, origin, requested_page, user_agent)
 
 config.check_at_cold_start()
 # The app's logger has the service's name, which is audit's logger: Chalice
@@ -27,6 +27,10 @@ def token_authorizer(auth_request):
             "Version": "2012-10-17",
             "Statement": [{"Action": "execute-api:Invoke", "Effect": "Deny", "Resource": "*"}],
         }}
+    # Every method and path of the API and stage that asked, read from the
+    # incoming method ARN: other APIs of the account attach this authorizer
+    # too (docs/protect-your-api.md), and a cached answer must cover the
+    # caller's whole stage, never another API's.
     return AuthResponse(routes=["*"], principal_id=context["user_id"], context=context)
 
 
@@ -177,3 +181,13 @@ def admin_list_events(request, username):
     target = service.admin_target(identity(request), username)
     return service.list_events(target.user_id,
                                requested_page(request, "admin-events", target.user_id))
+
+
+@app.route(PREFIX + "/introspect", methods=["POST"], content_types=FORM_OR_JSON)
+@contract(body="IntrospectIn", answer="Introspection", errors=(503,), credentials="client")
+def introspect(request, body):
+    """Token introspection (RFC 7662), for resource servers with client credentials."""
+    from chalicelib import introspection  # the authorizer's cold start never needs it
+
+    client_id, client_secret = client_credentials(request)
+    return introspection.introspect(client_id, client_secret, body["token"])

@@ -5,6 +5,9 @@
     python manage.py grant-admin USERNAME
     python manage.py revoke-admin USERNAME
     python manage.py delete-user USERNAME
+    python manage.py create-client NAME               (prints {"client_id", "client_secret"})
+    python manage.py list-clients                     (one JSON object a line)
+    python manage.py delete-client CLIENT_ID
     python manage.py serve                            (what `make run` runs)
     python manage.py name-hash NAME                   (the name_hash of NAME in the logs)
 
@@ -30,8 +33,8 @@ import time
 
 from marshmallow import ValidationError
 
-from chalicelib import aws, config, schemas, service, stores
-from chalicelib.errors import Conflict, ServiceError, UserNotFound
+from chalicelib import aws, clients, config, schemas, service, stores
+from chalicelib.errors import ClientNotFound, Conflict, ServiceError, UserNotFound
 from chalicelib.rules import ADMIN
 from deploy import tables
 
@@ -119,6 +122,23 @@ USER_COMMANDS = {
     "delete-user": (delete_user, "delete a user, its tokens and its security log (also "
                                  "finishes a deletion that failed half-way)"),
 }
+
+
+def create_client(name):
+    """One JSON object, the only thing on standard output: the secret is
+    shown this once (only its hash is kept), and a script can read it."""
+    client, secret = clients.create(name)
+    return json.dumps({"client_id": client.client_id, "client_secret": secret})
+
+
+def list_clients():
+    return "\n".join(json.dumps({"client_id": c.client_id, "name": c.name,
+                                 "created_at": c.created_at}) for c in clients.all_clients())
+
+
+def delete_client(client_id):
+    clients.delete(client_id)
+    return f"client {client_id} deleted; its next introspection is refused"
 
 
 class Refused(Exception):
@@ -283,6 +303,11 @@ def main(argv=None):
     admin.add_argument("email")
     for name, (_, summary) in USER_COMMANDS.items():
         commands.add_parser(name, help=summary).add_argument("username")
+    commands.add_parser("create-client", help="create an introspection client; prints its "
+                        "id and secret as JSON").add_argument("name")
+    commands.add_parser("list-clients", help="list the introspection clients")
+    commands.add_parser("delete-client", help="delete an introspection client").add_argument(
+        "client_id")
     commands.add_parser("serve", help="run the API locally, as `make run` does")
     commands.add_parser("name-hash", help="the name_hash of NAME in the logs").add_argument("name")
     args = parser.parse_args(argv)
@@ -297,6 +322,8 @@ def main(argv=None):
     if args.command == "create-tables":
         create_tables(names)
         return 0
+    if args.command in ("create-client", "list-clients", "delete-client"):
+        return client_command(args)
     _use_secret(args.stage)
     try:
         if args.command == "create-admin":
@@ -313,6 +340,42 @@ def main(argv=None):
     except ServiceError as exc:
         print(f"{args.command} {args.username}: failed: {exc.message}", file=sys.stderr)
         return 1
+    return 0
+
+
+def client_command(args):
+    """The client commands: no signing secret is needed, a client's secret
+    is hashed on its own. Standard output holds the command's answer alone
+    (create-client's is read by scripts); the service's log lines go to
+    standard error meanwhile."""
+    from chalicelib import audit
+
+    streams = [(h, h.setStream(sys.stderr)) for h in audit.log.handlers
+               if type(h) is logging.StreamHandler]
+    try:
+        return _client_command(args)
+    finally:
+        for handler, stream in streams:
+            handler.setStream(stream)
+
+
+def _client_command(args):
+    try:
+        if args.command == "create-client":
+            output = create_client(args.name)
+        elif args.command == "list-clients":
+            output = list_clients()
+        else:
+            output = delete_client(args.client_id)
+    except ClientNotFound as exc:
+        print(f"{args.command} {args.client_id}: refused: {exc.message}", file=sys.stderr)
+        return 1
+    except ServiceError as exc:
+        print(f"{args.command}: failed: {exc.message} {exc.fields or ''}".rstrip(),
+              file=sys.stderr)
+        return 1
+    if output:
+        print(output)
     return 0
 
 

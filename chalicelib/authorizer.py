@@ -1,10 +1,12 @@
 """The custom authorizer's decision: allow a token only while it is listed.
 
 A request passes when its JWT verifies (HS256, known kid, sub/jti/iat/exp
-present, not expired) and its record is still in the tokens table, read
-with one strongly consistent GetItem, and not expired there either (DynamoDB
-TTL deletes days late). A token that fails any of these is denied, and the
-deny never says why.
+present, not expired), its record is still in the tokens table and not
+expired there either (DynamoDB TTL deletes days late), and its user's
+profile still exists. The record and the profile are read together, in one
+strongly consistent BatchGetItem (:func:`lookup`, which introspection
+shares), so the context can hand over the user's live roles. A token that
+fails any of these is denied, and the deny never says why.
 
 Two expiries: the JWT's exp is the cap, login plus
 TOKEN_MAX_LIFETIME_SECONDS, fixed; the record's expires_at slides, a
@@ -20,6 +22,7 @@ which the deployment maps to 503 (deploy/gateway_responses.py); the request
 never reaches a view.
 """
 import logging
+from collections import namedtuple
 
 from chalicelib import audit, clock, config, jwtcodec, stores
 from chalicelib.errors import ServiceUnavailable
@@ -48,25 +51,54 @@ def bearer_token(header):
     return parts[0] if len(parts) == 1 else None
 
 
+class Live(namedtuple("Live", "session roles")):
+    """A live token: its record (token_store.Session) and its user's current roles."""
+
+    __slots__ = ()
+
+    def expires_at(self, claims):
+        """When the token dies without further use: its record's expiry,
+        never past the JWT's own ``exp``."""
+        return min(claims["exp"], self.session.expires_at)
+
+
+def lookup(claims, now, also=None):
+    """Whether verified ``claims`` name a live token, at time ``now``.
+
+    One strongly consistent BatchGetItem reads the token's record and its
+    user's profile (and ``also``, one item a caller needs in the same call,
+    as a store describes it); nothing is written. Returns (a :class:`Live`
+    or None, what ``also`` read). Raises ServiceUnavailable when an item
+    could not be read.
+    """
+    reads = [stores.tokens().read(claims["sub"], claims["jti"]),
+             stores.users().read_roles(claims["sub"])]
+    session, roles, *extra = stores.read(*reads, *([also] if also else []))
+    # A record without an expiry or a username is not one of ours: the most
+    # this function's own role could write (user_id, token_id, last_used_at,
+    # expires_at) lacks the username, which only a login writes. No
+    # profile: the user is gone.
+    live = (session is not None and bool(session.username) and roles is not None
+            and (session.expires_at or 0) > now)
+    return (Live(session, roles) if live else None), (extra[0] if extra else None)
+
+
 def _context(header):
     token = bearer_token(header)
     if token is None:
         return None
     now = clock.now()
     claims = jwtcodec.decode(token, now)
-    store = stores.tokens()
-    session = store.get(claims["sub"], claims["jti"])
-    # A record without an expiry or a username is not one of ours: the most
-    # this function's own role could write (user_id, token_id, last_used_at,
-    # expires_at) lacks the username, which only a login writes.
-    if session is None or not session.username or (session.expires_at or 0) <= now:
+    live, _ = lookup(claims, now)
+    if live is None:
         return None
+    session = live.session
     window = config.last_used_resolution_seconds()
     if session.last_used_at is None or session.last_used_at < int(now) - window:
-        _record_use(store, session, window, claims["exp"])
-    # No roles: they may change after login, so the admin routes read
-    # the current ones themselves (see service.admin_target).
-    return Identity(session.user_id, session.token_id, session.username).context()
+        _record_use(stores.tokens(), session, window, claims["exp"])
+    # The roles as they are now, read with the record: they may change
+    # after login, so no token record holds them.
+    return Identity(session.user_id, session.token_id, session.username).context(live.roles)
 
 
 def _record_use(store, session, window, cap):

@@ -273,6 +273,39 @@ def batch_get(table, keys, attempts=6):
     raise ServiceUnavailable()
 
 
+class Read(namedtuple("Read", "table key parse")):
+    """One item to read, as a store describes it: its table, its key, and
+    ``parse``, which turns the item into the store's value (an absent item
+    is None, never parsed)."""
+
+    __slots__ = ()
+
+
+def read(*reads):
+    """The items of ``reads``, each parsed (None where absent), in their
+    order: one strongly consistent BatchGetItem across their tables.
+
+    UnprocessedKeys are not retried: the callers (the authorizer and
+    introspection) are held to one call, and an item left unread gives no
+    verdict, so it is a ServiceUnavailable.
+    """
+    request = {}
+    for r in reads:
+        request.setdefault(r.table, {"Keys": [], "ConsistentRead": True})["Keys"].append(r.key)
+    answer = call("batch_get_item", RequestItems=request)
+    if answer.get("UnprocessedKeys"):
+        raise ServiceUnavailable()
+    found = answer.get("Responses", {})
+    return [_parsed(r, found.get(r.table, [])) for r in reads]
+
+
+def _parsed(wanted, items):
+    for item in items:
+        if all(item.get(name) == value for name, value in wanted.key.items()):
+            return wanted.parse(item)
+    return None
+
+
 def _pause(attempt):
     time.sleep(random.uniform(0, 0.02 * 2 ** attempt))
 

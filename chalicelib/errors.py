@@ -56,6 +56,18 @@ class WrongPassword(ServiceError):
     message = "The password is incorrect."
 
 
+class InvalidClient(ServiceError):
+    """Introspection: client credentials missing, malformed, unknown or wrong."""
+
+    code = "invalid_client"
+    message = "Client authentication failed."
+
+
+class ClientNotFound(ServiceError):
+    code = "client_not_found"
+    message = "No such client."
+
+
 class Forbidden(ServiceError):
     code = "forbidden"
     message = "This action needs the admin role."

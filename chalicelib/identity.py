@@ -2,6 +2,9 @@
 from collections import namedtuple
 
 
+ROLE_SEPARATOR = ","
+
+
 # A named tuple, not a dataclass: it is made at every cold start, and a
 # dataclass costs a millisecond to make.
 class Origin(namedtuple("Origin", "ip device")):
@@ -17,16 +20,23 @@ NOWHERE = Origin(None, None)  # no request: an operator's command
 class Identity(namedtuple("Identity", "user_id token_id username")):
     """The caller of a request that the authorizer let through.
 
-    No roles: a token record is written at login and roles change after
-    it, so whatever needs a role reads the user's current ones.
+    No roles: the context carries the ones the authorizer read, for other
+    APIs behind it, but this service's admin routes read them again with
+    their target (service.admin_target).
     """
 
     __slots__ = ()
 
-    def context(self):
-        """The authorizer's context for this caller (API Gateway hands it
-        to the view, which reads it back with :meth:`from_context`)."""
-        return self._asdict()
+    def context(self, roles):
+        """The authorizer's context for this caller, with its current
+        ``roles`` (API Gateway hands it to the view, which reads it back
+        with :meth:`from_context`).
+
+        API Gateway takes only strings, numbers and booleans as context
+        values, so the roles travel as one string, joined by
+        :data:`ROLE_SEPARATOR` (``""`` for none); no role name holds one.
+        """
+        return {**self._asdict(), "roles": ROLE_SEPARATOR.join(roles)}
 
     @classmethod
     def from_context(cls, context):

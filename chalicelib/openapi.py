@@ -21,7 +21,7 @@ ERROR = "Error"
 
 APP_ERRORS = {
     400: "The body is not a UTF-8 JSON object.",
-    401: "The username or password is incorrect.",
+    401: "Wrong credentials: the username or password at login, the client's on introspection.",
     403: "Not allowed: the caller is not an admin, or the password is wrong.",
     404: "No such live token, or no such user.",
     409: "The username or email is taken.",
@@ -48,6 +48,21 @@ HEADER_DEFINITIONS = {
                     "required": True, "schema": {"type": "integer", "minimum": 1}},
     "WWW-Authenticate": {"description": "The scheme to authenticate with.",
                          "required": True, "schema": {"type": "string", "enum": ["Bearer"]}},
+    "WWW-Authenticate-Basic": {"description": "Client credentials are HTTP Basic.",
+                               "required": True,
+                               "schema": {"type": "string", "pattern": "^Basic realm="}},
+}
+# A component whose header has another name: both schemes' challenges are
+# WWW-Authenticate.
+HEADER_NAMES = {"WWW-Authenticate-Basic": "WWW-Authenticate"}
+# The security scheme of each kind of credentials a view checks itself
+# (web.Contract.credentials), and the challenge of its 401.
+CREDENTIALS = {"client": ("client", "WWW-Authenticate-Basic")}
+SECURITY_SCHEMES = {
+    "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
+    "client": {"type": "http", "scheme": "basic",
+               "description": "A client's id and secret (manage.py create-client), each "
+                              "form-encoded, as HTTP Basic (RFC 6749 section 2.3.1)."},
 }
 # Headers by status, beside the Cache-Control of every /api/v1 answer.
 HEADERS = {429: ("Retry-After",), 503: ("Retry-After",)}
@@ -70,6 +85,7 @@ TAGS = {
     "users": "The caller's account.",
     "tokens": "The caller's sessions (tokens).",
     "admin": "Other users' sessions and security logs; needs the admin role.",
+    "introspect": "Checking tokens (RFC 7662), for resource servers with client credentials.",
     "auth": "Signing up, logging in and out.",
     "service": "The service itself and this document.",
 }
@@ -102,13 +118,27 @@ def _json(schema_name):
 
 
 def _headers(names):
-    return {name: {"$ref": "#/components/headers/" + name} for name in names}
+    """Response headers by their components' names (HEADER_DEFINITIONS)."""
+    return {HEADER_NAMES.get(name, name): {"$ref": "#/components/headers/" + name}
+            for name in names}
 
 
-def _error(status, always, app, gateway):
+def _body(schema_name, content_types):
+    """The request body in the route's first content type, its preferred.
+
+    A route that takes a second one (introspection also reads JSON) says so
+    in docs/api.md: openapi-python-client generates a client that does not
+    type-check for a body of two media types.
+    """
+    return {content_types[0]: {"schema": getattr(schemas, schema_name)}}
+
+
+def _error(status, always, app, gateway, credentials=None):
     text = " Or: ".join(d for d in (APP_ERRORS[status] if app else None,
                                      GATEWAY_ERRORS[status] if gateway else None) if d)
     challenge = ("WWW-Authenticate",) if gateway and status == 401 else ()
+    if credentials and app and status == 401:
+        challenge = (CREDENTIALS[credentials][1],)
     return {"description": text, "content": _json(ERROR),
             "headers": _headers(always + HEADERS.get(status, ()) + challenge)}
 
@@ -120,6 +150,8 @@ def _implied(declared, entry):
         app |= {400, 422}
     if declared.query:
         app.add(422)
+    if declared.credentials:
+        app.add(401)
     gateway = set(TOKEN_ERRORS) if entry.authorizer is not None else set()
     if entry.view_args:
         gateway.add(404)
@@ -136,7 +168,8 @@ def _operation(entry):
     app, gateway = _implied(declared, entry)
     app |= set(declared.errors)
     for status in sorted(app | gateway):
-        responses[str(status)] = _error(status, always, status in app, status in gateway)
+        responses[str(status)] = _error(status, always, status in app, status in gateway,
+                                        declared.credentials)
     operation = {
         "operationId": entry.view_name,
         "summary": (entry.view_function.__doc__ or "").strip().split("\n")[0],
@@ -149,8 +182,11 @@ def _operation(entry):
     }
     if token:
         operation["security"] = [{"bearer": []}]
+    elif declared.credentials:
+        operation["security"] = [{CREDENTIALS[declared.credentials][0]: []}]
     if declared.body:
-        operation["requestBody"] = {"required": True, "content": _json(declared.body)}
+        operation["requestBody"] = {"required": True,
+                                    "content": _body(declared.body, entry.content_types)}
     return operation
 
 
@@ -162,8 +198,8 @@ def document(routes):
                        plugins=[MarshmallowPlugin()], servers=SERVERS,
                        info={"description": "Login and token revocation. Every error, the "
                                             "service's and API Gateway's, is an `Error`."})
-        spec.components.security_scheme(
-            "bearer", {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"})
+        for name, scheme in SECURITY_SCHEMES.items():
+            spec.components.security_scheme(name, scheme)
         spec.components.schema(ERROR, schema=schemas.Error)
         for name, header in HEADER_DEFINITIONS.items():
             spec.components.header(name, header)

@@ -100,6 +100,14 @@ class AccountDeleteIn(Schema):
     password = NonEmpty(load_only=True)
 
 
+class IntrospectIn(Schema):
+    """RFC 7662's request, as a form or as JSON."""
+
+    token = NonEmpty(load_only=True)
+    # RFC 7662 lets a client hint at the kind of token; there is one kind.
+    token_type_hint = Text(load_only=True, load_default=None)
+
+
 # Output schemas: every field is always present (required, so that a client
 # generated from the document types it as a plain value) and null only where
 # it says allow_none. Times are the contract's ISO-8601 strings in UTC.
@@ -173,6 +181,21 @@ class DeletedOut(Schema):
 class ServiceOut(Schema):
     service = Out()
     version = Out()
+
+
+class Introspection(Schema):
+    """RFC 7662's answer: ``{"active": false}`` alone for anything that is
+    not a live token (whatever the reason), every field for a live one."""
+
+    active = Out(fields.Boolean)
+    sub = fields.String(metadata={"description": "The user's id."})
+    username = fields.String()
+    roles = fields.List(fields.String(), metadata={"description": "The user's current roles."})
+    jti = fields.String(metadata={"description": "The token's id (the Token's `id`)."})
+    iat = fields.Integer(metadata={"description": "Issued at, in epoch seconds."})
+    exp = fields.Integer(metadata={"description": "When the token dies without further use, "
+                                                  "in epoch seconds."})
+    token_type = fields.String(metadata={"enum": ["Bearer"]})
 
 
 class Error(Schema):

@@ -4,15 +4,17 @@ of work that several of them write through at once.
 Each store is handed its table from configuration here, so the service, the
 authorizer and the operator commands name a store and never a table; and
 they write across stores with a :class:`Transaction`, never with DynamoDB's
-own terms.
+own terms. :func:`read` is the other way round: items of several stores
+(each store's ``read...`` describes one) in one strongly consistent call.
 """
 from chalicelib import config
-from chalicelib.dynamo import Contended, StaleWrite, Transaction
+from chalicelib.dynamo import Contended, StaleWrite, Transaction, read
 from chalicelib.event_store import EventStore
 from chalicelib.token_store import TokenStore
 from chalicelib.user_store import UserStore
 
-__all__ = ["Contended", "StaleWrite", "Transaction", "events", "tokens", "users"]
+__all__ = ["Contended", "StaleWrite", "Transaction", "clients", "events", "read", "tokens",
+           "users"]
 
 
 def users():
@@ -25,3 +27,12 @@ def tokens():
 
 def events():
     return EventStore(config.events_table())
+
+
+def clients():
+    # Introspection clients are items of the users table (``client#<id>``):
+    # the functions' roles already reach it, and no table is added. Loaded
+    # here, not at the top: the authorizer's cold start never needs it.
+    from chalicelib.client_store import ClientStore
+
+    return ClientStore(config.users_table())

@@ -86,6 +86,11 @@ class TokenStore:
         ).get("Item")
         return _session(user_id, item) if item else None
 
+    def read(self, user_id, token_id):
+        """The session, as one read of a batch (stores.read)."""
+        return dynamo.Read(self.table, self.key(user_id, token_id),
+                           lambda item: _session(user_id, item))
+
     def touch(self, user_id, token_id, now, stale_before, expires_at):
         """Record a use at ``now`` and move the expiry to ``expires_at``,
         unless a use since ``stale_before`` is recorded already.

@@ -1,6 +1,6 @@
 """The users table.
 
-One table, keyed by ``pk``, holding four kinds of item:
+One table, keyed by ``pk``, holding five kinds of item:
 
 ``user#<id>``           the profile: id, username, email, roles, created_at
 ``username#<lower>``    the login: user_id, username, roles, password_hash,
@@ -11,6 +11,7 @@ One table, keyed by ``pk``, holding four kinds of item:
 ``attempts#malformed#<hmac>``  the same for a name that breaks the username
                         rule, hashed exactly as typed: a lookalike such as
                         a Kelvin sign for ``k`` never shares a real user's
+``client#<id>``         an introspection client (chalicelib/client_store.py)
 
 An attempts key is an HMAC of the name under a key derived from the
 signing secret, never a plain hash: people type passwords into the username
@@ -174,6 +175,11 @@ class UserStore:
             return None
         return User(id=item["id"]["S"], username=item["username"]["S"], email=item["email"]["S"],
                     created_at=item["created_at"]["S"], roles=_roles(item))
+
+    def read_roles(self, user_id):
+        """The user's current roles (None when the user is gone), as one
+        read of a batch (stores.read)."""
+        return dynamo.Read(self.table, self.user_key(user_id), _roles)
 
     def get_login(self, username):
         """The login of ``username`` (any case); None, without a read, for a

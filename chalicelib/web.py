@@ -12,16 +12,18 @@ Schemas are named, not imported, and the marshmallow schemas are loaded on
 first use: the authorizer runs from the same app.py, and its cold start has
 no use for them.
 """
+import base64
 import functools
 import json
 import logging
 import re
+import urllib.parse
 from dataclasses import dataclass
 from typing import Optional
 
 from chalice import Response
 
-from chalicelib import audit, cursor, errors
+from chalicelib import audit, config, cursor, errors
 from chalicelib.errors import BadRequest, NotUtf8, PayloadTooLarge, ServiceError, ValidationFailed
 from chalicelib.identity import Identity, Origin
 from chalicelib.rules import DESCRIPTION_LENGTH, MAX_BODY_BYTES, PAGE_SIZE, PREFIX
@@ -32,11 +34,13 @@ from chalicelib.rules import DESCRIPTION_LENGTH, MAX_BODY_BYTES, PAGE_SIZE, PREF
 STATUS = {
     errors.ServiceError: 400,
     errors.InvalidCredentials: 401,
+    errors.InvalidClient: 401,
     # The password routes run behind the authorizer; 401 there would read as
     # "your token is bad", so the contract uses 403 for a wrong password.
     errors.WrongPassword: 403,
     errors.Forbidden: 403,
     errors.TokenNotFound: 404,
+    errors.ClientNotFound: 404,
     errors.UserNotFound: 404,
     errors.Conflict: 409,
     errors.PayloadTooLarge: 413,
@@ -44,6 +48,11 @@ STATUS = {
     errors.TooManyAttempts: 429,
     errors.ServiceUnavailable: 503,
 }
+
+
+# The challenge of a 401 that the app itself answers (RFC 7235): client
+# credentials are HTTP Basic (RFC 7617, which asks for a realm).
+CHALLENGES = {errors.InvalidClient: f'Basic realm="{config.SERVICE_NAME}"'}
 
 
 def status(error):
@@ -59,6 +68,8 @@ def error_response(error):
         payload["fields"] = error.fields
     retry_after = getattr(error, "retry_after", None)
     headers = {"Retry-After": str(retry_after)} if retry_after is not None else {}
+    if type(error) in CHALLENGES:
+        headers["WWW-Authenticate"] = CHALLENGES[type(error)]
     return json_response(payload, status(error), headers)
 
 
@@ -115,20 +126,22 @@ class Contract:
     status: int = 200  # the answer's status
     errors: tuple = ()  # statuses the view itself may answer, besides 413
     query: tuple = ()  # the query parameters it reads (chalicelib/openapi.py's QUERY)
+    credentials: Optional[str] = None  # "client": the view checks client credentials itself
 
 
 def contracts(app):
-    """The ``@contract(body=, answer=, status=, errors=, query=)`` decorator
-    for ``app``'s views.
+    """The ``@contract(body=, answer=, status=, errors=, query=, credentials=)``
+    decorator for ``app``'s views.
 
     The view is called with the request, the loaded body as ``body`` when
-    the contract has one, and its path parameters; what it returns is dumped
+    the contract has one (JSON, or a form on a route whose content_types
+    take one: see :func:`body_object`), and its path parameters; what it returns is dumped
     through the answer's schema with the declared status (a Response, such
     as a page, passes as it is). The declaration stays on the wrapped view
     as ``contract``, for the document.
     """
-    def contract(body=None, answer=None, status=200, errors=(), query=()):
-        declared = Contract(body, answer, status, tuple(errors), tuple(query))
+    def contract(body=None, answer=None, status=200, errors=(), query=(), credentials=None):
+        declared = Contract(body, answer, status, tuple(errors), tuple(query), credentials)
 
         def decorate(view):
             @handled
@@ -181,6 +194,45 @@ def json_object(request):
     return data
 
 
+FORM = "application/x-www-form-urlencoded"
+# The content_types of a route that reads a form as well as JSON (RFC 7662's
+# requests are forms); any other route takes JSON alone (Chalice's 415).
+FORM_OR_JSON = [FORM, "application/json"]
+_MAX_FORM_FIELDS = 20
+_BAD_FORM = ("The request body must be a form (application/x-www-form-urlencoded) of UTF-8 "
+             "text, each field once.")
+
+
+def form_object(request):
+    """An ``application/x-www-form-urlencoded`` body as a dict.
+
+    The body is ASCII, each value's escapes UTF-8 (HTML's form encoding, as
+    RFC 6749 appendix B has it), and each name appears at most once (RFC
+    6749 section 3.1): anything else is a 400, never a guess.
+    """
+    try:
+        text = (request.raw_body or b"").decode("ascii")
+        pairs = urllib.parse.parse_qsl(text, keep_blank_values=True, strict_parsing=bool(text),
+                                       encoding="utf-8", errors="strict",
+                                       max_num_fields=_MAX_FORM_FIELDS)
+    except ValueError:  # UnicodeDecodeError included
+        raise BadRequest(_BAD_FORM) from None
+    data = dict(pairs)
+    if len(data) != len(pairs):
+        raise BadRequest(_BAD_FORM)
+    return data
+
+
+def body_object(request):
+    """The body as a dict: a form when the request says so, else JSON.
+
+    Chalice has already refused (415) a type the route does not take, so a
+    JSON-only route never gets here with a form.
+    """
+    media_type = (request.headers.get("content-type") or "").split(";")[0].strip().lower()
+    return form_object(request) if media_type == FORM else json_object(request)
+
+
 @functools.cache
 def schema(name):
     """One instance of the schema class ``name`` of chalicelib.schemas."""
@@ -194,7 +246,7 @@ def load(name, request):
     from marshmallow import ValidationError
 
     try:
-        return schema(name).load(json_object(request))
+        return schema(name).load(body_object(request))
     except ValidationError as exc:
         raise ValidationFailed(_fields(exc.messages)) from None
 
@@ -247,6 +299,29 @@ def query(request, name):
 def identity(request):
     """The caller, from the context our authorizer put on the request."""
     return Identity.from_context(request.context["authorizer"])
+
+
+# Far beyond any credentials of ours (a 32-hex id and a 43-character secret).
+_MAX_CREDENTIALS = 1024
+
+
+def client_credentials(request):
+    """(client_id, client_secret) from an HTTP Basic ``Authorization`` header
+    (RFC 7617), each form-decoded as RFC 6749 section 2.3.1 has clients
+    encode them; (None, None) when there are none to read: no header,
+    another scheme, bad base64, no colon, or text that is not UTF-8."""
+    scheme, _, value = (request.headers.get("authorization") or "").partition(" ")
+    if scheme.lower() != "basic" or len(value) > _MAX_CREDENTIALS:
+        return None, None
+    try:
+        decoded = base64.b64decode(value.strip(), validate=True).decode("utf-8")
+        client_id, colon, secret = decoded.partition(":")
+        if colon:
+            return (urllib.parse.unquote_plus(client_id, errors="strict"),
+                    urllib.parse.unquote_plus(secret, errors="strict"))
+    except ValueError:  # binascii.Error and UnicodeDecodeError included
+        pass
+    return None, None
 
 
 def client_ip(request):

@@ -6,6 +6,10 @@ Lambda's /var/task is read-only, so Python cannot cache bytecode there and
 compiles every module it imports from the package at each cold start.
 Shipping unchecked-hash .pyc files (valid whatever the files' mtimes) skips
 that. They must come from the runtime's Python version.
+
+It also refuses a zip that holds any of the project's folders besides
+chalicelib/: Chalice zips only app.py and chalicelib/ today, and this keeps
+it so (the example app under examples/ is another service's code).
 """
 import argparse
 import compileall
@@ -21,6 +25,17 @@ RUNTIME = (3, 11)
 # Packages that only the OpenAPI route loads: their bytecode would add
 # 280 KB to the zip and save nothing on a cold start.
 NOT_COMPILED = ("apispec", "packaging")
+# The project's folders that never ship: build, tests, local tools, docs,
+# and the example resource server.
+NOT_SHIPPED = (".chalice/", ".local/", "build/", "deploy/", "devserver/", "docs/", "examples/",
+               "tests/")
+
+
+def check_contents(names):
+    """Refuse a zip whose entries include a folder that must not ship."""
+    extra = sorted(n for n in names if n.startswith(NOT_SHIPPED))
+    if extra:
+        raise SystemExit(f"the deployment zip must not hold {', '.join(extra[:5])}")
 
 
 def compile_zip(path, runtime=RUNTIME):
@@ -30,6 +45,7 @@ def compile_zip(path, runtime=RUNTIME):
         raise SystemExit(f"bytecode for python{runtime[0]}.{runtime[1]} needs that Python")
     with tempfile.TemporaryDirectory() as tmp:
         with zipfile.ZipFile(path) as z:
+            check_contents(z.namelist())
             z.extractall(tmp)
         skip = "|".join(NOT_COMPILED)
         compileall.compile_dir(tmp, quiet=1, workers=1, rx=re.compile(rf"/({skip})/"),

@@ -7,7 +7,8 @@ The tables (deploy/tables.py); the Gateway Responses inside the API
 definition (deploy/gateway_responses.py); fixed function names with their
 log groups; the stage's throttling, reserved concurrency and optional WAF
 rule (deploy/protection.py); its access log, metrics and alarms
-(deploy/observability.py); X-Ray when the stage's ``xray`` says so.
+(deploy/observability.py); X-Ray when the stage's ``xray`` says so; the
+authorizer offered to the account's other APIs (deploy/shared_authorizer.py).
 """
 import argparse
 import json
@@ -15,7 +16,8 @@ import os
 import sys
 
 from chalicelib.config import SERVICE_NAME
-from deploy import gateway_responses, observability, protection, stages, tables
+from deploy import (gateway_responses, observability, protection, shared_authorizer,
+                    stages, tables)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LOG_RETENTION_DAYS = observability.LOG_RETENTION_DAYS
@@ -32,6 +34,7 @@ def merge_template(stage, project_dir=ROOT):
         "TokensTable": tables.cloudformation("tokens", names["tokens"]),
         "EventsTable": tables.cloudformation("events", names["events"]),
     }
+    resources.update(shared_authorizer.resources())
     # Fixed function names give the log groups fixed names, so that each
     # role may write to its own log group and nothing else.
     for function, suffix in (("APIHandler", "api"), ("TokenAuthorizer", "authorizer")):
@@ -74,6 +77,7 @@ def merge_template(stage, project_dir=ROOT):
                        **observability.parameters()},
         "Conditions": {**protection.conditions(), **observability.conditions()},
         "Resources": resources,
+        "Outputs": shared_authorizer.outputs(),
     }
 
 

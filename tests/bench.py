@@ -1,15 +1,17 @@
 """`make bench`: the service against the floor of a whitelist design.
 
-The authorizer and GET /api/v1/users/me are invoked the way Lambda invokes
-them (the real handlers, real API Gateway events), against the embedded
-DynamoDB (moto's server, in its own process) over loopback, side by side
-with the bare boto3 calls the same request needs. Each figure is the median
-of several runs of many requests, with the spread of those run medians.
+The authorizer, GET /api/v1/users/me and introspection are invoked the way
+Lambda invokes them (the real handlers, real API Gateway events), against
+the embedded DynamoDB (moto's server, in its own process) over loopback,
+side by side with the bare boto3 calls the same request needs, in turn
+request by request. Each figure is the median of several runs of many
+requests, with the spread of those run medians.
 The security log's cost: a login, a failed login and a revocation, each
 with its event writes and without them (the same handler, its transactions
 stripped of every write to the events table and of the check that guards
 them), in alternating runs. Results: a table on stdout and build/bench.json.
 """
+import base64
 import contextlib
 import json
 import os
@@ -20,6 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.parse
 import uuid
 import zipfile
 
@@ -55,13 +58,37 @@ def timed(call, count):
 
 def series(call, runs=RUNS, count=REQUESTS):
     """Median and p95 of each run; the figure is the median of the run medians."""
-    results = [timed(call, count) for _ in range(runs)]
+    return _summary([timed(call, count) for _ in range(runs)], runs, count)
+
+
+def _summary(results, runs, count):
+    """(median, p95, mean) of each run: the figures are the medians over runs."""
     medians = [m for m, _, _ in results]
     return {"median_ms": round(statistics.median(medians), 3),
             "p95_ms": round(statistics.median(p for _, p, _ in results), 3),
             "mean_ms": round(statistics.median(m for _, _, m in results), 3),
             "spread_ms": [round(min(medians), 3), round(max(medians), 3)],
             "runs": runs, "requests_per_run": count}
+
+
+def paired(calls, runs=RUNS, count=REQUESTS):
+    """:func:`series` of each of ``calls``, measured in turn request by
+    request, so that a machine's load drifting over a run weighs on each
+    alike and their ratios stay true (two shared cores drift a lot)."""
+    results = {name: [] for name in calls}
+    for _ in range(runs):
+        samples = {name: [] for name in calls}
+        for _ in range(count):
+            for name, call in calls.items():
+                started = time.perf_counter()
+                call()
+                samples[name].append((time.perf_counter() - started) * 1000)
+        for name, values in samples.items():
+            mean = statistics.fmean(values)
+            values.sort()
+            results[name].append((statistics.median(values), values[int(len(values) * 0.95) - 1],
+                                  mean))
+    return {name: _summary(found, runs, count) for name, found in results.items()}
 
 
 def quiet():
@@ -191,6 +218,35 @@ def request_figures():
             ExpressionAttributeValues={":now": {"N": str(now)}, ":stale": {"N": str(now - window)},
                                        ":expires": {"N": str(now + lifetime)}})
 
+    token_key = key
+    profile_key = {"pk": {"S": "user#" + user_id}}
+
+    def authorizer_batch_floor():
+        """What the authorizer reads since it hands over live roles."""
+        floor.batch_get_item(RequestItems={
+            names["tokens"]: {"Keys": [token_key], "ConsistentRead": True},
+            names["users"]: {"Keys": [profile_key], "ConsistentRead": True}})
+
+    from chalicelib import clients
+
+    client, secret = clients.create("bench")
+    basic = base64.b64encode(f"{client.client_id}:{secret}".encode()).decode()
+    introspect_event = proxy_event("POST", "/api/v1/introspect", None,
+                                   urllib.parse.urlencode({"token": login["token"]}))
+    introspect_event["headers"] = {**introspect_event["headers"],
+                                   "Content-Type": "application/x-www-form-urlencoded",
+                                   "Authorization": "Basic " + basic}
+
+    def introspect_call():
+        answer = application.app(introspect_event, Context())
+        assert json.loads(answer["body"])["active"] is True, answer
+
+    def introspect_floor():
+        floor.batch_get_item(RequestItems={
+            names["tokens"]: {"Keys": [token_key], "ConsistentRead": True},
+            names["users"]: {"Keys": [profile_key, {"pk": {"S": "client#" + client.client_id}}],
+                             "ConsistentRead": True}})
+
     def me_call():
         answer = application.app(me_event, Context())
         assert answer["statusCode"] == 200
@@ -199,24 +255,29 @@ def request_figures():
         floor.get_item(TableName=names["users"], ConsistentRead=True,
                        Key={"pk": {"S": "user#" + user_id}})
 
-    for call in (authorizer_call, authorizer_floor, me_call, me_floor):
+    for call in (authorizer_call, authorizer_floor, authorizer_batch_floor, me_call, me_floor,
+                 introspect_call, introspect_floor):
         timed(call, 100)  # warm connections and caches
     writes = []
     aws.dynamodb().meta.events.register("before-call.dynamodb.UpdateItem",
                                         lambda **kw: writes.append(1))
     figures = {}
-    for name, call, base in (("authorizer", authorizer_call, authorizer_floor),
-                             ("authorizer_every_use_writes", authorizer_writing,
-                              authorizer_writing_floor),
-                             ("users_me", me_call, me_floor)):
-        writes.clear()
-        figures[name] = series(call)
-        figures[name]["writes"] = len(writes)
-        figures[name + "_floor"] = series(base)
+    for group in ({"authorizer": authorizer_call, "authorizer_floor": authorizer_floor,
+                   "authorizer_batch_floor": authorizer_batch_floor},
+                  {"authorizer_every_use_writes": authorizer_writing,
+                   "authorizer_every_use_writes_floor": authorizer_writing_floor},
+                  {"users_me": me_call, "users_me_floor": me_floor},
+                  {"introspection": introspect_call, "introspection_floor": introspect_floor}):
+        writes.clear()  # only the handlers' client counts: the floors use their own
+        figures.update(paired(group))
+        figures[next(iter(group))]["writes"] = len(writes)
+    for name in ("authorizer", "authorizer_every_use_writes", "users_me", "introspection"):
         figures[name]["ratio_to_floor"] = round(
             figures[name]["median_ms"] / figures[name + "_floor"]["median_ms"], 3)
     figures["authorizer"]["mean_ratio_to_floor"] = round(
         figures["authorizer"]["mean_ms"] / figures["authorizer_floor"]["mean_ms"], 3)
+    figures["authorizer"]["ratio_to_batch_floor"] = round(
+        figures["authorizer"]["median_ms"] / figures["authorizer_batch_floor"]["median_ms"], 3)
     clock.now = real_now
 
     import bcrypt
@@ -493,10 +554,13 @@ def report(figures):
     rows = [
         ("authorizer (a request a second)", figures["authorizer"]),
         ("  floor: one GetItem", figures["authorizer_floor"]),
+        ("  its own read: one BatchGetItem", figures["authorizer_batch_floor"]),
         ("authorizer (every use writes)", figures["authorizer_every_use_writes"]),
         ("  floor: GetItem + UpdateItem", figures["authorizer_every_use_writes_floor"]),
         ("GET /api/v1/users/me (handler)", figures["users_me"]),
         ("  floor: one GetItem", figures["users_me_floor"]),
+        ("POST /api/v1/introspect (handler)", figures["introspection"]),
+        ("  floor: one BatchGetItem, 3 items", figures["introspection_floor"]),
         ("bcrypt check, cost 12", figures["bcrypt_cost_12"]),
         ("POST /api/v1/login, cost 12", figures["login_cost_12"]),
     ]

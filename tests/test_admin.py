@@ -162,14 +162,18 @@ def test_a_token_record_that_says_admin_grants_nothing(api, dynamodb, table_name
     assert roles_shown(api, alice) == []
 
 
-def test_neither_the_token_record_nor_the_authorizer_context_carries_roles(api, dynamodb,
-                                                                           table_names):
-    from chalicelib import authorizer
+def test_the_token_record_carries_no_roles_and_the_context_the_live_ones(api, dynamodb,
+                                                                         table_names):
+    """The context's roles are read from the profile on each request, never
+    copied at login: a grant shows on the very next authorization."""
+    from chalicelib import authorizer, service
 
     token = api.user("alice")
     (item,) = dynamodb.scan(TableName=table_names["tokens"])["Items"]
     assert "roles" not in item
-    assert set(authorizer.decide(f"Bearer {token}")) == {"user_id", "token_id", "username"}
+    assert authorizer.decide(f"Bearer {token}")["roles"] == ""
+    service.grant_admin("alice")
+    assert authorizer.decide(f"Bearer {token}")["roles"] == "admin"
 
 
 def test_an_admin_whose_profile_is_gone_is_refused(api, admin, dynamodb, table_names):

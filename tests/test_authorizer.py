@@ -243,7 +243,7 @@ def logged_errors(caplog):
 @pytest.mark.parametrize("fault", FAULTS)
 def test_a_storage_failure_makes_the_authorizer_raise_not_deny(api, dynamodb, caplog, fault):
     token = api.user()
-    inject(dynamodb, "GetItem", FAULTS[fault])
+    inject(dynamodb, "BatchGetItem", FAULTS[fault])
     with pytest.raises(authorizer.Undecided):
         authorizer.decide(f"Bearer {token}")
     assert logged_errors(caplog) == [{"event": "authorizer_error", "type": "ServiceUnavailable"}]
@@ -252,7 +252,7 @@ def test_a_storage_failure_makes_the_authorizer_raise_not_deny(api, dynamodb, ca
 @pytest.mark.parametrize("fault", FAULTS)
 def test_a_live_token_during_an_outage_gets_503_with_retry_after(api, dynamodb, fault):
     token = api.user()
-    inject(dynamodb, "GetItem", FAULTS[fault])
+    inject(dynamodb, "BatchGetItem", FAULTS[fault])
     reply = api.call("GET", ME, token=token)
     assert reply.status == 503
     assert reply.json["error"] == "service_unavailable"
@@ -261,7 +261,7 @@ def test_a_live_token_during_an_outage_gets_503_with_retry_after(api, dynamodb, 
 
 def test_the_token_works_again_once_storage_is_back(api, dynamodb):
     token = api.user()
-    inject(dynamodb, "GetItem", FAULTS["throttled"], times=1)
+    inject(dynamodb, "BatchGetItem", FAULTS["throttled"], times=1)
     assert me(api, token) == 503
     assert me(api, token) == 200
 
@@ -270,7 +270,7 @@ def test_the_lambda_handler_raises_and_never_allows_when_it_cannot_decide(api, d
     from app import token_authorizer
 
     token = api.user()
-    inject(dynamodb, "GetItem", FAULTS["5xx"])
+    inject(dynamodb, "BatchGetItem", FAULTS["5xx"])
     event = {"type": "TOKEN", "authorizationToken": f"Bearer {token}",
              "methodArn": "arn:aws:execute-api:us-east-1:123456789012:abc/api/GET/api/v1/users/me"}
     with pytest.raises(authorizer.Undecided) as raised:
@@ -285,7 +285,7 @@ def test_an_unexpected_error_is_no_verdict_and_logs_only_its_type(api, dynamodb,
     def fail(**kwargs):
         raise RuntimeError(f"boom {token}")  # a library's message may quote the token
 
-    dynamodb.meta.events.register("before-call.dynamodb.GetItem", fail)
+    dynamodb.meta.events.register("before-call.dynamodb.BatchGetItem", fail)
     with pytest.raises(authorizer.Undecided) as raised:
         authorizer.decide(f"Bearer {token}")
     assert logged_errors(caplog) == [{"event": "authorizer_error", "type": "RuntimeError"}]
@@ -296,7 +296,7 @@ def test_an_unexpected_error_is_no_verdict_and_logs_only_its_type(api, dynamodb,
 @pytest.mark.parametrize("kind", ["garbage", "bad signature", "expired"])
 def test_a_bad_token_is_still_denied_during_an_outage(api, dynamodb, monkeypatch, kind):
     token = api.user()
-    inject(dynamodb, "GetItem", FAULTS["throttled"])
+    inject(dynamodb, "BatchGetItem", FAULTS["throttled"])
     if kind == "garbage":
         token = "not-a-jwt"
     elif kind == "bad signature":
@@ -314,6 +314,72 @@ def test_a_failed_last_used_write_still_lets_a_live_token_through(api, dynamodb,
     seen = inject(dynamodb, "UpdateItem", FAULTS[fault])
     assert me(api, token) == 200
     assert len(seen) == 1
+
+
+# What the authorizer hands over, to this API and to any other API of the
+# account that attaches it (docs/protect-your-api.md).
+
+def test_the_context_is_the_caller_and_its_live_roles_as_one_string(api):
+    from chalicelib import service
+
+    service.signup("root", "root@example.com", "root password 1", roles=["admin", "auditor"])
+    token = api.token("root", "root password 1")
+    claims = claims_of(token)
+    context = authorizer.decide(f"Bearer {token}")
+    assert context == {"user_id": claims["sub"], "token_id": claims["jti"], "username": "root",
+                       "roles": "admin,auditor"}
+    # API Gateway refuses a context value that is not a string, number or boolean.
+    assert all(isinstance(value, (str, int, bool)) for value in context.values())
+
+
+def test_a_token_whose_users_profile_is_gone_is_denied(api, dynamodb, table_names):
+    from chalicelib import stores
+
+    token = api.user()
+    dynamodb.delete_item(TableName=table_names["users"],
+                         Key=stores.users().user_key(claims_of(token)["sub"]))
+    assert me(api, token) == 403
+
+
+def test_unprocessed_keys_are_no_verdict(api, dynamodb):
+    from faults import answer
+
+    token = api.user()
+    inject(dynamodb, "BatchGetItem", lambda p: answer(200, {
+        "Responses": {}, "UnprocessedKeys": json.loads(p["body"])["RequestItems"]}))
+    with pytest.raises(authorizer.Undecided):
+        authorizer.decide(f"Bearer {token}")
+    assert me(api, token) == 503
+
+
+OTHER_API = "arn:aws:execute-api:eu-west-1:123456789012:orders1234/prod"
+
+
+def test_the_allow_covers_the_calling_apis_stage_and_nothing_else(api):
+    """Another API of the account calls with its own method ARN: the policy
+    allows every method and path of that API's stage (an answer it caches
+    must fit its other routes), never this API or another stage."""
+    from app import token_authorizer
+
+    token = api.user()
+    event = {"type": "TOKEN", "authorizationToken": f"Bearer {token}",
+             "methodArn": OTHER_API + "/GET/orders/42"}
+    answer = token_authorizer(event, None)
+    (statement,) = answer["policyDocument"]["Statement"]
+    assert (statement["Effect"], statement["Resource"]) == ("Allow", [OTHER_API + "/*/*"])
+    assert answer["principalId"] == claims_of(token)["sub"]
+    assert answer["context"] == authorizer.decide(f"Bearer {token}")
+
+
+def test_another_api_gets_a_deny_for_a_revoked_token(api):
+    from app import token_authorizer
+
+    token = api.user()
+    api.call("POST", "/api/v1/logout", token=token)
+    event = {"type": "TOKEN", "authorizationToken": f"Bearer {token}",
+             "methodArn": OTHER_API + "/GET/orders/42"}
+    (statement,) = token_authorizer(event, None)["policyDocument"]["Statement"]
+    assert statement["Effect"] == "Deny"
 
 
 # Properties, over generated input.

@@ -192,13 +192,14 @@ def test_a_use_racing_one_that_has_just_recorded_itself_writes_nothing(
     at(start)
 
     def the_other_request_records_its_use(**kwargs):
-        dynamodb.meta.events.unregister("after-call.dynamodb.GetItem",
+        dynamodb.meta.events.unregister("after-call.dynamodb.BatchGetItem",
                                         the_other_request_records_its_use)
         dynamodb.update_item(TableName=table_names["tokens"], Key=key,
                              UpdateExpression="SET last_used_at = :t",
                              ExpressionAttributeValues={":t": {"N": str(start - 1)}})
 
-    dynamodb.meta.events.register("after-call.dynamodb.GetItem", the_other_request_records_its_use)
+    dynamodb.meta.events.register("after-call.dynamodb.BatchGetItem",
+                                  the_other_request_records_its_use)
     assert status(api, token) == 200
     item = dynamodb.get_item(TableName=table_names["tokens"], Key=key)["Item"]
     assert item["last_used_at"] == {"N": str(start - 1)}
@@ -328,10 +329,10 @@ def test_a_revocation_between_the_read_and_the_write_is_not_undone(api, at, dyna
     key = {"user_id": {"S": claims["sub"]}, "token_id": {"S": claims["jti"]}}
 
     def revoked_meanwhile(**kwargs):
-        dynamodb.meta.events.unregister("after-call.dynamodb.GetItem", revoked_meanwhile)
+        dynamodb.meta.events.unregister("after-call.dynamodb.BatchGetItem", revoked_meanwhile)
         dynamodb.delete_item(TableName=table_names["tokens"], Key=key)
 
-    dynamodb.meta.events.register("after-call.dynamodb.GetItem", revoked_meanwhile)
+    dynamodb.meta.events.register("after-call.dynamodb.BatchGetItem", revoked_meanwhile)
     assert status(api, token) == 200  # the read decided; the next request is denied
     assert record(dynamodb, table_names, token) is None
     assert status(api, token) == 403
@@ -348,10 +349,10 @@ def test_a_write_that_lands_after_the_expiry_does_not_revive_the_token(api, at, 
     at(start + 59)
 
     def clock_passes_the_expiry(**kwargs):
-        dynamodb.meta.events.unregister("after-call.dynamodb.GetItem", clock_passes_the_expiry)
+        dynamodb.meta.events.unregister("after-call.dynamodb.BatchGetItem", clock_passes_the_expiry)
         at(start + 60)
 
-    dynamodb.meta.events.register("after-call.dynamodb.GetItem", clock_passes_the_expiry)
+    dynamodb.meta.events.register("after-call.dynamodb.BatchGetItem", clock_passes_the_expiry)
     assert status(api, token) == 200
     assert record(dynamodb, table_names, token)["expires_at"] == {"N": str(start + 60)}
     assert status(api, token) == 403
@@ -372,11 +373,11 @@ def test_a_racing_write_that_moved_the_expiry_further_is_not_undone(api, at, lif
     further = start + 30 + 3600
 
     def moved_further_meanwhile(**kwargs):
-        dynamodb.meta.events.unregister("after-call.dynamodb.GetItem", moved_further_meanwhile)
+        dynamodb.meta.events.unregister("after-call.dynamodb.BatchGetItem", moved_further_meanwhile)
         dynamodb.update_item(TableName=table_names["tokens"], Key=key,
                              UpdateExpression="SET expires_at = :far",
                              ExpressionAttributeValues={":far": {"N": str(further)}})
 
-    dynamodb.meta.events.register("after-call.dynamodb.GetItem", moved_further_meanwhile)
+    dynamodb.meta.events.register("after-call.dynamodb.BatchGetItem", moved_further_meanwhile)
     assert status(api, token) == 200
     assert record(dynamodb, table_names, token)["expires_at"] == {"N": str(further)}

@@ -16,14 +16,15 @@ def view(request, **kwargs):
 def test_a_view_keeps_every_part_of_its_declaration():
     contract = contracts(Chalice("declared"))
     shaped = contract(body="LoginIn", answer="LoginOut", status=201, errors=[401, 429],
-                      query=["limit"])(view)
+                      query=["limit"], credentials="client")(view)
     assert shaped.contract == Contract(body="LoginIn", answer="LoginOut", status=201,
-                                       errors=(401, 429), query=("limit",))
+                                       errors=(401, 429), query=("limit",), credentials="client")
 
 
 def test_a_view_that_declares_nothing_answers_any_json_object_with_200():
     shaped = contracts(Chalice("undeclared"))()(view)
-    assert shaped.contract == Contract(body=None, answer=None, status=200, errors=(), query=())
+    assert shaped.contract == Contract(body=None, answer=None, status=200, errors=(), query=(),
+                                       credentials=None)
 
 
 def test_field_messages_are_always_lists_of_sentences_whatever_shape_marshmallow_gives():

@@ -108,9 +108,10 @@ def test_a_missing_table_gives_the_authorizer_no_verdict(api, dynamodb, table_na
     from chalicelib import authorizer
 
     token = api.user()
-    inject(dynamodb, "GetItem", lambda p: client_error("ResourceNotFoundException"))
+    inject(dynamodb, "BatchGetItem", lambda p: client_error("ResourceNotFoundException"))
     with pytest.raises(authorizer.Undecided):
         authorizer.decide(f"Bearer {token}")
     assert table_errors(caplog) == [
-        {"event": "table_not_found", "operation": "get_item", "tables": [table_names["tokens"]]},
+        {"event": "table_not_found", "operation": "batch_get_item",
+         "tables": sorted([table_names["tokens"], table_names["users"]])},
         {"event": "authorizer_error", "type": "ConfigurationError"}]

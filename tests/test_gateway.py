@@ -37,7 +37,7 @@ def test_an_unknown_route_is_the_not_found_answer(api, headers):
 
 def test_an_authorizer_without_a_verdict_is_the_unavailable_answer(api, dynamodb):
     token = api.user()
-    inject(dynamodb, "GetItem", lambda p: client_error("ThrottlingException"))
+    inject(dynamodb, "BatchGetItem", lambda p: client_error("ThrottlingException"))
     reply = raw(api, "GET", ME, {"Authorization": f"Bearer {token}"})
     assert_answer(reply, "AUTHORIZER_CONFIGURATION_ERROR")
 

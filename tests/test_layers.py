@@ -48,6 +48,10 @@ def source_of(path):
     ("chalicelib/user_store.py", ["chalicelib.aws", "boto3", "botocore", "chalicelib.service"]),
     ("chalicelib/token_store.py", ["chalicelib.aws", "boto3", "botocore", "chalicelib.service"]),
     ("chalicelib/event_store.py", ["chalicelib.aws", "boto3", "botocore", "chalicelib.service"]),
+    ("chalicelib/client_store.py", ["chalicelib.aws", "boto3", "botocore", "chalicelib.service"]),
+    # Introspection and its clients are use cases too: stores, never DynamoDB.
+    ("chalicelib/introspection.py", ["chalicelib.dynamo", "chalicelib.aws", "boto3", "botocore"]),
+    ("chalicelib/clients.py", ["chalicelib.dynamo", "chalicelib.aws", "boto3", "botocore"]),
 ])
 def test_no_layer_reaches_past_the_next(path, forbidden):
     assert touches(source_of(path), forbidden) == []

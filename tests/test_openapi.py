@@ -76,7 +76,8 @@ def operations(doc):
 
 def test_operations_come_from_the_route_table_and_the_views(api):
     """The summary is the view's docstring; a token is needed exactly where
-    the route names the authorizer; the path parameters are the route's."""
+    the route names the authorizer, client credentials exactly where the
+    view declares it checks them; the path parameters are the route's."""
     doc = document(api)
     for path, methods in app.routes.items():
         for method, entry in methods.items():
@@ -84,7 +85,10 @@ def test_operations_come_from_the_route_table_and_the_views(api):
                 continue
             op = doc["paths"][path][method.lower()]
             assert op["summary"] == entry.view_function.__doc__.strip().split("\n")[0]
-            assert ("security" in op) == (entry.authorizer is not None), (path, method)
+            assert (op.get("security") == [{"bearer": []}]) == (entry.authorizer is not None), \
+                (path, method)
+            assert (op.get("security") == [{"client": []}]) == (
+                entry.view_function.contract.credentials == "client"), (path, method)
             assert [p["name"] for p in op["parameters"] if p["in"] == "path"] == entry.view_args
 
 
@@ -133,7 +137,8 @@ def test_token_routes_document_api_gateways_own_answers_with_their_headers(api):
     from deploy import gateway_responses
 
     doc = document(api)
-    token_routes = [(p, m, op) for p, m, op in operations(doc) if "security" in op]
+    token_routes = [(p, m, op) for p, m, op in operations(doc)
+                    if op.get("security") == [{"bearer": []}]]
     assert len(token_routes) == 11
     for kind in ("UNAUTHORIZED", "ACCESS_DENIED", "AUTHORIZER_FAILURE"):
         status, headers, _ = gateway_responses.http(kind)
@@ -189,3 +194,20 @@ def test_the_authorizers_cold_start_loads_no_schema_machinery():
     loaded = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True,
                             text=True, check=True).stdout
     assert loaded.strip() == "[]"
+
+
+def test_introspection_declares_client_credentials_and_both_body_types(api):
+    doc = document(api)
+    assert doc["components"]["securitySchemes"]["client"]["scheme"] == "basic"
+    op = doc["paths"]["/api/v1/introspect"]["post"]
+    assert op["security"] == [{"client": []}]
+    # RFC 7662's form; JSON is accepted too, but a generated client cannot
+    # type-check a body of two media types (see openapi._body).
+    assert set(op["requestBody"]["content"]) == {"application/x-www-form-urlencoded"}
+    assert doc["paths"]["/api/v1/login"]["post"]["requestBody"]["content"].keys() == {
+        "application/json"}
+    challenge = op["responses"]["401"]["headers"]["WWW-Authenticate"]["$ref"]
+    assert doc["components"]["headers"][challenge.rsplit("/", 1)[1]]["schema"]["pattern"] == \
+        "^Basic realm="
+    assert {"400", "401", "413", "422", "503"} <= set(op["responses"])
+    assert doc["components"]["schemas"]["Introspection"]["required"] == ["active"]

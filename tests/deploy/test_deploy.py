@@ -1,4 +1,5 @@
 """The deployment: `make package`, its template, roles and secret, and what its zip holds."""
+import base64
 import json
 import os
 import re
@@ -65,8 +66,10 @@ def test_the_authorizer_result_is_never_cached(template):
 
 def test_every_token_route_uses_the_authorizer(template):
     paths = template["Resources"]["RestAPI"]["Properties"]["DefinitionBody"]["paths"]
+    # Introspection's callers are resource servers, with client credentials
+    # the view checks itself (HTTP Basic), not a user's token.
     open_routes = {("/", "get"), ("/api/v1/signup", "post"), ("/api/v1/login", "post"),
-                   ("/api/v1/openapi.json", "get")}
+                   ("/api/v1/openapi.json", "get"), ("/api/v1/introspect", "post")}
     for path, methods in paths.items():
         for method, spec in methods.items():
             if method == "options" or (path, method) in open_routes:
@@ -146,8 +149,8 @@ def test_no_secret_travels_in_the_template_or_the_zip(template):
         assert "JWT_SECRET" not in env and env["JWT_SECRET_PARAMETER"] == "/login-service/dev/jwt-secret"
     with zipfile.ZipFile(os.path.join(BUILD, "deployment.zip")) as z:
         names = z.namelist()
-    assert not any(n.startswith((".local", ".chalice", "tests/", "deploy/", "devserver/"))
-                   for n in names)
+    assert not any(n.startswith((".local", ".chalice", "tests/", "deploy/", "devserver/",
+                                 "examples/")) for n in names)
     assert {"app.py", "chalicelib/common-passwords.txt.gz"} <= set(names)
 
 
@@ -155,6 +158,41 @@ def test_the_deployment_zip_is_small_because_boto3_comes_from_the_runtime(templa
     assert os.path.getsize(os.path.join(BUILD, "deployment.zip")) < 1024 * 1024
     with zipfile.ZipFile(os.path.join(BUILD, "deployment.zip")) as z:
         assert not any(n.startswith(("boto3/", "botocore/")) for n in z.namelist())
+
+
+def test_the_authorizers_arn_is_exported_under_the_stacks_name(template):
+    """Other stacks of the account attach it by this export (Fn::ImportValue),
+    or read it from the stack's outputs."""
+    output = template["Outputs"]["TokenAuthorizerArn"]
+    assert output["Value"] == {"Fn::GetAtt": ["TokenAuthorizer", "Arn"]}
+    assert output["Export"]["Name"] == {"Fn::Sub": "${AWS::StackName}-TokenAuthorizerArn"}
+
+
+def test_the_accounts_rest_apis_may_invoke_the_authorizer_and_nothing_else(template):
+    permissions = [r["Properties"] for r in resources(template, "AWS::Lambda::Permission").values()
+                   if r["Properties"]["FunctionName"] == {"Fn::GetAtt": ["TokenAuthorizer", "Arn"]}]
+    shared = [p for p in permissions if "authorizers" in json.dumps(p["SourceArn"])]
+    assert len(shared) == 1
+    (permission,) = shared
+    assert permission["Action"] == "lambda:InvokeFunction"
+    assert permission["Principal"] == "apigateway.amazonaws.com"
+    # This account and region only, and only as an authorizer: no API
+    # method, no other account may invoke it through this permission.
+    assert permission["SourceArn"] == {"Fn::Sub": "arn:${AWS::Partition}:execute-api:"
+                                                  "${AWS::Region}:${AWS::AccountId}:*/authorizers/*"}
+    assert "SourceAccount" not in permission or permission["SourceAccount"] == {
+        "Ref": "AWS::AccountId"}
+
+
+def test_a_zip_holding_the_example_app_is_refused(tmp_path):
+    from deploy import package
+
+    path = tmp_path / "deployment.zip"
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr("app.py", "")
+        z.writestr("examples/orders_api/app.py", "")
+    with pytest.raises(SystemExit, match="examples/orders_api/app.py"):
+        package.compile_zip(str(path), runtime=sys.version_info[:2])
 
 
 def test_no_role_allows_a_bare_wildcard(template):
@@ -226,7 +264,8 @@ def deployed(template, tmp_path_factory):
             runtimes[name] = apigateway.Runtime(function, str(task), runtime, endpoint,
                                                 tmp / f"{name}.log")
         gateway = apigateway.Gateway(template, runtimes)
-        answers = walk(gateway, lambda username: grant_admin(endpoint, username))
+        answers = walk(gateway, lambda username: grant_admin(endpoint, username),
+                       lambda name: create_client(endpoint, name))
         used = set().union(*(r.finish() for r in runtimes.values()))
         return gateway, answers, used, {name: r.output() for name, r in runtimes.items()}
     finally:
@@ -236,20 +275,32 @@ def deployed(template, tmp_path_factory):
         server.stop()
 
 
-def grant_admin(endpoint, username):
-    """The operator's command, against the same fake AWS."""
+def operator(endpoint, *command):
+    """An operator's command, against the same fake AWS; its output."""
     env = {"PATH": os.environ["PATH"], "AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "x",
            "AWS_DEFAULT_REGION": apigateway.REGION, "AWS_ENDPOINT_URL": endpoint}
     run = subprocess.run([sys.executable, "manage.py", "--stage", "dev", "--endpoint", endpoint,
-                          "grant-admin", username], cwd=ROOT, env=env, capture_output=True,
-                         text=True, timeout=60)
+                          *command], cwd=ROOT, env=env, capture_output=True, text=True,
+                         timeout=60)
     assert run.returncode == 0, run.stderr
+    return run.stdout
 
 
-def walk(gateway, grant_admin):
-    """Every route: the README walkthrough, the account lifecycle, the admin
-    routes, and then any route of the template not driven yet (with a live
-    admin token and an empty body). Answers by name."""
+def grant_admin(endpoint, username):
+    operator(endpoint, "grant-admin", username)
+
+
+def create_client(endpoint, name):
+    """An introspection client's (id, secret)."""
+    made = json.loads(operator(endpoint, "create-client", name))
+    return made["client_id"], made["client_secret"]
+
+
+def walk(gateway, grant_admin, create_client):
+    """Every route: the README walkthrough, introspection by a resource
+    server, the account lifecycle, the admin routes, and then any route of
+    the template not driven yet (with a live admin token and an empty body).
+    Answers by name."""
     a = {}
     a["index"] = gateway.call("GET", "/")
     a["page"] = gateway.call("GET", "/", headers={"Accept": "text/html"})
@@ -272,6 +323,13 @@ def walk(gateway, grant_admin):
     a["tokens"] = gateway.call("GET", "/api/v1/tokens", token=token, query={"limit": "1"})
     a["revoke_one"] = gateway.call("DELETE", f"/api/v1/tokens/{phone['token_id']}", token=token)
     a["revoked_token"] = gateway.call("GET", "/api/v1/users/me", token=phone["token"])
+
+    client_id, secret = create_client("orders-api")
+    basic = base64.b64encode(f"{client_id}:{secret}".encode()).decode()
+    for name, sent in (("introspect", token), ("introspect_revoked", phone["token"])):
+        a[name] = gateway.request("POST", "/api/v1/introspect", f"token={sent}", {
+            "Content-Type": "application/x-www-form-urlencoded", "Authorization": f"Basic {basic}"})
+    a["introspect_no_client"] = gateway.call("POST", "/api/v1/introspect", {"token": token})
 
     root = {"username": "root", "email": "root@example.com", "password": PASSWORD}
     assert gateway.call("POST", "/api/v1/signup", root).status == 201
@@ -328,7 +386,8 @@ def test_the_walk_through_every_route_gets_the_contracts_statuses(deployed):
         "index": 200, "page": 200, "openapi": 200, "signup": 201, "signup_invalid": 422,
         "login": 200, "login_wrong": 401, "no_token": 401, "bad_token": 403,
         "unknown_route": 404, "me": 200, "tokens": 200, "revoke_one": 200,
-        "revoked_token": 403, "admin_tokens": 200, "admin_revoke": 200,
+        "revoked_token": 403, "introspect": 200, "introspect_revoked": 200,
+        "introspect_no_client": 401, "admin_tokens": 200, "admin_revoke": 200,
         "after_admin_revoke": 403, "password": 200, "revoke_others": 200, "logout": 200,
         "delete_me": 200, "admin_events": 200, "events": 200}, logs
     assert a["page"].headers["Content-Type"].startswith("text/html")
@@ -339,6 +398,9 @@ def test_the_walk_through_every_route_gets_the_contracts_statuses(deployed):
         ("tokens_revoked", "admin"), ("token_revoked", "self")]
     assert [e["type"] for e in a["events"].json["events"][:4]] == [
         "login", "logout", "tokens_revoked", "login"]
+    assert (a["introspect"].json["active"], a["introspect"].json["username"]) == (True, "alice")
+    assert a["introspect_revoked"].json == {"active": False}
+    assert a["introspect_no_client"].headers["WWW-Authenticate"].startswith("Basic ")
 
 
 def test_the_gateways_own_answers_are_the_templates_gateway_responses(deployed):

@@ -217,7 +217,8 @@ def test_each_log_metric_counts_lines_the_service_really_writes(api, dynamodb, l
     with monkeypatch.context() as patched:
         patched.setattr(service, "me", lambda identity: 1 / 0)
         assert api.call("GET", "/api/v1/users/me", token=token).status == 500
-    inject(dynamodb, "GetItem", lambda p: client_error("ThrottlingException"))
+    # The authorizer's read.
+    inject(dynamodb, "BatchGetItem", lambda p: client_error("ThrottlingException"))
     assert api.call("GET", "/api/v1/users/me", token=token).status == 503
     written = lines()
     counts = {name: sum(filter_matches(metric.pattern, line) for line in written)

@@ -136,7 +136,7 @@ def policy_actions(path, names):
 @pytest.fixture
 def recorded(api, ssm, monkeypatch):
     """Every action the code needs, split by the function that needs it."""
-    seen = {"api": set(), "authorizer": set(), "authorizer updates": []}
+    seen = {"api": set(), "authorizer": set(), "authorizer updates": [], "authorizer reads": []}
     where = ["api"]
     decide = authorizer.decide
 
@@ -156,6 +156,8 @@ def recorded(api, ssm, monkeypatch):
         seen[where[0]].update(iam_actions(model.name, params))
         if where[0] == "authorizer" and model.name == "UpdateItem":
             seen["authorizer updates"].append(params)
+        if where[0] == "authorizer" and model.name == "BatchGetItem":
+            seen["authorizer reads"].append(params)
 
     for client in (aws.dynamodb(), ssm):
         client.meta.events.register(f"provide-client-params.{client.meta.service_model.service_name}",
@@ -185,6 +187,8 @@ def exercise_every_route(api, monkeypatch):
     carol = api.user("carol")
     api.call("GET", "/api/v1/users/me/events", token=carol)
     api.call("GET", "/api/v1/admin/users/carol/events", token=root)
+    introspect(api, carol)
+    introspect(api, "not-a-token")
     api.call("DELETE", "/api/v1/users/me", token=carol, body={"password": PASSWORD})
     # What does not fit in one transaction goes before it, in batches: with
     # transactions of five writes, a revoke-all of four tokens and the
@@ -198,6 +202,18 @@ def exercise_every_route(api, monkeypatch):
     monkeypatch.setattr(dynamo, "TRANSACTION_LIMIT", 5)
     api.call("DELETE", "/api/v1/tokens?keep_current=true", token=dave)
     api.call("DELETE", "/api/v1/users/me", token=dave, body={"password": PASSWORD})
+
+
+def introspect(api, token):
+    import base64
+
+    from chalicelib import clients
+
+    client, secret = clients.create("resource server")
+    basic = base64.b64encode(f"{client.client_id}:{secret}".encode()).decode()
+    reply = api.call("POST", "/api/v1/introspect", body={"token": token},
+                     headers={"Authorization": f"Basic {basic}"})
+    assert reply.status == 200
 
 
 @pytest.mark.parametrize("function,policy", [("api", "policy-dev.json"),
@@ -253,11 +269,31 @@ def test_the_authorizer_may_write_only_the_attributes_it_writes(api, recorded, m
     assert "ALL_OLD" not in condition["StringEquals"]["dynamodb:ReturnValues"]
 
 
-@pytest.mark.parametrize("kind", ["users", "events"])
-def test_the_authorizer_cannot_touch_the_users_or_the_events_table(table_names, kind):
+@pytest.mark.parametrize("kind", ["events"])
+def test_the_authorizer_cannot_touch_the_events_table(table_names, kind):
     allowed = policy_actions(os.path.join(ROOT, ".chalice", "policy-authorizer-dev.json"),
                              table_names)
     assert not any(table == table_names[kind] for _, table in allowed)
+
+
+@pytest.mark.parametrize("stage", ["dev", "prod"])
+def test_the_authorizer_may_only_read_profiles_of_the_users_table(api, recorded, monkeypatch,
+                                                                  table_names, stage):
+    """It reads the live roles; never a login (its password hash), an
+    attempts record or a client (its secret's hash)."""
+    exercise_every_route(api, monkeypatch)
+    path = os.path.join(ROOT, ".chalice", f"policy-authorizer-{stage}.json")
+    allowed = policy_actions(path, table_names)
+    assert {pair for pair in allowed if pair[1] == table_names["users"]} == {
+        ("dynamodb:BatchGetItem", table_names["users"])}
+    with open(path, encoding="utf-8") as f:
+        (statement,) = [s for s in json.load(f)["Statement"]
+                        if s["Resource"] == {"Fn::GetAtt": ["UsersTable", "Arn"]}]
+    prefixes = statement["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"]
+    assert prefixes == ["user#*"]
+    read = [key["pk"]["S"] for params in recorded["authorizer reads"]
+            for key in params["RequestItems"].get(table_names["users"], {}).get("Keys", [])]
+    assert read and all(k.startswith("user#") for k in read)
 
 
 def test_dev_and_prod_policies_differ_only_in_names():

@@ -1,0 +1,364 @@
+"""Token introspection (RFC 7662): POST /api/v1/introspect, for resource
+servers that are not behind this API Gateway, with client credentials."""
+import base64
+import json
+import time
+import urllib.parse
+from types import SimpleNamespace
+
+import jwt
+import pytest
+
+from chalicelib import clients, service
+from conftest import SECRET
+from faults import answer, client_error, inject
+
+URL = "/api/v1/introspect"
+FORM = "application/x-www-form-urlencoded"
+INACTIVE = {"active": False}
+
+
+def basic(client_id, secret):
+    pair = f"{urllib.parse.quote_plus(client_id)}:{urllib.parse.quote_plus(secret)}"
+    return "Basic " + base64.b64encode(pair.encode("utf-8")).decode("ascii")
+
+
+@pytest.fixture
+def client(dynamodb):
+    """A client's (id, secret), as manage.py create-client hands them out."""
+    made, secret = clients.create("orders")
+    return made.client_id, secret
+
+
+@pytest.fixture
+def introspect(api, client):
+    """POST a token as a form (or JSON), with the client's credentials unless
+    ``authorization`` says otherwise (None: no header at all)."""
+    def call(token, authorization="client", as_json=False, raw=None, content_type=None):
+        headers = {"Content-Type": content_type or ("application/json" if as_json else FORM)}
+        if authorization == "client":
+            authorization = basic(*client)
+        if authorization is not None:
+            headers["Authorization"] = authorization
+        if raw is None:
+            raw = (json.dumps({"token": token}) if as_json
+                   else urllib.parse.urlencode({"token": token})).encode()
+        return api.call("POST", URL, headers=headers, raw=raw)
+    return call
+
+
+def claims_of(token):
+    return jwt.decode(token, options={"verify_signature": False})
+
+
+def resigned(token, key=SECRET, **changes):
+    header = jwt.get_unverified_header(token)
+    return jwt.encode({**claims_of(token), **changes}, key, algorithm="HS256", headers=header)
+
+
+def record(dynamodb, table_names, token):
+    claims = claims_of(token)
+    return dynamodb.get_item(TableName=table_names["tokens"], Key={
+        "user_id": {"S": claims["sub"]}, "token_id": {"S": claims["jti"]}}).get("Item")
+
+
+# Live and not live
+
+def test_a_live_token_is_active_with_who_it_is(api, introspect):
+    assert api.signup("Alice").status == 201
+    login = api.login("Alice").json
+    token = login["token"]
+    claims = claims_of(token)
+    reply = introspect(token)
+    assert reply.status == 200
+    # exp: the sliding expiry, which is login's expires_at until a use moves it.
+    assert reply.json == {"active": True, "sub": claims["sub"], "username": "Alice", "roles": [],
+                          "jti": claims["jti"], "iat": claims["iat"],
+                          "exp": claims["iat"] + login["expires_in"], "token_type": "Bearer"}
+
+
+def test_the_roles_are_the_live_ones(api, introspect):
+    token = api.user("alice")
+    service.grant_admin("alice")
+    assert introspect(token).json["roles"] == ["admin"]
+    service.revoke_admin("alice")
+    assert introspect(token).json["roles"] == []
+
+
+@pytest.mark.parametrize("record_expiry,expected", [(-100, "record"), (+100, "jwt")])
+def test_exp_is_the_earlier_of_the_jwts_and_the_records(api, introspect, dynamodb, table_names,
+                                                        record_expiry, expected):
+    """The record's expiry slides with use; the JWT's exp is the cap."""
+    token = api.user()
+    claims = claims_of(token)
+    moved = claims["exp"] + record_expiry
+    dynamodb.update_item(
+        TableName=table_names["tokens"],
+        Key={"user_id": {"S": claims["sub"]}, "token_id": {"S": claims["jti"]}},
+        UpdateExpression="SET expires_at = :e", ExpressionAttributeValues={":e": {"N": str(moved)}})
+    assert introspect(token).json["exp"] == (moved if expected == "record" else claims["exp"])
+
+
+def test_a_revoked_token_is_inactive_and_nothing_more(api, introspect):
+    token = api.user()
+    assert api.call("POST", "/api/v1/logout", token=token).status == 200
+    reply = introspect(token)
+    assert (reply.status, reply.json) == (200, INACTIVE)
+
+
+@pytest.mark.parametrize("when", ["unused for its lifetime", "past its cap"])
+def test_an_expired_token_is_inactive(api, introspect, monkeypatch, when):
+    token = api.user()
+    later = (time.time() + 172800 + 1 if when == "unused for its lifetime"
+             else claims_of(token)["exp"] + 1)
+    monkeypatch.setattr("chalicelib.clock.now", lambda: later)
+    assert introspect(token).json == INACTIVE
+
+
+def test_a_token_whose_record_expired_is_inactive(api, introspect, dynamodb, table_names):
+    token = api.user()
+    claims = claims_of(token)
+    dynamodb.update_item(
+        TableName=table_names["tokens"],
+        Key={"user_id": {"S": claims["sub"]}, "token_id": {"S": claims["jti"]}},
+        UpdateExpression="SET expires_at = :past", ExpressionAttributeValues={":past": {"N": "1"}})
+    assert introspect(token).json == INACTIVE
+
+
+@pytest.mark.parametrize("token", ["garbage", "a.b.c", "Bearer x", "x" * 3000, "tökén"])
+def test_a_malformed_token_is_inactive(api, introspect, token):
+    api.user()
+    reply = introspect(token)
+    assert (reply.status, reply.json) == (200, INACTIVE)
+
+
+def test_a_forged_token_is_inactive(api, introspect):
+    token = api.user()
+    assert introspect(resigned(token, key="another-secret-of-at-least-32-bytes!!")).json == INACTIVE
+
+
+def test_a_signed_token_pointing_at_another_users_record_is_inactive(api, introspect):
+    alice, bob = api.user("alice"), api.user("bob")
+    assert introspect(resigned(alice, jti=claims_of(bob)["jti"])).json == INACTIVE
+
+
+def test_each_users_token_tells_its_own_user(api, introspect):
+    alice, bob = api.user("alice"), api.user("bob")
+    assert introspect(alice).json["username"] == "alice"
+    assert introspect(bob).json["username"] == "bob"
+    assert introspect(alice).json["sub"] != introspect(bob).json["sub"]
+
+
+def test_the_token_of_a_user_whose_profile_is_gone_is_inactive(api, introspect, dynamodb,
+                                                               table_names):
+    from chalicelib import stores
+
+    token = api.user()
+    dynamodb.delete_item(TableName=table_names["users"],
+                         Key=stores.users().user_key(claims_of(token)["sub"]))
+    assert introspect(token).json == INACTIVE
+
+
+def test_introspection_moves_neither_last_use_nor_expiry(api, introspect, dynamodb, table_names):
+    token = api.user()
+    before = record(dynamodb, table_names, token)
+    writes = []
+    dynamodb.meta.events.register("before-call.dynamodb.UpdateItem", lambda **kw: writes.append(1))
+    assert introspect(token).json["active"] is True
+    assert record(dynamodb, table_names, token) == before
+    assert "last_used_at" not in before and writes == []
+
+
+# Client credentials
+
+def refused(reply):
+    return (reply.status, reply.json["error"], reply.headers.get("WWW-Authenticate"),
+            set(reply.json))
+
+
+REFUSED = (401, "invalid_client", 'Basic realm="login-service"', {"error", "message"})
+
+
+def test_no_credentials_is_401_with_a_basic_challenge(api, introspect):
+    assert refused(introspect(api.user(), authorization=None)) == REFUSED
+
+
+def test_an_unknown_client_id_is_401(api, introspect, client):
+    assert refused(introspect(api.user(), authorization=basic("0" * 32, client[1]))) == REFUSED
+
+
+def test_a_wrong_secret_is_401(api, introspect, client):
+    assert refused(introspect(api.user(), authorization=basic(client[0], "x" * 43))) == REFUSED
+
+
+def test_another_clients_secret_is_401(api, introspect, client):
+    _, other_secret = clients.create("billing")
+    assert refused(introspect(api.user(), authorization=basic(client[0], other_secret))) == REFUSED
+
+
+def test_a_deleted_client_is_refused_on_its_next_call(api, introspect, client):
+    token = api.user()
+    assert introspect(token).status == 200
+    clients.delete(client[0])
+    assert refused(introspect(token)) == REFUSED
+
+
+@pytest.mark.parametrize("header", [
+    "Basic !!!not-base64!!!",
+    "Basic " + base64.b64encode(b"no colon here").decode(),
+    "Basic " + base64.b64encode(b"\xff\xfe:\xff").decode(),
+    "Basic " + base64.b64encode(b"%ff%fe:%ff").decode(),
+    "Basic " + base64.b64encode(b":").decode(),
+    "Basic",
+    "Basic ",
+    "Bearer abc",
+    "Basic " + "A" * 5000,
+], ids=["bad base64", "no colon", "not UTF-8", "escapes not UTF-8", "empty pair", "no value",
+        "blank value", "another scheme", "oversized"])
+def test_a_malformed_basic_header_is_401_not_500(api, introspect, header):
+    assert refused(introspect(api.user(), authorization=header)) == REFUSED
+
+
+def test_the_basic_scheme_is_case_insensitive_and_the_pair_form_decoded(api, introspect, client):
+    """RFC 6749 section 2.3.1: id and secret are form-encoded before Basic."""
+    client_id, secret = client
+    escaped = "".join(f"%{ord(c):02X}" for c in client_id) + ":" + secret
+    header = "bAsIc " + base64.b64encode(escaped.encode()).decode()
+    assert introspect(api.user(), authorization=header).json["active"] is True
+
+
+def test_a_wrong_client_learns_nothing_of_a_live_token(api, introspect, client):
+    token = api.user()
+    reply = introspect(token, authorization=basic(client[0], "x" * 43))
+    assert reply.status == 401 and token.split(".")[1] not in json.dumps(reply.json)
+    assert "active" not in reply.json
+
+
+def test_an_unknown_id_costs_the_work_of_a_known_one(api, introspect, client, dynamodb,
+                                                      monkeypatch):
+    """One read, one hash, one constant-time compare, known id or not: the
+    timing says nothing about which ids exist."""
+    import hmac
+
+    token = api.user()
+    work = []
+    hashed, compare = clients.secret_hash, hmac.compare_digest
+    monkeypatch.setattr(clients, "secret_hash", lambda s: work.append("hash") or hashed(s))
+    monkeypatch.setattr(clients, "hmac", SimpleNamespace(
+        compare_digest=lambda a, b: work.append("compare") or compare(a, b)))
+    dynamodb.meta.events.register("before-call.dynamodb",
+                                  lambda model, **kw: work.append(model.name))
+    costs = {}
+    for name, client_id in (("known", client[0]), ("unknown", "f" * 32)):
+        work.clear()
+        assert introspect(token, authorization=basic(client_id, "x" * 43)).status == 401
+        costs[name] = list(work)
+    assert costs["known"] == costs["unknown"] == ["BatchGetItem", "hash", "compare"]
+
+
+# Bodies
+
+def test_a_json_body_is_accepted_too(api, introspect):
+    token = api.user()
+    assert introspect(token, as_json=True).json["active"] is True
+
+
+def test_a_form_with_a_charset_and_a_token_type_hint_is_accepted(api, introspect):
+    token = api.user()
+    raw = urllib.parse.urlencode({"token": token, "token_type_hint": "access_token"}).encode()
+    reply = introspect(None, raw=raw, content_type=FORM + "; charset=UTF-8")
+    assert reply.json["active"] is True
+
+
+@pytest.mark.parametrize("raw", [b"token=a&token=b", b"token=%ff", b"token=\xc3\xa9",
+                                 b"just-text", b"token=a&&"],
+                         ids=["repeated", "escape not UTF-8", "raw non-ASCII", "no =",
+                              "empty field"])
+def test_a_bad_form_is_400(api, introspect, raw):
+    reply = introspect(None, raw=raw)
+    assert (reply.status, reply.json["error"]) == (400, "invalid_body")
+
+
+def test_a_bad_json_body_is_400(api, introspect):
+    assert introspect(None, raw=b"{not json", as_json=True).status == 400
+
+
+@pytest.mark.parametrize("raw", [b"", b"token=", b"tokn=abc", b"token=a&client_secret=b"])
+def test_a_missing_token_or_an_unknown_field_is_422_naming_it(api, introspect, raw):
+    reply = introspect(None, raw=raw)
+    assert reply.status == 422 and reply.json["error"] == "validation_failed"
+    assert set(reply.json["fields"]) & {"token", "tokn", "client_secret"}
+
+
+def test_an_oversized_body_is_413(api, introspect):
+    reply = introspect(None, raw=b"token=" + b"a" * (64 * 1024))
+    assert (reply.status, reply.json["error"]) == (413, "payload_too_large")
+
+
+def test_another_media_type_is_415(api, introspect):
+    assert introspect(None, raw=b"token=x", content_type="text/plain").status == 415
+
+
+def test_every_answer_is_marked_no_store(api, introspect):
+    token = api.user()
+    assert introspect(token).headers["Cache-Control"] == "no-store"
+    assert introspect(token, authorization=None).headers["Cache-Control"] == "no-store"
+
+
+# What it costs, and outages
+
+@pytest.fixture
+def calls(dynamodb):
+    seen = []
+    dynamodb.meta.events.register(
+        "provide-client-params.dynamodb",
+        lambda model, params, **kw: seen.append((model.name, sorted(
+            params.get("RequestItems") or [params.get("TableName")]))))
+    return seen
+
+
+def test_a_live_token_costs_one_read_of_client_record_and_profile(api, introspect, calls,
+                                                                   table_names):
+    token = api.user()
+    calls.clear()
+    assert introspect(token).json["active"] is True
+    assert calls == [("BatchGetItem", sorted([table_names["tokens"], table_names["users"]]))]
+
+
+@pytest.mark.parametrize("kind", ["forged", "malformed", "past its cap"])
+def test_a_token_that_does_not_verify_costs_the_client_read_alone(api, introspect, calls,
+                                                                  table_names, monkeypatch, kind):
+    token = api.user()
+    if kind == "forged":
+        token = resigned(token, key="another-secret-of-at-least-32-bytes!!")
+    elif kind == "malformed":
+        token = "not-a-jwt"
+    else:  # the JWT's own exp: login plus TOKEN_MAX_LIFETIME_SECONDS
+        later = claims_of(token)["exp"] + 1
+        monkeypatch.setattr("chalicelib.clock.now", lambda: later)
+    calls.clear()
+    assert introspect(token).json == INACTIVE
+    assert calls == [("GetItem", [table_names["users"]])]
+
+
+def test_a_client_id_not_of_our_shape_costs_no_read(api, introspect, calls):
+    token = api.user()
+    calls.clear()
+    assert introspect(token, authorization=basic("not-an-id", "x")).status == 401
+    assert calls == []
+
+
+def test_a_storage_failure_is_503_never_inactive(api, introspect, dynamodb):
+    token = api.user()
+    inject(dynamodb, "BatchGetItem", lambda p: client_error("ThrottlingException"))
+    reply = introspect(token)
+    assert (reply.status, reply.json["error"], reply.headers["Retry-After"]) == (
+        503, "service_unavailable", "1")
+
+
+def test_unprocessed_keys_are_503_never_inactive(api, introspect, dynamodb):
+    token = api.user()
+    inject(dynamodb, "BatchGetItem",
+           lambda p: answer(200, {"Responses": {},
+                                  "UnprocessedKeys": json.loads(p["body"])["RequestItems"]}))
+    assert introspect(token).status == 503
