@@ -381,10 +381,14 @@ def _change_password(identity, login, new_hash, failed, origin):
 
 def delete_account(identity, password, origin=NOWHERE):
     """The user's own deletion, with its password; see :func:`_delete`."""
-    login, _ = _verified(identity, password, "account_deletion", origin)
-    if not _begin_deletion(login):
-        raise WrongPassword()  # the password changed meanwhile
-    return _delete(login, identity.token_id, "self")
+    login, failed = _verified(identity, password, "account_deletion", origin)
+    try:
+        if not _begin_deletion(login):
+            raise WrongPassword()  # the password changed meanwhile
+        return _delete(login, identity.token_id, "self")
+    except ServiceUnavailable:
+        _release(users(), identity.username, login, failed)  # the password was right
+        raise
 
 
 def delete_user(username):

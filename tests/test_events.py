@@ -482,6 +482,24 @@ def test_an_event_that_cannot_be_written_leaves_the_action_undone(api, admin, dy
     assert everything(dynamodb, table_names) == before
 
 
+def test_a_right_deletion_password_followed_by_an_outage_leaves_no_failed_login(
+        api, dynamodb, table_names):
+    """The check recorded a failed login before bcrypt; the password was
+    right and the deletion's first write (the mark) met an outage: a 503,
+    and the log and the count as they were, as for a login or a password
+    change (an outage is not a failed login)."""
+    from faults import client_error
+
+    token = api.user()
+    api.call("GET", "/api/v1/users/me", token=token)  # the first use writes last_used_at
+    before = everything(dynamodb, table_names)
+    seen = inject(dynamodb, "UpdateItem", lambda p: client_error("ThrottlingException"),
+                  when=lambda p: "deleting" in json.loads(p["body"])["UpdateExpression"])
+    reply = api.call("DELETE", "/api/v1/users/me", token=token, body={"password": PASSWORD})
+    assert seen and reply.status == 503
+    assert everything(dynamodb, table_names) == before
+
+
 def test_an_operators_role_change_whose_event_cannot_be_written_changes_no_role(
         api, dynamodb, table_names, capsys):
     api.signup()

@@ -633,3 +633,41 @@ def test_make_run_prints_no_token_sent_in_a_url(stack):
     requests.delete(f"{stack.base}/api/v1/tokens/{token}", headers=headers, timeout=10)
     requests.get(f"{stack.base}/api/v1/tokens?access_token={token}", headers=headers, timeout=10)
     assert token.split(".")[2] not in stack.output()
+
+
+def test_no_event_outlives_an_account_deleted_amid_logins_and_failed_logins(stack):
+    """The owner deletes its account while right and wrong passwords arrive
+    at once (five in all, so that each is checked before any lock):
+    whatever each of them got, nothing of the account is left, its log
+    included (every event write is conditional on the deletion not having
+    begun)."""
+    from deploy import tables
+
+    client = boto3.client("dynamodb", endpoint_url=f"http://127.0.0.1:{stack.dynamodb_port}",
+                          region_name="us-east-1", aws_access_key_id="x",
+                          aws_secret_access_key="x")
+    names = tables.stage_table_names(ROOT, "local")
+    password = "racer password"
+    for round in range(3):
+        name = f"racer{round}"
+        body = {"username": name, "email": f"{name}@example.com", "password": password}
+        user_id = post(stack, "/api/v1/signup", body).json()["id"]
+        token = post(stack, "/api/v1/login", {"username": name, "password": password}).json()
+        token = token["token"]
+
+        def send(session, i):
+            if i == 0:
+                session.headers["Authorization"] = f"Bearer {token}"
+                return session.delete(stack.base + "/api/v1/users/me",
+                                      json={"password": password}, timeout=30).status_code
+            guess = password if i % 2 else f"wrong guess {i}"
+            return session.post(stack.base + "/api/v1/login",
+                                json={"username": name, "password": guess},
+                                timeout=30).status_code
+
+        statuses = burst(stack, 5, send)
+        assert statuses[0] == 200, statuses
+        for kind in ("events", "tokens"):
+            left = client.query(TableName=names[kind], KeyConditionExpression="user_id = :u",
+                                ExpressionAttributeValues={":u": {"S": user_id}})["Items"]
+            assert left == [], (kind, statuses)
