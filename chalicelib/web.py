@@ -177,7 +177,10 @@ def json_object(request):
     json.loads on bytes would guess UTF-16 or UTF-32, so a body that a
     firewall rule read as UTF-8 could mean something else here. A byte
     order mark is refused too: the RFC lets a parser ignore one, but no
-    JSON client needs to send it, and one reading of a body is safer.
+    JSON client needs to send it, and one reading of a body is safer. For
+    the same reason a name comes once in each object (RFC 8259 section 4
+    leaves duplicates to the parser: json.loads keeps the last, a proxy or
+    firewall may read the first), as in a form.
     """
     try:
         text = (request.raw_body or b"").decode("utf-8")
@@ -186,11 +189,18 @@ def json_object(request):
     if text.startswith("\ufeff"):
         raise NotUtf8()
     try:
-        data = json.loads(text)
+        data = json.loads(text, object_pairs_hook=_unique_names)
     except (ValueError, RecursionError):
         raise BadRequest() from None
     if not isinstance(data, dict):
         raise BadRequest()
+    return data
+
+
+def _unique_names(pairs):
+    data = dict(pairs)
+    if len(data) != len(pairs):
+        raise ValueError("a name appears twice")
     return data
 
 

@@ -283,6 +283,15 @@ def test_a_bad_json_body_is_400(api, introspect):
     assert introspect(None, raw=b"{not json", as_json=True).status == 400
 
 
+def test_a_json_body_naming_token_twice_is_400(api, introspect):
+    """As a form's, a JSON body's fields come once: a proxy or firewall that
+    reads the first of two would check another token than this service."""
+    token = api.user()
+    raw = b'{"token": "not-a-token", "token": "%s"}' % token.encode()
+    reply = introspect(None, raw=raw, as_json=True)
+    assert (reply.status, reply.json["error"]) == (400, "invalid_body")
+
+
 @pytest.mark.parametrize("raw", [b"", b"token=", b"tokn=abc", b"token=a&client_secret=b"])
 def test_a_missing_token_or_an_unknown_field_is_422_naming_it(api, introspect, raw):
     reply = introspect(None, raw=raw)
