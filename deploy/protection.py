@@ -6,7 +6,8 @@ by deploy/template.py (see docs/deploy.md for the numbers and their costs):
 - an optional AWS WAF rate-based rule per client IP (template parameter
   ``WafRateLimitPerIp``, off by default: a web ACL costs money every month);
 - the stage's throttling, a default for every method and stricter limits on
-  the two routes that run bcrypt without a token (``THROTTLING``);
+  the two routes that run bcrypt without a token and introspection, which
+  anyone can call (``THROTTLING``);
 - reserved concurrency: the authorizer gets capacity of its own and the API
   handler a cap, so a flood of logins (0.3 s of CPU each) can never take the
   account's whole pool. The numbers are each stage's ``reserved_concurrency``
@@ -34,6 +35,10 @@ THROTTLING = {
     ("POST", PREFIX + "/login"): Limit(rate=10, burst=20),
     # People sign up once; a burst of signups is somebody's script.
     ("POST", PREFIX + "/signup"): Limit(rate=5, burst=10),
+    # Anyone can call it (credentials are checked inside), and each call
+    # costs up to three read units: half the stage's rate, so that a flood
+    # of introspections leaves room for logins and the service's own routes.
+    ("POST", PREFIX + "/introspect"): Limit(rate=50, burst=100),
 }
 
 # Per client IP over WAF_WINDOW_SECONDS, when the parameter enables it.

@@ -73,11 +73,12 @@ def test_the_stage_throttles_every_method_by_default(template):
     assert default[0]["ThrottlingBurstLimit"] == protection.DEFAULT_LIMIT.burst
 
 
-def test_login_and_signup_are_throttled_harder_than_the_rest(template):
+def test_login_signup_and_introspection_are_throttled_harder_than_the_rest(template):
     settings = {(s["HttpMethod"], decoded(s["ResourcePath"])): s
                 for s in api_stage(template)["MethodSettings"]}
     paths = definition(template)["paths"]
-    for route in (("POST", "/api/v1/login"), ("POST", "/api/v1/signup")):
+    for route in (("POST", "/api/v1/login"), ("POST", "/api/v1/signup"),
+                  ("POST", "/api/v1/introspect")):
         method, path = route
         assert method.lower() in paths[path], route  # a route the API really has
         assert settings[route]["ThrottlingRateLimit"] < protection.DEFAULT_LIMIT.rate
