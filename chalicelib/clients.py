@@ -44,8 +44,9 @@ def read(client_id):
 
 
 def get(client_id):
-    """The client (one consistent GetItem), or None."""
-    return stores.clients().get(client_id) if _ours(client_id) else None
+    """The client (one consistent GetItem), or None; for an id that
+    :func:`read` has found to be of our shape."""
+    return stores.clients().get(client_id)
 
 
 def authenticate(client, secret):

@@ -279,6 +279,25 @@ def test_a_bad_form_is_400(api, introspect, raw):
     assert (reply.status, reply.json["error"]) == (400, "invalid_body")
 
 
+def test_a_bad_forms_400_says_what_a_form_must_be(api, introspect):
+    reply = introspect(None, raw=b"token=%ff")
+    assert "application/x-www-form-urlencoded" in reply.json["message"]
+
+
+def test_a_form_naming_token_twice_is_400_even_when_one_is_empty(api, introspect):
+    """An empty value is a value: dropping it would leave the other one to
+    be checked, while a reader that keeps the first would see none."""
+    raw = b"token=&token=" + api.user().encode()
+    reply = introspect(None, raw=raw)
+    assert (reply.status, reply.json["error"]) == (400, "invalid_body")
+
+
+def test_a_form_of_more_than_twenty_fields_is_400(api, introspect):
+    raw = b"token=" + api.user().encode() + b"".join(b"&f%d=x" % i for i in range(20))
+    reply = introspect(None, raw=raw)
+    assert (reply.status, reply.json["error"]) == (400, "invalid_body")
+
+
 def test_a_bad_json_body_is_400(api, introspect):
     assert introspect(None, raw=b"{not json", as_json=True).status == 400
 
