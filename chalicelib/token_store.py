@@ -109,6 +109,10 @@ class TokenStore:
                                     "(attribute_not_exists(last_used_at) OR last_used_at < :stale)",
                 ExpressionAttributeValues={":now": N(int(now)), ":stale": N(int(stale_before)),
                                            ":expires": N(int(expires_at))},
+                # Named, not left to the default: the authorizer's IAM policy
+                # requires dynamodb:ReturnValues to be NONE, and that key is
+                # in the request only when the request names it.
+                ReturnValues="NONE",
             )
         except dynamo.ConditionFailed:
             pass

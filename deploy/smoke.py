@@ -16,6 +16,7 @@ import secrets
 import subprocess
 import sys
 import tempfile
+from urllib.parse import urlsplit
 
 import requests
 
@@ -25,6 +26,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 WALKTHROUGH = os.path.join(ROOT, "tests", "e2e", "client_walkthrough.py")
 ME = "/api/v1/users/me"
 TIMEOUT = 15
+# `make run` serves plain HTTP on this machine; anywhere else, a password
+# and bearer tokens must not cross the network in clear.
+LOOPBACK = {"localhost", "127.0.0.1", "::1"}
 
 
 def load_walkthrough(base, folder):
@@ -119,11 +123,27 @@ def walk(walkthrough, base, username):
     return found + delete_user(base, username, walkthrough.PASSWORD)
 
 
+def refusal(base):
+    """Why ``base`` is no URL to send a password to, or None."""
+    url = urlsplit(base)
+    if url.scheme == "https" and url.hostname:
+        return None
+    if url.scheme == "http" and url.hostname in LOOPBACK:
+        return None
+    return (f"refusing {base!r}: the smoke test sends a password and tokens, so the URL "
+            "must be https:// (http:// only for localhost or 127.0.0.1)")
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("base_url", help="the stage's URL, e.g. https://ID.execute-api."
                                          "REGION.amazonaws.com/prod")
-    differences = smoke(parser.parse_args(argv).base_url)
+    base = parser.parse_args(argv).base_url
+    reason = refusal(base)
+    if reason:
+        print(reason, file=sys.stderr)
+        return 2
+    differences = smoke(base)
     for difference in differences:
         print("DIFFERS:", difference)
     if differences:

@@ -269,6 +269,42 @@ def test_the_authorizer_may_write_only_the_attributes_it_writes(api, recorded, m
     assert "ALL_OLD" not in condition["StringEquals"]["dynamodb:ReturnValues"]
 
 
+def iam_allows(condition, context):
+    """Whether a statement's Condition holds for a request context, by IAM's
+    rules: a key the request lacks fails every operator but the ...IfExists
+    ones and ForAllValues (which holds for no values at all)."""
+    for operator, keys in condition.items():
+        for key, allowed in keys.items():
+            allowed = set(allowed) if isinstance(allowed, list) else {allowed}
+            values = context.get(key)
+            if operator.startswith("ForAllValues:"):
+                holds = values is None or set(values) <= allowed
+            elif values is None:
+                holds = operator.endswith("IfExists")
+            else:
+                holds = set(values) <= allowed
+            if not holds:
+                return False
+    return True
+
+
+@pytest.mark.parametrize("stage", ["dev", "prod"])
+def test_iam_allows_every_write_the_authorizer_makes(api, recorded, monkeypatch, stage):
+    # DynamoDB puts dynamodb:ReturnValues in the request context only when
+    # the request names ReturnValues; a plain StringEquals on it refuses a
+    # write that leaves it out, and the authorizer would answer 503.
+    exercise_every_route(api, monkeypatch)
+    (statement,) = update_statements(os.path.join(ROOT, ".chalice",
+                                                  f"policy-authorizer-{stage}.json"))
+    written = recorded["authorizer updates"]
+    assert written
+    for params in written:
+        context = {"dynamodb:Attributes": attributes_named(params)}
+        if "ReturnValues" in params:
+            context["dynamodb:ReturnValues"] = [params["ReturnValues"]]
+        assert iam_allows(statement["Condition"], context), params
+
+
 @pytest.mark.parametrize("kind", ["events"])
 def test_the_authorizer_cannot_touch_the_events_table(table_names, kind):
     allowed = policy_actions(os.path.join(ROOT, ".chalice", "policy-authorizer-dev.json"),

@@ -62,3 +62,12 @@ def test_smoke_needs_a_base_url():
     run = subprocess.run(["make", "--no-print-directory", "smoke"], cwd=ROOT,
                          capture_output=True, text=True, timeout=60)
     assert run.returncode != 0 and "usage: make smoke BASE_URL=" in run.stderr
+
+
+def test_smoke_refuses_plain_http_to_another_machine():
+    """It sends a password and bearer tokens: never in clear over a network."""
+    run = subprocess.run(["make", "--no-print-directory", "smoke",
+                          "BASE_URL=http://api.example.com/prod"], cwd=ROOT,
+                         capture_output=True, text=True, timeout=60)
+    assert run.returncode == 2, run.stdout + run.stderr
+    assert "https://" in run.stderr and "smoke user" not in run.stdout
