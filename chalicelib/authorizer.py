@@ -118,7 +118,13 @@ def _record_use(store, session, window, cap):
         store.touch(session.user_id, session.token_id, now, now - window,
                     max(session.expires_at, sliding))
     except ServiceUnavailable:
-        pass  # bookkeeping only: the read above already decided
+        pass  # the read above already decided; the next request tries again
+    except Exception as exc:  # noqa: BLE001 - a refused write must not refuse the request
+        # A role that may not make this write, say: the read decided, so the
+        # request passes, and the line (the same as a failed decision's)
+        # raises the alarm, since no use is recorded and no expiry slides.
+        audit.event("authorizer_error", level=logging.ERROR, type=type(exc).__name__,
+                    step="record_use")
 
 
 def decide(header):

@@ -316,6 +316,15 @@ def test_a_failed_last_used_write_still_lets_a_live_token_through(api, dynamodb,
     assert len(seen) == 1
 
 
+def test_a_write_the_role_may_not_make_lets_the_token_through_and_is_logged_as_an_error(
+        api, dynamodb, caplog):
+    token = api.user()
+    inject(dynamodb, "UpdateItem", lambda p: client_error("AccessDeniedException", status=400))
+    assert me(api, token) == 200
+    assert [(e["event"], e["type"], e["step"]) for e in logged_errors(caplog)] == [
+        ("authorizer_error", "ClientError", "record_use")]
+
+
 # What the authorizer hands over, to this API and to any other API of the
 # account that attaches it (docs/protect-your-api.md).
 
