@@ -279,8 +279,9 @@ def test_a_bad_form_is_400(api, introspect, raw):
     assert (reply.status, reply.json["error"]) == (400, "invalid_body")
 
 
-def test_a_bad_forms_400_says_what_a_form_must_be(api, introspect):
-    reply = introspect(None, raw=b"token=%ff")
+@pytest.mark.parametrize("raw", [b"token=%ff", b"token=a&token=b"], ids=["not UTF-8", "repeated"])
+def test_a_bad_forms_400_says_what_a_form_must_be(api, introspect, raw):
+    reply = introspect(None, raw=raw)
     assert "application/x-www-form-urlencoded" in reply.json["message"]
 
 
