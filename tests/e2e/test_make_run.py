@@ -649,9 +649,13 @@ def test_no_event_outlives_an_account_deleted_amid_logins_and_failed_logins(stac
     names = tables.stage_table_names(ROOT, "local")
     password = "racer password"
     for round in range(3):
-        name = f"racer{round}"
-        body = {"username": name, "email": f"{name}@example.com", "password": password}
-        user_id = post(stack, "/api/v1/signup", body).json()["id"]
+        # A name and an address of its own: the signup race above spends
+        # racer<i>@example.com on this same stack.
+        name = f"deleter{round}"
+        body = {"username": name, "email": f"{name}@example.org", "password": password}
+        signed_up = post(stack, "/api/v1/signup", body)
+        assert signed_up.status_code == 201, signed_up.text
+        user_id = signed_up.json()["id"]
         token = post(stack, "/api/v1/login", {"username": name, "password": password}).json()
         token = token["token"]
 
