@@ -67,16 +67,10 @@ class ClientStore:
         rarely, that reads (and pays for) every item of the table. Clients
         are few and read one by one on the hot path, so they get no index.
         """
-        found, start = [], None
-        while True:
-            kwargs = {"ExclusiveStartKey": start} if start else {}
-            page = dynamo.call(
-                "scan", TableName=self.table, ConsistentRead=True,
-                FilterExpression="begins_with(pk, :prefix)",
-                ExpressionAttributeValues={":prefix": S(_PREFIX)},
-                ProjectionExpression="client_id, #n, created_at",
-                ExpressionAttributeNames={"#n": "name"}, **kwargs)
-            found += [_client(item) for item in page["Items"]]
-            start = page.get("LastEvaluatedKey")
-            if not start:
-                return sorted(found, key=lambda c: (c.created_at, c.client_id))
+        found = [_client(item) for item in dynamo.every(
+            "scan", TableName=self.table, ConsistentRead=True,
+            FilterExpression="begins_with(pk, :prefix)",
+            ExpressionAttributeValues={":prefix": S(_PREFIX)},
+            ProjectionExpression="client_id, #n, created_at",
+            ExpressionAttributeNames={"#n": "name"})]
+        return sorted(found, key=lambda c: (c.created_at, c.client_id))

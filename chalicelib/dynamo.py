@@ -102,6 +102,42 @@ def call(operation, **kwargs):
         raise ServiceUnavailable() from None
 
 
+
+def every(operation, **params):
+    """Every item a ``query`` or ``scan`` finds, page after page."""
+    start = None
+    while True:
+        page = call(operation, **params, **({"ExclusiveStartKey": start} if start else {}))
+        yield from page["Items"]
+        start = page.get("LastEvaluatedKey")
+        if not start:
+            return
+
+
+def newest_unexpired(table, sort_key, user_id, now, limit, before=None):
+    """Up to ``limit`` items of ``user_id`` whose ``expires_at`` is still
+    ahead, newest first by ``sort_key``, older than ``before``; returns
+    (items, more).
+
+    DynamoDB applies Limit before the filter that drops expired items, so
+    it asks for one more than wanted and goes on only in the rare case that
+    expired items made a page short.
+    """
+    found, start = [], None
+    condition = "user_id = :u" + (f" AND {sort_key} < :before" if before else "")
+    values = {":u": S(user_id), ":now": N(int(now))}
+    if before:
+        values[":before"] = S(before)
+    while True:
+        page = call("query", TableName=table, ConsistentRead=True, ScanIndexForward=False,
+                    KeyConditionExpression=condition, FilterExpression="expires_at > :now",
+                    ExpressionAttributeValues=values, Limit=limit + 1 - len(found),
+                    **({"ExclusiveStartKey": start} if start else {}))
+        found += page["Items"]
+        start = page.get("LastEvaluatedKey")
+        if len(found) > limit or not start:
+            return found[:limit], len(found) > limit
+
 def _missing_table(operation, kwargs):
     """A table that does not exist (or is not active) is a deployment's
     mistake, not an outage: telling clients to retry would hide it. It is

@@ -74,37 +74,13 @@ class EventStore:
 
     def all_ids(self, user_id):
         """The id of every event of the user, expired ones included, oldest first."""
-        found, start = [], None
-        while True:
-            kwargs = {"ExclusiveStartKey": start} if start else {}
-            page = dynamo.call(
-                "query", TableName=self.table, ConsistentRead=True,
-                KeyConditionExpression="user_id = :u",
-                ExpressionAttributeValues={":u": S(user_id)},
-                ProjectionExpression="event_id", **kwargs,
-            )
-            found += [i["event_id"]["S"] for i in page["Items"]]
-            start = page.get("LastEvaluatedKey")
-            if not start:
-                return found
+        return [i["event_id"]["S"] for i in dynamo.every(
+            "query", TableName=self.table, ConsistentRead=True,
+            KeyConditionExpression="user_id = :u", ExpressionAttributeValues={":u": S(user_id)},
+            ProjectionExpression="event_id")]
 
     def page(self, user_id, now, limit, before=None):
         """Up to ``limit`` unexpired events, newest first, older than
-        ``before``; returns (events, more). As for tokens, it asks for one
-        more than wanted, and goes on only when expired ones made it short."""
-        found, start = [], None
-        condition = "user_id = :u" + (" AND event_id < :before" if before else "")
-        values = {":u": S(user_id), ":now": N(int(now))}
-        if before:
-            values[":before"] = S(before)
-        while True:
-            kwargs = {"ExclusiveStartKey": start} if start else {}
-            page = dynamo.call(
-                "query", TableName=self.table, ConsistentRead=True, ScanIndexForward=False,
-                KeyConditionExpression=condition, FilterExpression="expires_at > :now",
-                ExpressionAttributeValues=values, Limit=limit + 1 - len(found), **kwargs,
-            )
-            found += [_event(item) for item in page["Items"]]
-            start = page.get("LastEvaluatedKey")
-            if len(found) > limit or not start:
-                return found[:limit], len(found) > limit
+        ``before``; returns (events, more)."""
+        items, more = dynamo.newest_unexpired(self.table, "event_id", user_id, now, limit, before)
+        return [_event(item) for item in items], more

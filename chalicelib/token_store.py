@@ -134,43 +134,16 @@ class TokenStore:
 
     def all_keys(self, user_id):
         """(token_id, expires_at) of every record of the user, oldest first."""
-        found, start = [], None
-        while True:
-            kwargs = {"ExclusiveStartKey": start} if start else {}
-            page = dynamo.call(
-                "query", TableName=self.table, ConsistentRead=True,
-                KeyConditionExpression="user_id = :u",
-                ExpressionAttributeValues={":u": S(user_id)},
-                ProjectionExpression="token_id, expires_at", **kwargs,
-            )
-            found += [(i["token_id"]["S"], dynamo.number(i, "expires_at")) for i in page["Items"]]
-            start = page.get("LastEvaluatedKey")
-            if not start:
-                return found
+        return [(i["token_id"]["S"], dynamo.number(i, "expires_at")) for i in dynamo.every(
+            "query", TableName=self.table, ConsistentRead=True,
+            KeyConditionExpression="user_id = :u", ExpressionAttributeValues={":u": S(user_id)},
+            ProjectionExpression="token_id, expires_at")]
 
     def page(self, user_id, now, limit, before=None):
-        """Up to ``limit`` live sessions, newest first, older than ``before``.
-
-        Returns (sessions, more). DynamoDB applies Limit before the filter
-        that drops expired records, so it asks for one more than wanted and
-        goes on only in the rare case that expired records made a page short.
-        """
-        found, start = [], None
-        condition = "user_id = :u" + (" AND token_id < :before" if before else "")
-        values = {":u": S(user_id), ":now": N(int(now))}
-        if before:
-            values[":before"] = S(before)
-        while True:
-            kwargs = {"ExclusiveStartKey": start} if start else {}
-            page = dynamo.call(
-                "query", TableName=self.table, ConsistentRead=True, ScanIndexForward=False,
-                KeyConditionExpression=condition, FilterExpression="expires_at > :now",
-                ExpressionAttributeValues=values, Limit=limit + 1 - len(found), **kwargs,
-            )
-            found += [_session(user_id, item) for item in page["Items"]]
-            start = page.get("LastEvaluatedKey")
-            if len(found) > limit or not start:
-                return found[:limit], len(found) > limit
+        """Up to ``limit`` live sessions, newest first, older than ``before``;
+        returns (sessions, more)."""
+        items, more = dynamo.newest_unexpired(self.table, "token_id", user_id, now, limit, before)
+        return [_session(user_id, item) for item in items], more
 
     def delete_many(self, user_id, token_ids):
         dynamo.batch_delete(self.table, [self.key(user_id, t) for t in token_ids])
