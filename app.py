@@ -4,9 +4,10 @@ import time
 from chalice import AuthResponse, Chalice, CORSConfig, Response
 
 from chalicelib import audit, authorizer, config, page, service
-from chalicelib.rules import DESCRIPTION_LENGTH, PREFIX
-from chalicelib.web import (FORM_OR_JSON, PAGED, client_credentials, client_ip, contracts, edge,
-                            flag, identity, origin, requested_page, user_agent)
+from chalicelib.contract import contracts, edge
+from chalicelib.terms import DESCRIPTION_LENGTH, PREFIX
+from chalicelib.web import (FORM_OR_JSON, PAGED, client_credentials, client_ip, flag, identity,
+                            origin, requested_page, user_agent)
 
 config.check_at_cold_start()
 # The app's logger has the service's name, which is audit's logger: Chalice
@@ -49,7 +50,7 @@ def request_log(event, get_response):
 # Registered after the log, so that the log sees the answers it gives.
 app.register_middleware(edge, "http")
 
-# Each view declares its contract once (chalicelib/web.py); the OpenAPI
+# Each view declares its contract once (chalicelib/contract.py); the OpenAPI
 # document is built from those and Chalice's route table. ``errors`` lists
 # what the view itself decides: 400 and 422 come with a body, 422 with query
 # parameters, 401, 403 and 503 with the authorizer, 413 with every route.
@@ -79,7 +80,7 @@ def openapi_document(request):
 @contract(body="SignupIn", answer="UserOut", status=201, errors=(409, 503))
 def signup(request, body):
     """Creates a user."""
-    return service.signup(body["username"], body["email"], body["password"])
+    return service.account.signup(body["username"], body["email"], body["password"])
 
 
 @app.route(PREFIX + "/login", methods=["POST"])
@@ -89,21 +90,22 @@ def login(request, body):
     description = body["description"]
     if description is None:
         description = user_agent(request, DESCRIPTION_LENGTH)
-    return service.login(body["username"], body["password"], description, client_ip(request))
+    return service.login.with_password(body["username"], body["password"], description,
+                                       client_ip(request))
 
 
 @app.route(PREFIX + "/logout", methods=["POST"], authorizer=token_authorizer)
 @contract(answer="RevokedOut")
 def logout(request):
     """Revokes the token that makes this request."""
-    return {"revoked": service.logout(identity(request), origin(request))}
+    return {"revoked": service.sessions.logout(identity(request), origin(request))}
 
 
 @app.route(PREFIX + "/users/me", authorizer=token_authorizer)
 @contract(answer="UserOut", errors=(404,))
 def users_me(request):
     """The user that makes this request."""
-    return service.me(identity(request))
+    return service.account.me(identity(request))
 
 
 @app.route(PREFIX + "/users/me/events", authorizer=token_authorizer)
@@ -111,23 +113,24 @@ def users_me(request):
 def list_events(request):
     """The caller's security log, newest first."""
     me = identity(request)
-    return service.list_events(me.user_id, requested_page(request, "self-events", me.user_id))
+    return service.account.list_events(me.user_id,
+                                       requested_page(request, "self-events", me.user_id))
 
 
 @app.route(PREFIX + "/users/me/password", methods=["POST"], authorizer=token_authorizer)
 @contract(body="PasswordChangeIn", answer="RevokedOut", errors=(403, 429))
 def change_password(request, body):
     """Changes the password and revokes every other token of the user."""
-    return {"revoked": service.change_password(identity(request), body["current_password"],
-                                               body["new_password"], origin(request))}
+    return {"revoked": service.account.change_password(
+        identity(request), body["current_password"], body["new_password"], origin(request))}
 
 
 @app.route(PREFIX + "/users/me", methods=["DELETE"], authorizer=token_authorizer)
 @contract(body="AccountDeleteIn", answer="DeletedOut", errors=(403, 404, 429))
 def delete_me(request, body):
     """Deletes the user and all its tokens."""
-    return {"deleted": True, "revoked": service.delete_account(identity(request), body["password"],
-                                                               origin(request))}
+    return {"deleted": True, "revoked": service.account.delete(
+        identity(request), body["password"], origin(request))}
 
 
 @app.route(PREFIX + "/tokens", authorizer=token_authorizer)
@@ -135,14 +138,15 @@ def delete_me(request, body):
 def list_tokens(request):
     """The caller's live tokens, newest first."""
     me = identity(request)
-    return service.list_tokens(me, me.user_id, requested_page(request, "self", me.user_id))
+    return service.sessions.list_tokens(me, me.user_id,
+                                        requested_page(request, "self", me.user_id))
 
 
 @app.route(PREFIX + "/tokens/{token_id}", methods=["DELETE"], authorizer=token_authorizer)
 @contract(answer="RevokedOut", errors=(404,))
 def revoke_token(request, token_id):
     """Revokes one of the caller's tokens."""
-    return {"revoked": service.revoke(identity(request), token_id, origin(request))}
+    return {"revoked": service.sessions.revoke(identity(request), token_id, origin(request))}
 
 
 @app.route(PREFIX + "/tokens", methods=["DELETE"], authorizer=token_authorizer)
@@ -151,7 +155,7 @@ def revoke_tokens(request):
     """Revokes all the caller's tokens, or all but this one."""
     me = identity(request)
     keep = me.token_id if flag(request, "keep_current") else None
-    return {"revoked": service.revoke_all(me, keep=keep, origin=origin(request))}
+    return {"revoked": service.sessions.revoke_all(me, keep=keep, origin=origin(request))}
 
 
 @app.route(PREFIX + "/admin/users/{username}/tokens", authorizer=token_authorizer)
@@ -159,9 +163,9 @@ def revoke_tokens(request):
 def admin_list_tokens(request, username):
     """Admin: another user's live tokens."""
     caller = identity(request)
-    target = service.admin_target(caller, username)
-    return service.list_tokens(caller, target.user_id,
-                               requested_page(request, "admin", target.user_id))
+    target = service.admin.target(caller, username)
+    return service.sessions.list_tokens(caller, target.user_id,
+                                        requested_page(request, "admin", target.user_id))
 
 
 @app.route(PREFIX + "/admin/users/{username}/tokens", methods=["DELETE"],
@@ -170,17 +174,18 @@ def admin_list_tokens(request, username):
 def admin_revoke_tokens(request, username):
     """Admin: revokes every token of another user."""
     admin = identity(request)
-    target = service.admin_target(admin, username)
-    return {"revoked": service.revoke_all(target, admin=admin.user_id, origin=origin(request))}
+    target = service.admin.target(admin, username)
+    return {"revoked": service.sessions.revoke_all(target, admin=admin.user_id,
+                                                   origin=origin(request))}
 
 
 @app.route(PREFIX + "/admin/users/{username}/events", authorizer=token_authorizer)
 @contract(answer="EventPageOut", errors=(403, 404), query=PAGED)
 def admin_list_events(request, username):
     """Admin: another user's security log."""
-    target = service.admin_target(identity(request), username)
-    return service.list_events(target.user_id,
-                               requested_page(request, "admin-events", target.user_id))
+    target = service.admin.target(identity(request), username)
+    return service.account.list_events(target.user_id,
+                                       requested_page(request, "admin-events", target.user_id))
 
 
 @app.route(PREFIX + "/introspect", methods=["POST"], content_types=FORM_OR_JSON)

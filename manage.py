@@ -33,9 +33,9 @@ import time
 
 from marshmallow import ValidationError
 
-from chalicelib import aws, clients, config, schemas, service, stores
+from chalicelib import aws, clients, config, login_store, schemas, service, stores
 from chalicelib.errors import ClientNotFound, Conflict, ServiceError, UserNotFound
-from chalicelib.rules import ADMIN
+from chalicelib.terms import ADMIN
 from deploy import tables
 
 ROOT = os.path.dirname(os.path.abspath(__file__))
@@ -96,24 +96,24 @@ def create_admin(username, email, password):
     """
     data = schemas.SignupIn().load(
         {"username": username, "email": email, "password": password})
-    service.signup(data["username"], data["email"], data["password"], roles=[ADMIN])
+    service.account.signup(data["username"], data["email"], data["password"], roles=[ADMIN])
     return f"admin {data['username']} created"
 
 
 def grant_admin(username):
-    if service.grant_admin(username):
+    if service.admin.grant_admin(username):
         return f"{username} has the admin role now"
     return f"{username} already had the admin role; nothing was changed"
 
 
 def revoke_admin(username):
-    if service.revoke_admin(username):
+    if service.admin.revoke_admin(username):
         return f"{username} no longer has the admin role"
     return f"{username} did not have the admin role; nothing was changed"
 
 
 def delete_user(username):
-    return f"{username} deleted, with its {service.delete_user(username)} live tokens"
+    return f"{username} deleted, with its {service.admin.delete_user(username)} live tokens"
 
 
 USER_COMMANDS = {
@@ -149,7 +149,7 @@ def ensure_admin(username, email, password):
     """The ADMIN_* admin of `make run`: created when missing, left as it is
     when it exists and is an admin. A name that belongs to any other account
     is refused, never promoted: `make run` did not create that account."""
-    login = stores.users().get_login(username)
+    login = stores.logins().get_login(login_store.name(username))
     if login is None:
         try:
             return create_admin(username, email, password)

@@ -18,7 +18,6 @@ import unicodedata
 
 from chalicelib import signing_keys
 from chalicelib.config import SERVICE_NAME
-from chalicelib.rules import folded_username
 
 # A fixed label, not the service's name: renaming the service must not
 # change what a name hashes to.
@@ -38,7 +37,8 @@ def event(name, level=logging.INFO, **fields):
 
 
 def attempt(name, login):
-    """Whose password an attempt tried, as log fields.
+    """Whose password an attempt tried, as log fields; ``name`` is the
+    login_store.Name the request typed.
 
     People type passwords into the username field, and most passwords fit
     the username rules, so a name as typed is never written: an account
@@ -46,10 +46,10 @@ def attempt(name, login):
     carries ``name_hash``, which lets an alert group the attempts at one
     name, lookalikes included, without the name itself.
     """
-    fields = {"name_hash": name_hash(name)}
+    fields = {"name_hash": name_hash(name.typed)}
     if login is not None:
         fields.update(user_id=login.user_id, username=login.username)
-    if folded_username(name) is None:
+    if name.malformed:
         fields["malformed"] = True
     return fields
 

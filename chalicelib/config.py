@@ -12,6 +12,10 @@ SERVICE_NAME = "login-service"
 VERSION = "1.0.0"
 
 
+# The shortest signing secret accepted (HS256 wants at least its hash's 32 bytes).
+SECRET_MIN_BYTES = 32
+
+
 class ConfigurationError(RuntimeError):
     """A setting is missing or bad; the message names it (and never a secret)."""
 
@@ -56,8 +60,6 @@ def check(env=None, secret_required=True):
     signing secret is only checked for presence and length here; one in
     SSM (``JWT_SECRET_PARAMETER``) is read on first use.
     """
-    from chalicelib.signing_keys import MIN_BYTES
-
     env = os.environ if env is None else env
     for name in WHOLE_NUMBERS:
         _setting(name, env)
@@ -67,8 +69,8 @@ def check(env=None, secret_required=True):
     if secret_required and not env.get("JWT_SECRET"):
         raise ConfigurationError("JWT_SECRET (or JWT_SECRET_PARAMETER) must be set")
     for name in ("JWT_SECRET", "JWT_PREVIOUS_SECRET"):
-        if env.get(name) and len(env[name].encode("utf-8")) < MIN_BYTES:
-            raise ConfigurationError(f"{name} must be at least {MIN_BYTES} bytes")
+        if env.get(name) and len(env[name].encode("utf-8")) < SECRET_MIN_BYTES:
+            raise ConfigurationError(f"{name} must be at least {SECRET_MIN_BYTES} bytes")
 
 
 def check_at_cold_start():

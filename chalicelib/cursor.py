@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Optional
 
 from chalicelib import signing_keys
-from chalicelib.token_store import TOKEN_ID
+from chalicelib.ids import TIMED_ID
 
 _MAC_BYTES = 12
 
@@ -56,6 +56,6 @@ def read(scope, cursor):
     except ValueError:  # not ASCII, or not base64
         return None
     token_id, mac = raw[:-_MAC_BYTES].hex(), raw[-_MAC_BYTES:]
-    if not TOKEN_ID.fullmatch(token_id) or not hmac.compare_digest(mac, _mac(scope, token_id)):
+    if not TIMED_ID.fullmatch(token_id) or not hmac.compare_digest(mac, _mac(scope, token_id)):
         return None
     return token_id

@@ -4,7 +4,7 @@ Each error has a snake_case ``code`` and a ``message`` safe to show a
 client. None of them knows about HTTP: web.py maps each to its status,
 once.
 """
-from chalicelib.rules import MAX_BODY_BYTES
+from chalicelib.terms import MAX_BODY_BYTES
 
 
 class ServiceError(Exception):

@@ -14,13 +14,12 @@ Events are never written on their own: each is a write for the transaction
 of the action it records (see :meth:`EventStore.record`), so an event that
 cannot be written leaves its action undone, and the reverse.
 """
-import secrets
 from collections import namedtuple
 
-from chalicelib import config, dynamo
+from chalicelib import config, dynamo, unit_of_work
 from chalicelib.dynamo import N, S
-from chalicelib.rules import EVENT_ACTORS, EVENT_TYPES
-from chalicelib.token_store import TOKEN_ID as EVENT_ID, created_at
+from chalicelib.ids import TIMED_ID as EVENT_ID, created_at, new_timed_id
+from chalicelib.terms import EVENT_ACTORS, EVENT_TYPES
 
 __all__ = ["EVENT_ID", "Event", "EventStore", "new_event"]
 
@@ -40,8 +39,7 @@ def new_event(now, type, by, origin, token_id=None, after=0):
     action, which would otherwise share their time and sort at random."""
     if type not in EVENT_TYPES or by not in EVENT_ACTORS:
         raise ValueError(f"not an event: {type} by {by}")
-    event_id = f"{int(now * 1_000_000) + after:014x}{secrets.token_hex(5)}"
-    return Event(event_id, type, by, origin.ip, origin.device, token_id)
+    return Event(new_timed_id(now, after), type, by, origin.ip, origin.device, token_id)
 
 
 def _event(item):
@@ -66,11 +64,11 @@ class EventStore:
         for name in ("ip", "device", "token_id"):
             if getattr(event, name) is not None:
                 item[name] = S(getattr(event, name))
-        return dynamo.put(self.table, item, "attribute_not_exists(event_id)", label="event")
+        return unit_of_work.put(self.table, item, "attribute_not_exists(event_id)", label="event")
 
     def delete(self, user_id, event_id):
         """The delete of one event, for a transaction."""
-        return dynamo.delete(self.table, self.key(user_id, event_id))
+        return unit_of_work.delete(self.table, self.key(user_id, event_id))
 
     def all_ids(self, user_id):
         """The id of every event of the user, expired ones included, oldest first."""

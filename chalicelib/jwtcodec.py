@@ -16,8 +16,7 @@ import hashlib
 import jwt
 
 from chalicelib import signing_keys
-from chalicelib.token_store import TOKEN_ID
-from chalicelib.user_store import USER_ID
+from chalicelib.ids import TIMED_ID as TOKEN_ID, USER_ID
 
 ALGORITHM = "HS256"
 # A JWT of ours is ~300 bytes; anything far larger is not one of ours and is

@@ -14,7 +14,7 @@ from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
 
 from chalicelib import config, schemas
-from chalicelib.rules import MAX_BODY_BYTES, PAGE_SIZE, PREFIX
+from chalicelib.terms import MAX_BODY_BYTES, PAGE_SIZE, PREFIX
 
 # Every error, the app's and API Gateway's alike, has this body.
 ERROR = "Error"

@@ -10,7 +10,8 @@ import unicodedata
 from marshmallow import Schema, ValidationError, fields, validate
 
 from chalicelib import passwords
-from chalicelib.rules import DESCRIPTION_LENGTH, EVENT_ACTORS, EVENT_TYPES, USERNAME
+from chalicelib.terms import DESCRIPTION_LENGTH, EVENT_ACTORS, EVENT_TYPES
+from chalicelib.usernames import USERNAME
 
 PASSWORD_LENGTH = validate.Length(min=8, max=1024)
 

@@ -18,11 +18,8 @@ import os
 from botocore.exceptions import BotoCoreError, ClientError
 
 from chalicelib import aws
-from chalicelib.config import ConfigurationError
+from chalicelib.config import SECRET_MIN_BYTES as MIN_BYTES, ConfigurationError
 from chalicelib.errors import ServiceUnavailable
-
-MIN_BYTES = 32
-
 
 def secrets():
     """The current secret, then the previous one if there is one."""

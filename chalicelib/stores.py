@@ -1,24 +1,31 @@
 """The service's way to its data: one store per kind of item, and the unit
 of work that several of them write through at once.
 
-Each store is handed its table from configuration here, so the service, the
-authorizer and the operator commands name a store and never a table; and
+Each store is handed its table from configuration here, so the use cases,
+the authorizer and the operator commands name a store and never a table;
 they write across stores with a :class:`Transaction`, never with DynamoDB's
 own terms. :func:`read` is the other way round: items of several stores
 (each store's ``read...`` describes one) in one strongly consistent call.
 """
 from chalicelib import config
-from chalicelib.dynamo import Contended, StaleWrite, Transaction, read
+from chalicelib.dynamo import Contended, read
 from chalicelib.event_store import EventStore
+from chalicelib.login_store import LoginStore
 from chalicelib.token_store import TokenStore
+from chalicelib.unit_of_work import StaleWrite, Transaction
 from chalicelib.user_store import UserStore
 
-__all__ = ["Contended", "StaleWrite", "Transaction", "clients", "events", "read", "tokens",
-           "users"]
+__all__ = ["Contended", "StaleWrite", "Transaction", "clients", "events", "logins", "read",
+           "tokens", "users"]
 
 
 def users():
     return UserStore(config.users_table())
+
+
+def logins():
+    # Logins and attempts are items of the users table too.
+    return LoginStore(config.users_table())
 
 
 def tokens():

@@ -1,9 +1,9 @@
 """The tokens table: one item per login session, the whitelist itself.
 
-Key: ``user_id`` (partition) and ``token_id`` (sort). A token id is 14 hex
-digits of the creation time in microseconds followed by 10 random hex digits,
-so sorting by id is sorting by creation: a listing is one Query read
-backwards, and ``created_at`` is read off the id rather than stored twice.
+Key: ``user_id`` (partition) and ``token_id`` (sort). A token id is
+time-ordered (chalicelib/ids.py), so sorting by id is sorting by creation:
+a listing is one Query read backwards, and ``created_at`` is read off the
+id rather than stored twice.
 
 Other attributes: username (copied at login, for the authorizer's context;
 a username never changes), description, ip, expires_at (epoch seconds, also
@@ -11,23 +11,12 @@ the table's TTL attribute; it slides forward with use, up to the cap in the
 token's own exp) and last_used_at (epoch seconds, absent until first
 use). No roles: they change after login, and are read where needed.
 """
-import re
-import secrets
 from dataclasses import dataclass
 from typing import Optional
 
-from chalicelib import dynamo
+from chalicelib import dynamo, unit_of_work
 from chalicelib.dynamo import N, S
-
-TOKEN_ID = re.compile(r"[0-9a-f]{24}")
-
-
-def new_token_id(now):
-    return f"{int(now * 1_000_000):014x}{secrets.token_hex(5)}"
-
-
-def created_at(token_id):
-    return int(token_id[:14], 16) / 1_000_000
+from chalicelib.ids import created_at
 
 
 @dataclass
@@ -43,6 +32,11 @@ class Session:
     @property
     def created_at(self):
         return created_at(self.token_id)
+
+
+def live_count(keys, now):
+    """How many of ``keys`` (token_id, expires_at) are of live tokens."""
+    return sum(1 for _, expires_at in keys if expires_at > now)
 
 
 def _session(user_id, item):
@@ -72,11 +66,11 @@ class TokenStore:
             item["description"] = S(session.description)
         if session.ip is not None:
             item["ip"] = S(session.ip)
-        return dynamo.put(self.table, item, "attribute_not_exists(token_id)", label="session")
+        return unit_of_work.put(self.table, item, "attribute_not_exists(token_id)", label="session")
 
     def delete(self, user_id, token_id):
         """The delete of one session, for a transaction."""
-        return dynamo.delete(self.table, self.key(user_id, token_id))
+        return unit_of_work.delete(self.table, self.key(user_id, token_id))
 
     def get(self, user_id, token_id):
         """One strongly consistent read: a revocation is seen at once."""
@@ -87,7 +81,7 @@ class TokenStore:
         return _session(user_id, item) if item else None
 
     def read(self, user_id, token_id):
-        """The session, as one read of a batch (stores.read)."""
+        """The session, as one read of a batch (dynamo.read)."""
         return dynamo.Read(self.table, self.key(user_id, token_id),
                            lambda item: _session(user_id, item))
 
@@ -120,7 +114,7 @@ class TokenStore:
     def revoke_live(self, user_id, token_id, now):
         """The delete of one live session, for a transaction: labelled
         ``session``, its condition fails when the token is gone or expired."""
-        return dynamo.delete(self.table, self.key(user_id, token_id),
+        return unit_of_work.delete(self.table, self.key(user_id, token_id),
                              condition="attribute_exists(token_id) AND expires_at > :now",
                              values={":now": N(int(now))}, label="session")
 

@@ -17,7 +17,7 @@ by deploy/template.py (see docs/deploy.md for the numbers and their costs):
 """
 from dataclasses import dataclass
 
-from chalicelib.rules import PREFIX
+from chalicelib.terms import PREFIX
 from deploy import gateway_responses, stages
 
 

@@ -166,10 +166,10 @@ def request_figures():
     names = {kind: os.environ[variable] for kind, variable in tables.VARIABLES.items()}
     tables.create_tables(aws.dynamodb(), names)
     os.environ["BCRYPT_ROUNDS"] = "4"
-    service.signup("bench", "bench@example.com", "bench password 1")
+    service.account.signup("bench", "bench@example.com", "bench password 1")
     os.environ["BCRYPT_ROUNDS"] = "12"
-    service.signup("slow", "slow@example.com", "bench password 2")
-    login = service.login("bench", "bench password 1", "bench", "192.0.2.10")
+    service.account.signup("slow", "slow@example.com", "bench password 2")
+    login = service.login.with_password("bench", "bench password 1", "bench", "192.0.2.10")
     ctx = application.authorizer.decide("Bearer " + login["token"])  # also records first use
     user_id, token_id = ctx["user_id"], ctx["token_id"]
 
@@ -303,20 +303,20 @@ def without_events():
     """The same handlers, with no event written: every transaction loses its
     writes to the events table and the check that guards them (a login's
     own condition stays: it was there before the log)."""
-    from chalicelib import dynamo
+    from chalicelib import unit_of_work
 
-    add, spill, table = dynamo.Transaction.add, dynamo.Transaction.add_spillable, \
+    add, spill, table = unit_of_work.Transaction.add, unit_of_work.Transaction.add_spillable, \
         os.environ["EVENTS_TABLE"]
 
     def kept(writes):
         return [w for w in writes if w.table != table and w.kind != "ConditionCheck"]
 
-    dynamo.Transaction.add = lambda self, *writes: add(self, *kept(writes))
-    dynamo.Transaction.add_spillable = lambda self, *writes: spill(self, *kept(writes))
+    unit_of_work.Transaction.add = lambda self, *writes: add(self, *kept(writes))
+    unit_of_work.Transaction.add_spillable = lambda self, *writes: spill(self, *kept(writes))
     try:
         yield
     finally:
-        dynamo.Transaction.add, dynamo.Transaction.add_spillable = add, spill
+        unit_of_work.Transaction.add, unit_of_work.Transaction.add_spillable = add, spill
 
 
 def each(prepare, call, count):
@@ -360,12 +360,12 @@ def event_figures(application, floor, names):
     """Login, failed login and the revocation of one token, with and without
     their event writes, at bcrypt cost 4 (so that DynamoDB, not bcrypt,
     is what the figures show)."""
-    from chalicelib import clock, service, stores, token_store
+    from chalicelib import clock, ids, login_store, service, stores
 
     os.environ["BCRYPT_ROUNDS"] = "4"
     try:
-        service.signup("eventer", "eventer@example.com", "bench password 4")
-        attempts = stores.users().attempts_key("eventer")
+        service.account.signup("eventer", "eventer@example.com", "bench password 4")
+        attempts = login_store.name("eventer").attempts_key
         right = proxy_event("POST", "/api/v1/login", None, json.dumps(
             {"username": "eventer", "password": "bench password 4"}))
         wrong = proxy_event("POST", "/api/v1/login", None, json.dumps(
@@ -379,11 +379,11 @@ def event_figures(application, floor, names):
         def unlocked():
             floor.delete_item(TableName=names["users"], Key=attempts)
 
-        login = service.login("eventer", "bench password 4", "bench", "192.0.2.10")
+        login = service.login.with_password("eventer", "bench password 4", "bench", "192.0.2.10")
         ctx = application.authorizer.decide("Bearer " + login["token"])
 
         def spare_token():
-            token_id = token_store.new_token_id(clock.now())
+            token_id = ids.new_timed_id(clock.now())
             floor.put_item(TableName=names["tokens"], Item={
                 "user_id": {"S": ctx["user_id"]}, "token_id": {"S": token_id},
                 "expires_at": {"N": str(int(clock.now()) + 3600)}})
@@ -427,20 +427,20 @@ def event_figures(application, floor, names):
 
 def revoke_all(application, floor, names, n):
     """DELETE /api/v1/tokens of a user holding ``n`` tokens (made directly)."""
-    from chalicelib import clock, service, token_store
+    from chalicelib import clock, ids, service
 
     samples = []
     for _ in range(3 if n < 1000 else 2):
         name = f"revoker{uuid.uuid4().hex[:12]}"
         os.environ["BCRYPT_ROUNDS"] = "4"
-        service.signup(name, f"{name}@example.com", "bench password 3")
-        login = service.login(name, "bench password 3", "bench", "192.0.2.10")
+        service.account.signup(name, f"{name}@example.com", "bench password 3")
+        login = service.login.with_password(name, "bench password 3", "bench", "192.0.2.10")
         os.environ["BCRYPT_ROUNDS"] = "12"
         ctx = application.authorizer.decide("Bearer " + login["token"])
         now = clock.now()
         items = [{"PutRequest": {"Item": {
             "user_id": {"S": ctx["user_id"]},
-            "token_id": {"S": token_store.new_token_id(now + i / 1e5)},
+            "token_id": {"S": ids.new_timed_id(now + i / 1e5)},
             "expires_at": {"N": str(int(now) + 3600)}}}} for i in range(n - 1)]
         for start in range(0, len(items), 25):
             floor.batch_write_item(RequestItems={names["tokens"]: items[start:start + 25]})
@@ -531,8 +531,8 @@ def request_figures_light():
                        "EVENTS_TABLE": "rss-events", "BCRYPT_ROUNDS": "4"})
     tables.create_tables(aws.dynamodb(), {"users": "rss-users", "tokens": "rss-tokens",
                                           "events": "rss-events"})
-    service.signup("rss", "rss@example.com", "rss password 1")
-    login = service.login("rss", "rss password 1", None, None)
+    service.account.signup("rss", "rss@example.com", "rss password 1")
+    login = service.login.with_password("rss", "rss password 1", None, None)
     ctx = application.authorizer.decide("Bearer " + login["token"])
     for path in ("/api/v1/users/me", "/api/v1/tokens"):
         for _ in range(200):

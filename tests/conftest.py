@@ -116,5 +116,5 @@ def admin(api):
     """An admin's token (made the way manage.py makes one)."""
     from chalicelib import service
 
-    service.signup("root", "root@example.com", PASSWORD, roles=["admin"])
+    service.account.signup("root", "root@example.com", PASSWORD, roles=["admin"])
     return api.token("root")

@@ -109,7 +109,7 @@ def test_a_demoted_admin_is_refused_on_its_very_next_request(api, admin):
 
     api.user("alice")
     assert admin_route(api, admin) == 200
-    service.revoke_admin("root")
+    service.admin.revoke_admin("root")
     reply = api.call("GET", ADMIN_ROUTE, token=admin)
     assert reply.status == 403 and reply.json["error"] == "forbidden"
     assert api.call("DELETE", ADMIN_ROUTE, token=admin).status == 403
@@ -120,7 +120,7 @@ def test_a_promoted_user_is_an_admin_on_its_next_request_without_a_new_login(api
 
     alice = api.user("alice")
     assert admin_route(api, alice) == 403
-    service.grant_admin("alice")
+    service.admin.grant_admin("alice")
     assert admin_route(api, alice) == 200
 
 
@@ -128,9 +128,10 @@ def test_a_promoted_user_is_an_admin_on_its_next_request_without_a_new_login(api
 def test_users_me_and_the_admin_routes_agree_through_grants_and_revocations(api, initial):
     from chalicelib import service
 
-    service.signup("alice", "alice@example.com", "alice password 1", roles=initial)
+    service.account.signup("alice", "alice@example.com", "alice password 1", roles=initial)
     token = api.token("alice", "alice password 1")
-    for change in (None, service.grant_admin, service.revoke_admin, service.grant_admin):
+    for change in (None, service.admin.grant_admin, service.admin.revoke_admin,
+                   service.admin.grant_admin):
         if change:
             change("alice")
         shown = roles_shown(api, token)
@@ -140,11 +141,11 @@ def test_users_me_and_the_admin_routes_agree_through_grants_and_revocations(api,
 def test_a_user_with_two_roles_keeps_both_and_is_an_admin(api):
     from chalicelib import service
 
-    service.signup("alice", "alice@example.com", "alice password 1", roles=["admin", "auditor"])
+    service.account.signup("alice", "alice@example.com", "alice password 1", roles=["admin", "auditor"])
     token = api.token("alice", "alice password 1")
     assert roles_shown(api, token) == ["admin", "auditor"]
     assert admin_route(api, token) == 200
-    service.revoke_admin("alice")
+    service.admin.revoke_admin("alice")
     assert roles_shown(api, token) == ["auditor"]
     assert admin_route(api, token) == 403
 
@@ -172,7 +173,7 @@ def test_the_token_record_carries_no_roles_and_the_context_the_live_ones(api, dy
     (item,) = dynamodb.scan(TableName=table_names["tokens"])["Items"]
     assert "roles" not in item
     assert authorizer.decide(f"Bearer {token}")["roles"] == ""
-    service.grant_admin("alice")
+    service.admin.grant_admin("alice")
     assert authorizer.decide(f"Bearer {token}")["roles"] == "admin"
 
 
@@ -181,5 +182,5 @@ def test_an_admin_whose_profile_is_gone_is_refused(api, admin, dynamodb, table_n
 
     api.user("alice")
     dynamodb.delete_item(TableName=table_names["users"],
-                         Key=stores.users().user_key(service.find_user("root").user_id))
+                         Key=stores.users().user_key(service.admin.find_user("root").user_id))
     assert admin_route(api, admin) == 403

@@ -331,7 +331,7 @@ def test_a_write_the_role_may_not_make_lets_the_token_through_and_is_logged_as_a
 def test_the_context_is_the_caller_and_its_live_roles_as_one_string(api):
     from chalicelib import service
 
-    service.signup("root", "root@example.com", "root password 1", roles=["admin", "auditor"])
+    service.account.signup("root", "root@example.com", "root password 1", roles=["admin", "auditor"])
     token = api.token("root", "root password 1")
     claims = claims_of(token)
     context = authorizer.decide(f"Bearer {token}")

@@ -183,11 +183,11 @@ def together(monkeypatch):
     write), so each DynamoDB call is made one at a time here, as DynamoDB
     itself orders the writes to one item.
     """
-    from chalicelib import dynamo, web
+    from chalicelib import contract, dynamo
     from chalicelib.errors import ServiceError
-    from chalicelib.user_store import UserStore
+    from chalicelib.login_store import LoginStore
 
-    read = UserStore.get_login_and_attempts
+    read = LoginStore.get_login_and_attempts
     call, one_at_a_time = dynamo.call, threading.Lock()
 
     def atomic(operation, **kwargs):
@@ -204,7 +204,7 @@ def together(monkeypatch):
             barrier.wait(timeout=20)
             return found
 
-        monkeypatch.setattr(UserStore, "get_login_and_attempts", after_all_have_read)
+        monkeypatch.setattr(LoginStore, "get_login_and_attempts", after_all_have_read)
         statuses = [None] * count
 
         def one(i):
@@ -212,14 +212,14 @@ def together(monkeypatch):
                 attempt(i)
                 statuses[i] = 200
             except ServiceError as exc:
-                statuses[i] = web.status(exc)
+                statuses[i] = contract.status(exc)
 
         threads = [threading.Thread(target=one, args=(i,)) for i in range(count)]
         for thread in threads:
             thread.start()
         for thread in threads:
             thread.join(timeout=60)
-        monkeypatch.setattr(UserStore, "get_login_and_attempts", read)
+        monkeypatch.setattr(LoginStore, "get_login_and_attempts", read)
         return statuses
     return run
 
@@ -228,7 +228,7 @@ def logins(username, password_of):
     """The ``i``-th attempt logs in as ``username`` with ``password_of(i)``."""
     from chalicelib import service
 
-    return lambda i: service.login(username, password_of(i), None, None)
+    return lambda i: service.login.with_password(username, password_of(i), None, None)
 
 
 def test_parallel_wrong_guesses_check_at_most_five_passwords(api, clock, checks, together):
@@ -351,10 +351,10 @@ def test_parallel_guesses_with_a_stolen_token_check_at_most_five_passwords(
     from chalicelib.identity import Identity
 
     api.user()
-    login = stores.users().get_login("alice")
+    login = service.admin.find_user("alice")
     me = Identity(login.user_id, token_id="", username=login.username)
     checks.clear()
-    statuses = together(20, lambda i: service.change_password(me, f"guess {i}", "a new password"))
+    statuses = together(20, lambda i: service.account.change_password(me, f"guess {i}", "a new password"))
     assert len(checks) == 5
     assert sorted(statuses) == [403] * 5 + [429] * 15
 

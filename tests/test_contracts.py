@@ -6,7 +6,7 @@ change to what the decorator records does not go unnoticed.
 """
 from chalice import Chalice
 
-from chalicelib.web import Contract, contracts
+from chalicelib.contract import Contract, contracts
 
 
 def view(request, **kwargs):

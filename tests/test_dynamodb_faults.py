@@ -14,9 +14,9 @@ ME = "/api/v1/users/me"
 def small_transactions(monkeypatch):
     """Transactions of 3 writes: a revoke-all of more than one token batches
     the rest (DynamoDB's limit is 100, reached only by many tokens)."""
-    from chalicelib import dynamo
+    from chalicelib import unit_of_work
 
-    monkeypatch.setattr(dynamo, "TRANSACTION_LIMIT", 3)
+    monkeypatch.setattr(unit_of_work, "TRANSACTION_LIMIT", 3)
 
 
 def live(api, tokens):

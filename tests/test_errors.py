@@ -68,7 +68,7 @@ def test_an_unexpected_error_is_a_bare_500_without_details(api, monkeypatch, cap
     def explode(*args, **kwargs):
         raise RuntimeError("secret detail: correct horse battery")
 
-    monkeypatch.setattr(service, "signup", explode)
+    monkeypatch.setattr(service.account, "signup", explode)
     reply = api.signup()
     assert reply.status == 500
     assert reply.json == {"error": "internal_error", "message": "An internal error occurred."}
@@ -83,7 +83,7 @@ def test_an_unexpected_error_is_logged_as_an_error_naming_its_route_and_type(api
     def explode(*args, **kwargs):
         raise RuntimeError("secret detail")
 
-    monkeypatch.setattr(service, "signup", explode)
+    monkeypatch.setattr(service.account, "signup", explode)
     caplog.set_level(logging.INFO, logger="login-service")
     api.signup()
     errors = [json.loads(r.getMessage()) for r in caplog.records if r.levelno >= logging.ERROR]
@@ -205,7 +205,7 @@ def test_every_api_answer_says_no_store_errors_included(api, monkeypatch):
         api.call("PUT", "/api/v1/login", {}),
         api.call("POST", "/api/v1/login", headers={"Content-Type": "text/plain"}, raw=b"x"),
     ]
-    monkeypatch.setattr(service, "me", lambda identity: 1 / 0)
+    monkeypatch.setattr(service.account, "me", lambda identity: 1 / 0)
     replies.append(api.call("GET", "/api/v1/users/me", token=token))
     assert [r.status for r in replies] == [200, 200, 200, 400, 401, 422, 413, 404, 415, 500]
     assert all(no_store(r) for r in replies)

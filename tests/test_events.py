@@ -6,7 +6,7 @@ import time
 import pytest
 
 import manage
-from chalicelib import service, stores
+from chalicelib import login_store, service, stores
 from conftest import PASSWORD
 from faults import answer, inject, reserves, transact_items
 
@@ -80,11 +80,12 @@ def test_a_failed_login_is_recorded_and_the_fifth_locks(api):
 def service_token(username):
     """A token made without the login route's backoff (which may be locked)."""
     from chalicelib import clock, jwtcodec
-    from chalicelib.token_store import Session, new_token_id
+    from chalicelib.ids import new_timed_id
+    from chalicelib.token_store import Session
 
-    login = service.find_user(username)
+    login = service.admin.find_user(username)
     now = clock.now()
-    session = Session(user_id=login.user_id, token_id=new_token_id(now),
+    session = Session(user_id=login.user_id, token_id=new_timed_id(now),
                       expires_at=int(now) + 3600, username=login.username)
     tx = stores.Transaction()
     tx.add(stores.tokens().put(session))
@@ -176,7 +177,7 @@ def test_a_password_change_is_recorded_and_a_wrong_one_is_a_failed_login(api):
 @pytest.mark.parametrize("command,kind", [("grant-admin", "role_granted"),
                                           ("revoke-admin", "role_revoked")])
 def test_an_operators_role_change_is_by_operator_with_no_ip_or_device(api, command, kind):
-    service.signup("alice", "alice@example.com", PASSWORD,
+    service.account.signup("alice", "alice@example.com", PASSWORD,
                    roles=["admin"] if command == "revoke-admin" else [])
     token = api.token()
     assert manage.main([command, "alice"]) == 0
@@ -192,7 +193,7 @@ def test_every_type_and_every_actor_is_reachable(api, admin, monkeypatch, dynamo
     for _ in range(5):
         api.login("alice", "wrong password")
     token = service_token("alice")
-    dynamodb.delete_item(TableName=table_names["users"], Key=stores.users().attempts_key("alice"))
+    dynamodb.delete_item(TableName=table_names["users"], Key=login_store.name("alice").attempts_key)
     other = api.login("alice").json["token_id"]
     api.token("alice")  # the fourth: evicts the first
     api.call("DELETE", f"/api/v1/tokens/{other}", token=token)
@@ -206,7 +207,7 @@ def test_every_type_and_every_actor_is_reachable(api, admin, monkeypatch, dynamo
     token = api.token("alice", "a new password!")
     api.call("POST", "/api/v1/logout", token=token)
     events = log(api, admin, "/api/v1/admin/users/alice/events")
-    from chalicelib.rules import EVENT_ACTORS as BY, EVENT_TYPES as TYPES
+    from chalicelib.terms import EVENT_ACTORS as BY, EVENT_TYPES as TYPES
     assert {e["type"] for e in events} == set(TYPES)
     assert {e["by"] for e in events} == set(BY)
 
@@ -351,12 +352,12 @@ def test_an_operators_deletion_deletes_the_log(api, dynamodb, table_names):
 
 def test_a_log_too_long_for_one_transaction_is_deleted_all_the_same(api, dynamodb, table_names,
                                                                      monkeypatch):
-    from chalicelib import dynamo
+    from chalicelib import unit_of_work
 
     token = api.user()
     for _ in range(6):
         api.token()
-    monkeypatch.setattr(dynamo, "TRANSACTION_LIMIT", 8)
+    monkeypatch.setattr(unit_of_work, "TRANSACTION_LIMIT", 8)
     reply = api.call("DELETE", "/api/v1/users/me", token=token, body={"password": PASSWORD})
     assert reply.status == 200
     assert stored(dynamodb, table_names) == [] and stored(dynamodb, table_names, "tokens") == []
@@ -366,13 +367,13 @@ def test_a_deletion_that_failed_half_way_is_finished_log_included(api, dynamodb,
                                                                    monkeypatch):
     """The log went first, then the transaction failed: the operator's
     deletion finishes, and nothing joined the log meanwhile."""
-    from chalicelib import dynamo
+    from chalicelib import unit_of_work
     from faults import after_the_check, client_error
 
     token = api.user()
     for _ in range(6):
         api.token()
-    monkeypatch.setattr(dynamo, "TRANSACTION_LIMIT", 8)
+    monkeypatch.setattr(unit_of_work, "TRANSACTION_LIMIT", 8)
     inject(dynamodb, "TransactWriteItems", lambda p: client_error("ThrottlingException"),
            times=1, when=after_the_check)
     assert api.call("DELETE", "/api/v1/users/me", token=token,
@@ -388,8 +389,8 @@ def test_a_deletion_that_failed_half_way_is_finished_log_included(api, dynamodb,
 def test_no_event_joins_a_log_once_its_deletion_has_begun(api, dynamodb, table_names):
     token = api.user()
     other = api.login().json["token_id"]
-    login = service.find_user("alice")
-    stores.users().mark_deleting(login, time.time())
+    login = service.admin.find_user("alice")
+    stores.logins().mark_deleting(login, time.time())
     before = stored(dynamodb, table_names)
     assert api.call("DELETE", f"/api/v1/tokens/{other}", token=token).json == {"revoked": 1}
     assert api.call("DELETE", "/api/v1/tokens", token=token).json == {"revoked": 1}
@@ -406,14 +407,14 @@ def test_a_failed_login_racing_the_deletions_mark_records_nothing_and_still_coun
 
     def mark_meanwhile(params, **kwargs):
         if not marked and reserves(params):
-            marked.append(stores.users().mark_deleting(service.find_user("alice"), time.time()))
+            marked.append(stores.logins().mark_deleting(service.admin.find_user("alice"), time.time()))
 
     dynamodb.meta.events.register("before-call.dynamodb.TransactWriteItems", mark_meanwhile)
     before = stored(dynamodb, table_names)
     assert api.login(password="wrong password").status == 401
     assert marked == [True]
     assert stored(dynamodb, table_names) == before
-    assert stores.users().get_attempts("alice").failures == 1
+    assert stores.logins().get_attempts(login_store.name("alice")).failures == 1
 
 
 # An event that cannot be written leaves its action undone.

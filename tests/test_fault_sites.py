@@ -21,7 +21,7 @@ def world(api):
     me, admin = f"user{n}", f"admin{n}"
     from chalicelib import service
 
-    service.signup(admin, f"{admin}@example.com", PASSWORD, roles=["admin"])
+    service.account.signup(admin, f"{admin}@example.com", PASSWORD, roles=["admin"])
     token = api.user(me)
     other = api.login(me).json
     return {"me": me, "token": token, "other": other, "admin": api.token(admin)}

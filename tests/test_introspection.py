@@ -79,9 +79,9 @@ def test_a_live_token_is_active_with_who_it_is(api, introspect):
 
 def test_the_roles_are_the_live_ones(api, introspect):
     token = api.user("alice")
-    service.grant_admin("alice")
+    service.admin.grant_admin("alice")
     assert introspect(token).json["roles"] == ["admin"]
-    service.revoke_admin("alice")
+    service.admin.revoke_admin("alice")
     assert introspect(token).json["roles"] == []
 
 

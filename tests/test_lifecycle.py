@@ -314,11 +314,11 @@ def test_a_fresh_token_has_no_last_use_until_it_is_used(api):
 
 
 def test_touching_never_recreates_a_revoked_token(api, dynamodb, table_names):
-    from chalicelib import stores
+    from chalicelib import service, stores
 
     token = api.user()
     session = api.call("GET", "/api/v1/tokens", token=token).json["tokens"][0]
     api.call("POST", "/api/v1/logout", token=token)
-    user_id = api.login().json and stores.users().get_login("alice").user_id
+    user_id = api.login().json and service.admin.find_user("alice").user_id
     stores.tokens().touch(user_id, session["id"], time.time(), time.time(), time.time() + 3600)
     assert stores.tokens().get(user_id, session["id"]) is None

@@ -188,9 +188,9 @@ def test_a_three_second_token_is_denied_after_three_seconds_without_use(api, mon
 # A hash of another cost is replaced at the next login.
 
 def stored_cost(username="alice"):
-    from chalicelib import stores
+    from chalicelib import service
 
-    return stores.users().get_login(username).password_hash.split("$")[2]
+    return service.admin.find_user(username).password_hash.split("$")[2]
 
 
 @pytest.fixture

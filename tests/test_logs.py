@@ -28,7 +28,7 @@ def scenario(api):
     """Every kind of request, good and bad; returns the tokens it saw."""
     from chalicelib import service
 
-    service.signup("root", "root@example.com", PASSWORD, roles=["admin"])
+    service.account.signup("root", "root@example.com", PASSWORD, roles=["admin"])
     admin = api.token("root")
     api.signup("alice", password=PASSWORD)
     login = api.login("alice", description="laptop").json
@@ -121,13 +121,13 @@ def test_a_failed_login_of_an_unknown_name_is_logged_without_the_name(api, lines
 
 
 def test_a_failed_login_of_a_user_names_it_by_id_and_stored_username(api, lines):
-    from chalicelib import stores
+    from chalicelib import service
 
     api.signup("Alice")
     api.login("aLICE", "wrong password")
     [line] = failures(lines)
     assert line["username"] == "Alice"
-    assert line["user_id"] == stores.users().get_login("alice").user_id
+    assert line["user_id"] == service.admin.find_user("alice").user_id
     assert "aLICE" not in json.dumps(lines())
 
 

@@ -37,7 +37,7 @@ def test_create_admin_hashes_at_the_cost_of_the_environment_as_the_service_does(
         cli, monkeypatch):
     monkeypatch.setenv("BCRYPT_ROUNDS", "5")
     assert cli("create-admin", "root", "root@example.com", stdin="root password 1\n") == 0
-    assert service.find_user("root").password_hash.startswith("$2b$05$")
+    assert service.admin.find_user("root").password_hash.startswith("$2b$05$")
 
 
 def test_create_admin_never_takes_the_password_from_argv(cli):
@@ -57,7 +57,7 @@ def items(dynamodb, table_names):
 
 
 def roles(username):
-    return stores.users().get_user(service.find_user(username).user_id).roles
+    return stores.users().get_user(service.admin.find_user(username).user_id).roles
 
 
 @pytest.mark.parametrize("username,email", [("ALICE", "x@example.com"),
@@ -83,7 +83,7 @@ def test_grant_admin_gives_the_role_and_keeps_the_password(cli, api):
 
 
 def test_grant_and_revoke_keep_the_users_other_roles(cli, api):
-    service.signup("alice", "alice@example.com", PASSWORD, roles=["auditor"])
+    service.account.signup("alice", "alice@example.com", PASSWORD, roles=["auditor"])
     assert cli("grant-admin", "alice") == 0
     assert roles("alice") == ["auditor", "admin"]
     assert cli("revoke-admin", "alice") == 0
@@ -137,7 +137,7 @@ def test_a_role_write_never_recreates_a_user_deleted_meanwhile(
     """The user deletes itself between the command's read and its write:
     the write is refused, and no bare item is left to 500 on login and to
     hold the name forever."""
-    service.signup("alice", "alice@example.com", PASSWORD, roles=roles_before)
+    service.account.signup("alice", "alice@example.com", PASSWORD, roles=roles_before)
     token = api.token("alice")
     deleted = before_the_write(dynamodb, lambda: delete_me(api, token).status)
     assert cli(command, "alice") == 1
@@ -154,7 +154,7 @@ def test_a_role_write_is_refused_when_a_deletion_began_meanwhile(cli, api, dynam
     too: the user's remaining items stay exactly as the deletion left them."""
     api.signup("alice")
     marked = before_the_write(
-        dynamodb, lambda: stores.users().mark_deleting(service.find_user("alice"), 0))
+        dynamodb, lambda: stores.logins().mark_deleting(service.admin.find_user("alice"), 0))
     assert cli("grant-admin", "alice") == 1
     assert marked == [True]
     assert "deleted, or its deletion began, meanwhile" in capsys.readouterr().err
@@ -163,7 +163,7 @@ def test_a_role_write_is_refused_when_a_deletion_began_meanwhile(cli, api, dynam
 
 def test_a_role_write_refuses_a_user_whose_deletion_is_under_way(cli, api, capsys):
     api.signup("alice")
-    stores.users().mark_deleting(service.find_user("alice"), 0)
+    stores.logins().mark_deleting(service.admin.find_user("alice"), 0)
     assert cli("grant-admin", "alice") == 1
     assert "deletion is under way" in capsys.readouterr().err
     assert roles("alice") == []
@@ -243,7 +243,7 @@ def test_the_bootstrap_creates_a_missing_admin(api):
 
 
 def test_the_bootstrap_leaves_an_existing_admin_as_it_is(api, dynamodb, table_names):
-    service.signup("root", "root@example.com", PASSWORD, roles=["admin"])
+    service.account.signup("root", "root@example.com", PASSWORD, roles=["admin"])
     before = items(dynamodb, table_names)
     assert "left as it is" in manage.ensure_admin("ROOT", "other@example.com", "another pw 1")
     assert items(dynamodb, table_names) == before
@@ -253,7 +253,7 @@ def test_the_bootstrap_leaves_an_existing_admin_as_it_is(api, dynamodb, table_na
 @pytest.mark.parametrize("existing_roles", [[], ["auditor"]])
 def test_the_bootstrap_refuses_a_name_that_belongs_to_a_non_admin(api, dynamodb, table_names,
                                                                   existing_roles):
-    service.signup("root", "squatter@example.com", PASSWORD, roles=existing_roles)
+    service.account.signup("root", "squatter@example.com", PASSWORD, roles=existing_roles)
     before = items(dynamodb, table_names)
     with pytest.raises(manage.Refused, match="ADMIN_USERNAME 'root'.*not an admin"):
         manage.ensure_admin("root", "root@example.com", "root password 1")
@@ -274,8 +274,8 @@ def test_the_bootstrap_refuses_an_invalid_setting_naming_it(api):
 
 
 def test_the_bootstrap_refuses_an_account_being_deleted(api):
-    service.signup("root", "root@example.com", PASSWORD, roles=["admin"])
-    stores.users().mark_deleting(service.find_user("root"), 0)
+    service.account.signup("root", "root@example.com", PASSWORD, roles=["admin"])
+    stores.logins().mark_deleting(service.admin.find_user("root"), 0)
     with pytest.raises(manage.Refused, match="deletion"):
         manage.ensure_admin("root", "root@example.com", "root password 1")
 

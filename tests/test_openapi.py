@@ -52,7 +52,7 @@ def test_request_bodies_come_from_the_schemas_and_hide_nothing_secret_in_outputs
 
 
 def test_the_event_object_is_documented_with_its_types_and_actors(api):
-    from chalicelib.rules import EVENT_ACTORS as BY, EVENT_TYPES as TYPES
+    from chalicelib.terms import EVENT_ACTORS as BY, EVENT_TYPES as TYPES
 
     event = document(api)["components"]["schemas"]["EventOut"]
     assert set(event["properties"]) == {"id", "type", "created_at", "ip", "device", "by",

@@ -68,9 +68,9 @@ def test_the_example_sees_the_callers_live_roles(api, gateway):
     from chalicelib import service
 
     token = api.user("alice")
-    service.grant_admin("alice")
+    service.admin.grant_admin("alice")
     assert gateway(token)[1]["admin"] is True
-    service.revoke_admin("alice")
+    service.admin.revoke_admin("alice")
     assert gateway(token)[1]["admin"] is False
 
 

@@ -112,18 +112,18 @@ def test_a_login_takes_other_transactions_as_a_lost_race_and_tries_again(api, dy
 
 
 def test_a_transaction_takes_at_most_100_writes():
-    from chalicelib import dynamo
+    from chalicelib import unit_of_work
 
-    tx = dynamo.Transaction()
-    tx.add(*[dynamo.delete("t", {"pk": {"S": str(i)}}) for i in range(100)])
+    tx = unit_of_work.Transaction()
+    tx.add(*[unit_of_work.delete("t", {"pk": {"S": str(i)}}) for i in range(100)])
     assert tx.room == 0
     with pytest.raises(ValueError):
-        tx.add(dynamo.delete("t", {"pk": {"S": "one more"}}))
+        tx.add(unit_of_work.delete("t", {"pk": {"S": "one more"}}))
 
 
 def test_only_unconditional_deletes_may_go_before_the_transaction():
-    from chalicelib import dynamo
+    from chalicelib import unit_of_work
 
     with pytest.raises(ValueError):
-        dynamo.Transaction().add_spillable(
-            dynamo.delete("t", {"pk": {"S": "x"}}, condition="attribute_exists(pk)"))
+        unit_of_work.Transaction().add_spillable(
+            unit_of_work.delete("t", {"pk": {"S": "x"}}, condition="attribute_exists(pk)"))

@@ -216,7 +216,7 @@ def test_each_log_metric_counts_lines_the_service_really_writes(api, dynamodb, l
         api.login("alice", "a wrong password")
     assert api.login("alice", PASSWORD).status == 429
     with monkeypatch.context() as patched:
-        patched.setattr(service, "me", lambda identity: 1 / 0)
+        patched.setattr(service.account, "me", lambda identity: 1 / 0)
         assert api.call("GET", "/api/v1/users/me", token=token).status == 500
     # The authorizer's read.
     inject(dynamodb, "BatchGetItem", lambda p: client_error("ThrottlingException"))

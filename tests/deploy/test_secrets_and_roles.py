@@ -169,7 +169,7 @@ def exercise_every_route(api, monkeypatch):
     from chalicelib import service
 
     monkeypatch.setenv("MAX_TOKENS_PER_USER", "2")
-    service.signup("root", "root@example.com", "root password", roles=["admin"])
+    service.account.signup("root", "root@example.com", "root password", roles=["admin"])
     root = api.token("root", "root password")
     alice = api.user("alice")
     api.login("alice", "wrong password")
@@ -193,13 +193,13 @@ def exercise_every_route(api, monkeypatch):
     # What does not fit in one transaction goes before it, in batches: with
     # transactions of five writes, a revoke-all of four tokens and the
     # deletion of an account (whose log is deleted too).
-    from chalicelib import dynamo
+    from chalicelib import unit_of_work
 
     monkeypatch.setenv("MAX_TOKENS_PER_USER", "10")
     dave = api.user("dave")
     for _ in range(4):
         api.token("dave")
-    monkeypatch.setattr(dynamo, "TRANSACTION_LIMIT", 5)
+    monkeypatch.setattr(unit_of_work, "TRANSACTION_LIMIT", 5)
     api.call("DELETE", "/api/v1/tokens?keep_current=true", token=dave)
     api.call("DELETE", "/api/v1/users/me", token=dave, body={"password": PASSWORD})
 

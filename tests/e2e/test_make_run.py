@@ -335,7 +335,7 @@ def test_make_run_refuses_to_promote_a_non_admin_that_holds_the_admin_name(tmp_p
         monkeypatch.setenv("EVENTS_TABLE", names["events"])
         aws.reset()
         tables.create_tables(aws.dynamodb(), names)
-        squatter = service.signup("root", "squatter@example.com", "squatter password")
+        squatter = service.account.signup("root", "squatter@example.com", "squatter password")
         before = aws.dynamodb().scan(TableName=names["users"])["Items"]
         stack = Stack(tmp_path / "run.log", AWS_ENDPOINT_URL_DYNAMODB=endpoint,
                       AWS_ACCESS_KEY_ID="x", AWS_SECRET_ACCESS_KEY="x", **ADMIN)

@@ -1,8 +1,7 @@
-"""The contract's plain rules, importable without marshmallow (the
-authorizer's cold start never loads the schema machinery)."""
-import re
-
-USERNAME = re.compile(r"[A-Za-z0-9_.\-]{3,32}")
+"""The contract's fixed terms: the path prefix, the size limits, the admin
+role and the security log's vocabulary. Plain values, importable without
+marshmallow (the authorizer's cold start never loads the schema machinery).
+"""
 DESCRIPTION_LENGTH = 200
 PAGE_SIZE = (1, 100, 50)  # smallest, largest, default
 ADMIN = "admin"  # the role that opens the admin routes
@@ -14,11 +13,3 @@ EVENT_TYPES = ("login", "login_failed", "locked_out", "logout", "token_revoked",
 EVENT_ACTORS = ("self", "admin", "operator", "system")
 PREFIX = "/api/v1"  # every route but GET / lives under it
 MAX_BODY_BYTES = 64 * 1024
-
-
-def folded_username(text):
-    """``text`` without regard to case when it is a username; None when it
-    breaks the rule. The rule comes first: lower() maps some non-ASCII
-    characters onto ASCII letters (the Kelvin sign onto ``k``), so a fold
-    before the check would let a lookalike stand for a real name."""
-    return text.lower() if USERNAME.fullmatch(text) else None

@@ -1,0 +1,154 @@
+"""A user's own account: signup, the profile, a password change, the
+security log, and the account's deletion.
+
+A password change (:func:`change_password`):
+
+1. check the current password (login.check_password: counted, 403 when
+   wrong, 429 while locked);
+2. hash the new one;
+3. one transaction: the new hash, conditional on the login counter, every
+   other token deleted, the attempts cleared, the change recorded (the
+   re-read after a lost race is part of this step); on an outage, release
+   the check's reservation.
+
+An account's deletion by its owner (:func:`delete`):
+
+1. check the password, as above;
+2. mark the login as being deleted, which stops new logins and new events;
+3. erase: the user's items, its tokens and its log (:func:`erase`, which
+   an operator's deletion shares).
+"""
+from chalicelib import audit, clock, cursor, passwords, stores
+from chalicelib.errors import EmailTaken, UsernameTaken, UserNotFound, WrongPassword
+from chalicelib.event_store import new_event
+from chalicelib.identity import NOWHERE
+from chalicelib.ids import new_user_id
+from chalicelib.service.login import LOST_RACE, check_password, rereads
+from chalicelib.stores import StaleWrite, Transaction
+from chalicelib.token_store import live_count
+from chalicelib.user_store import User
+
+# A password change that keeps losing races to the account's own logins.
+_CHANGE_TRIES = 3
+
+
+def signup(username, email, password, roles=()):
+    """A new user; the username and the email must be free (any case)."""
+    user = User(id=new_user_id(), username=username, email=email,
+                created_at=clock.iso(clock.now()), roles=list(roles))
+    tx = Transaction()
+    tx.add(*stores.users().create(user),
+           stores.logins().create(user, passwords.hash_password(password)))
+    try:
+        tx.commit()
+    except StaleWrite as exc:
+        if "username" in exc.failed:
+            raise UsernameTaken() from None
+        if "email" in exc.failed:
+            raise EmailTaken() from None
+        raise
+    return user
+
+
+def me(identity):
+    user = stores.users().get_user(identity.user_id)
+    if user is None:
+        raise UserNotFound()
+    return user
+
+
+def list_events(user_id, page):
+    """A page (cursor.Page) of ``user_id``'s security log, newest first."""
+    found, more = stores.events().page(user_id, clock.now(), page.limit, page.before)
+    return {
+        "events": [{"id": e.id, "type": e.type, "created_at": clock.iso(e.created_at),
+                    "ip": e.ip, "device": e.device, "by": e.by, "token_id": e.token_id}
+                   for e in found],
+        "next_cursor": cursor.issue(page.scope, found[-1].id) if more else None,
+    }
+
+
+def change_password(identity, current, new, origin=NOWHERE):
+    """Set a new password and revoke every other token (the steps above)."""
+    check = check_password(identity, current, "password_change", origin)
+    new_hash = passwords.hash_password(new)
+    with check.released_on_outage():
+        return _replace_password(identity, check, new_hash, origin)
+
+
+def _replace_password(identity, check, new_hash, origin):
+    """The change's one transaction.
+
+    It is conditional on the login counter, so a login that lands between
+    the listing of the tokens and the write makes it fail and start over
+    with that login's token included: no session opened with the old
+    password survives the change. The same transaction resets the failed
+    attempts that the check counted, records the change, and deletes the
+    events that the check recorded as a failure.
+    """
+    logins, sessions, log = stores.logins(), stores.tokens(), stores.events()
+    for login in rereads(check.login, _CHANGE_TRIES, WrongPassword):
+        others = [k for k in sessions.all_keys(identity.user_id) if k[0] != identity.token_id]
+        tx = Transaction()
+        tx.add(logins.set_password(login, new_hash), logins.forget_attempts(check.name),
+               log.record(identity.user_id, new_event(clock.now(), "password_changed", "self",
+                                                      origin, identity.token_id)),
+               *(log.delete(identity.user_id, e) for e in check.failed))
+        # The oldest go first, outside the transaction, if they do not fit in it.
+        tx.add_spillable(*(sessions.delete(identity.user_id, t) for t, _ in others))
+        try:
+            tx.commit()
+        except LOST_RACE:
+            continue
+        revoked = live_count(others, clock.now())
+        audit.event("password_changed", user_id=identity.user_id, revoked=revoked)
+        return revoked
+
+
+def delete(identity, password, origin=NOWHERE):
+    """The user's own deletion, with its password (the steps above)."""
+    check = check_password(identity, password, "account_deletion", origin)
+    with check.released_on_outage():
+        if not begin_deletion(check.login):
+            raise WrongPassword()  # the password changed meanwhile
+        return erase(check.login, check.name, identity.token_id, "self")
+
+
+def begin_deletion(login):
+    """Mark the login as being deleted, which stops new logins; False when
+    its password changed since it was read."""
+    return login.deleting or stores.logins().mark_deleting(login, clock.now())
+
+
+def erase(login, name, keep, by):
+    """Remove the user, its uniqueness guards, every token and its log.
+
+    The user's items and its remaining tokens go in one transaction, so no
+    failure can leave a user without its tokens' revocation or tokens
+    without their user. The presented token ``keep`` is among the last to
+    go: after a failure half-way it still works, and the client's retry
+    finishes. The log is listed after the login was marked, when no event
+    can join it any more (see LoginStore.unchanged); what does not fit in
+    the transaction goes first, the events before the tokens, and a deletion
+    run again (the owner's retry, or ``manage.py delete-user``) lists what
+    is left. ``name`` is the login's, folded and keyed: its attempts go too.
+    """
+    users, sessions, log = stores.users(), stores.tokens(), stores.events()
+    user = users.get_user(login.user_id)
+    keys = sessions.all_keys(login.user_id)
+    logged = log.all_ids(login.user_id)
+    tx = Transaction()
+    tx.add(*stores.logins().delete(login, name),
+           *users.delete(login.user_id, user.email if user else None))
+    tx.add(*(sessions.delete(login.user_id, t) for t, _ in keys if t == keep))
+    # What does not fit goes first: the oldest events, then the oldest tokens.
+    tx.add_spillable(*(log.delete(login.user_id, e) for e in logged),
+                     *(sessions.delete(login.user_id, t) for t, _ in keys if t != keep))
+    try:
+        tx.commit()
+    except StaleWrite:
+        raise UserNotFound() from None  # another deletion finished first
+    revoked = live_count(keys, clock.now())
+    audit.event("account_deleted", user_id=login.user_id, revoked=revoked, by=by)
+    return revoked
+

@@ -1,0 +1,264 @@
+"""Logging in with a password, and every check of a password.
+
+A login, top-down (:func:`with_password`):
+
+1. fold and key the name as typed (login_store.name), once;
+2. read its login and its failed attempts, in one call;
+3. reserve: count this attempt before the password is checked, so that a
+   burst of guesses cannot outrun the backoff (429 while locked);
+4. check the password with bcrypt, exactly once whatever the name, so
+   timing tells no account apart (401 when it is wrong);
+5. open the session: one transaction writes the token, counts the login,
+   clears the attempts and records the events (the re-read after a lost
+   race is part of this step); on an outage, release the reservation;
+6. sign the JWT.
+
+The password routes (account.py) run steps 1 to 4 through
+:func:`check_password`: a stolen token must not buy unlimited guesses at the
+password, so each check counts in the same backoff as a login.
+"""
+import contextlib
+import logging
+from collections import namedtuple
+
+from chalicelib import audit, backoff, clock, config, jwtcodec, login_store, passwords, stores
+from chalicelib.errors import (InvalidCredentials, ServiceUnavailable, TooManyAttempts,
+                               WrongPassword)
+from chalicelib.event_store import new_event
+from chalicelib.identity import Origin
+from chalicelib.ids import new_timed_id
+from chalicelib.login_store import attempts_of
+from chalicelib.stores import Contended, StaleWrite, Transaction
+from chalicelib.token_store import Session
+
+# A write that lost a race (a condition failed, or a transaction was still
+# running on its item): read again and decide again.
+LOST_RACE = (StaleWrite, Contended)
+# Each lost race means another attempt was counted, and the THRESHOLD-th
+# sets the lock: more tries are needed only while successes keep resetting
+# the count under a flood of attempts at one name.
+_RESERVE_TRIES = backoff.THRESHOLD + 3
+# Each lost race means another login of the user committed, and at most
+# THRESHOLD passwords of a name are checked at once before a success resets
+# the count: as many tries as the reservation's cover a burst.
+_OPEN_TRIES = _RESERVE_TRIES
+
+
+def with_password(username, password, description, ip):
+    """A token for ``username`` when ``password`` is right (the steps above)."""
+    now, origin = clock.now(), Origin(ip, description)
+    name = login_store.name(username)
+    login, attempts = stores.logins().get_login_and_attempts(name)
+    check = _reserve(name, login, attempts, now, origin)
+    if not passwords.verify(password, _hash(login)) or login.deleting:
+        raise _failed(check, InvalidCredentials)
+    session = _new_session(login, now, description, ip)
+    with check.released_on_outage():
+        evicted = _open(check, session, _rehashed(login, password), now, origin)
+    audit.event("login", user_id=login.user_id, token_id=session.token_id, evicted=len(evicted))
+    return _signed(session, int(now))
+
+
+def check_password(identity, password, via, origin):
+    """The :class:`Check` of the caller's ``password`` when it is right;
+    WrongPassword otherwise (steps 1 to 4, counted as a failed login until
+    the caller's own write clears the attempts)."""
+    name = login_store.name(identity.username)
+    login, attempts = stores.logins().get_login_and_attempts(name)
+    check = _reserve(name, login, attempts, clock.now(), origin, identity.token_id, via=via)
+    if not passwords.verify(password, _hash(login)):
+        raise _failed(check, WrongPassword, via=via)
+    return check
+
+
+class Check(namedtuple("Check", "name login counted failed")):
+    """A password check in progress: the ``name`` it was made for, the
+    ``login`` it read, the attempts record ``counted`` that counts it, and
+    the ids of the events its reservation ``failed`` recorded (a failed
+    login, a lock), which the write of a success deletes."""
+
+    __slots__ = ()
+
+    @contextlib.contextmanager
+    def released_on_outage(self):
+        """Release the reservation when the block meets an outage.
+
+        The password was right, so the outage must not count as a failed
+        login (five of them would lock the user out); the success it would
+        have been resets the count, so the record goes, with the events the
+        reservation recorded. Best effort: when this write fails too, the
+        count and the events stay, and the caller's 503 stands.
+        """
+        try:
+            yield
+        except ServiceUnavailable:
+            tx = Transaction()
+            tx.add(stores.logins().forget_attempts(self.name),
+                   *(stores.events().delete(self.login.user_id, e) for e in self.failed))
+            try:
+                tx.commit()
+            except ServiceUnavailable:
+                audit.event("login_release_failed", level=logging.WARNING,
+                            **audit.attempt(self.name, self.login))
+            raise
+
+
+def rereads(login, tries, error):
+    """``login``, then, after each lost race, the login read again, for a
+    compare-and-swap loop: ``for login in rereads(...)`` whose body returns
+    once its write commits and goes on when it lost a race.
+
+    A login read again must hold the same password with no deletion begun,
+    or ``error`` is raised (the password checked is no longer the one
+    stored); when every try lost, ServiceUnavailable.
+    """
+    yield login
+    store = stores.logins()
+    for _ in range(tries - 1):
+        fresh = store.reread(login)
+        if fresh is None or fresh.password_hash != login.password_hash or fresh.deleting:
+            raise error() from None
+        login = fresh
+        yield login
+    raise ServiceUnavailable()
+
+
+def _hash(login):
+    # None: passwords.verify checks a dummy hash, so an unknown name costs
+    # one bcrypt check too.
+    return login.password_hash if login else None
+
+
+def _failed(check, error, **context):
+    audit.event("login_failed", **audit.attempt(check.name, check.login),
+                failures=check.counted.failures, **context)
+    return error()
+
+
+def _reserve(name, login, attempts, now, origin, token_id=None, **context):
+    """Count this attempt at the password of ``name`` before it is checked.
+
+    A compare-and-swap on the attempts record as read: of any number of
+    attempts that read the same record, one wins and the others decide again
+    with the record it wrote, so at most ``backoff.THRESHOLD`` of them reach
+    bcrypt before the lock. While locked: 429, with no write and no bcrypt.
+
+    When ``name`` is a user's, the same transaction records the failed login
+    in its log (and the lock, when this count sets one): a failure writes
+    nothing after bcrypt, so this is the write it makes. A check that then
+    succeeds deletes those events in its own write. An unknown name goes
+    through a transaction too, so that both take the same time.
+    """
+    store, log, owner = stores.logins(), stores.events(), login
+    for _ in range(_RESERVE_TRIES):
+        wait = backoff.retry_after(attempts, now)
+        if wait:
+            break
+        counted = backoff.after_failure(attempts, now)
+        failed = _failure_events(owner, counted, now, origin, token_id)
+        tx = Transaction()
+        tx.add(store.swap_attempts(name, attempts, counted))
+        if failed:
+            tx.add(store.unchanged(owner), *(log.record(owner.user_id, e) for e in failed))
+        try:
+            tx.commit()
+            return Check(name, login, counted, [e.id for e in failed])
+        except StaleWrite as exc:
+            if "login" in exc.failed:
+                owner = None  # its deletion has begun: its log takes nothing more
+            if "attempts" in exc.failed:
+                attempts = attempts_of(exc)
+        except Contended:
+            # A login's transaction is resetting this record right now.
+            attempts = store.get_attempts(name)
+    else:
+        wait = 1  # lost every race: a flood of attempts at this one name
+    audit.event("login_backoff", **audit.attempt(name, login), retry_after=wait, **context)
+    raise TooManyAttempts(wait)
+
+
+def _failure_events(login, counted, now, origin, token_id):
+    """The events of a failed attempt at ``login``'s password: none for a
+    name that is nobody's (no one to show them to) or whose deletion has
+    begun."""
+    if login is None or login.deleting:
+        return []
+    failed = [new_event(now, "login_failed", "self", origin, token_id)]
+    if counted.locked_until:
+        failed.append(new_event(now, "locked_out", "system", origin, token_id, after=1))
+    return failed
+
+
+def _new_session(login, now, description, ip):
+    # The record holds the expiry without further use, which each use moves
+    # forward (see authorizer.py), never past the cap that the JWT carries.
+    issued = int(now)
+    return Session(user_id=login.user_id, token_id=new_timed_id(now),
+                   expires_at=min(issued + config.token_lifetime_seconds(), _cap(issued)),
+                   username=login.username, description=description, ip=ip)
+
+
+def _cap(issued):
+    return issued + config.token_max_lifetime_seconds()
+
+
+def _rehashed(login, password):
+    """The password hashed anew when its hash has another cost (made before
+    a cost change, or by an operator at another setting), for the login's
+    write: afterwards a wrong password costs this user what it costs an
+    unknown name. None when the hash is current."""
+    return passwords.hash_password(password) if passwords.outdated(login.password_hash) else None
+
+
+def _open(check, session, rehashed, now, origin):
+    """Write ``session``, evicting the oldest tokens over the cap; returns
+    the evicted ones.
+
+    The transaction is conditional on the login counter as read, so two
+    logins that listed the same tokens cannot both add one beyond the cap:
+    the loser reads the login again and, unless the password changed or a
+    deletion began, lists the tokens again, the winner's included. The
+    password is not checked again: it was right for this very hash.
+    The same transaction records the login and each eviction, and deletes
+    the events that the reservation recorded.
+    """
+    sessions, logins, log = stores.tokens(), stores.logins(), stores.events()
+    user_id = session.user_id
+    for login in rereads(check.login, _OPEN_TRIES, InvalidCredentials):
+        tx = Transaction()
+        # A success resets the count, this attempt's reservation included.
+        tx.add(sessions.put(session), logins.count_login(login, rehashed),
+               logins.forget_attempts(check.name),
+               log.record(user_id, new_event(now, "login", "self", origin, session.token_id)),
+               *(log.delete(user_id, e) for e in check.failed))
+        # Each eviction is two writes: the token's delete and its event.
+        evicted = _over_cap(sessions.all_keys(user_id), now, tx.room // 2)
+        for n, token_id in enumerate(evicted, 1):
+            tx.add(sessions.delete(user_id, token_id),
+                   log.record(user_id, new_event(now, "token_evicted", "system", origin,
+                                                 token_id, after=n)))
+        try:
+            tx.commit()
+            return evicted
+        except LOST_RACE:
+            continue
+
+
+def _over_cap(keys, now, room):
+    """The oldest live tokens to drop so that a new one fits under the cap.
+
+    Eviction rather than refusal: a user who lost track of old devices can
+    still log in, and the sessions dropped are the stalest ones. They go
+    in the login's own transaction, so at most ``room`` of them: a cap
+    lowered by far is met over several logins.
+    """
+    live = [token_id for token_id, expires_at in keys if expires_at > now]
+    excess = len(live) + 1 - config.max_tokens_per_user()
+    return live[:min(max(excess, 0), room)]
+
+
+def _signed(session, issued):
+    token = jwtcodec.encode(session.user_id, session.token_id, issued, _cap(issued))
+    return {"token": token, "token_type": "Bearer", "token_id": session.token_id,
+            "expires_at": clock.iso(session.expires_at),
+            "expires_in": session.expires_at - issued}
