@@ -65,3 +65,14 @@ def test_the_reference_lists_exactly_the_routes_the_app_has():
     routed = {(method, path) for path, methods in app.routes.items() for method in methods
               if method != "OPTIONS"}
     assert {(m, p) for m, p in listed} == routed
+
+
+def test_the_module_map_names_every_module_and_nothing_else():
+    """docs/design.md's map of chalicelib/ matches the tree."""
+    text = read(os.path.join(ROOT, "docs", "design.md"))
+    block = text[text.index("chalicelib/           only"):text.index("deploy/               what")]
+    named = set(re.findall(r"([\w]+\.py)", block))
+    named |= {"__init__.py"}
+    tree = {os.path.basename(p) for p in glob.glob(os.path.join(ROOT, "chalicelib", "**", "*.py"),
+                                                    recursive=True)}
+    assert named == tree
