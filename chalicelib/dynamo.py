@@ -196,8 +196,9 @@ def _parsed(wanted, items):
 
 
 def pause(attempt):
-    """A short random wait before the ``attempt``-th retry (from 0), growing."""
-    time.sleep(random.uniform(0, 0.02 * 2 ** attempt))
+    """A short random wait before the ``attempt``-th retry (from 0), growing
+    up to half a second."""
+    time.sleep(random.uniform(0, min(0.5, 0.02 * 2 ** attempt)))
 
 
 def S(value):

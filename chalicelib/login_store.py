@@ -2,8 +2,10 @@
 failed attempts.
 
 ``username#<folded>``   the login: user_id, username (as typed at signup),
-                        roles, password_hash, logins (a counter), and
-                        ``deleting`` while an account deletion runs
+                        roles, password_hash, logins (a counter),
+                        ``deleting`` while an account deletion runs, and
+                        ``fence_until`` and ``fence_id`` while a password
+                        change holds new logins off (:meth:`LoginStore.fence`)
 ``attempts#<hmac>``     attempts at the password of a username (any case):
                         failures, locked_until, expires_at (also the TTL)
 ``attempts#malformed#<hmac>``  the same for a name that breaks the username
@@ -33,6 +35,11 @@ from chalicelib.dynamo import N, S
 from chalicelib.usernames import folded_username
 
 _ATTEMPTS_KEY_LABEL = b"login-service/attempts-key/v1"
+# How long a password change's fence holds new logins off at most: longer
+# than the function's timeout, so that a change still running is never
+# overtaken by the expiry of its own fence, and short enough that a change
+# that died half-way does not keep the owner out for long.
+FENCE_SECONDS = 20
 
 
 class Name(namedtuple("Name", "typed folded login_key attempts_key")):
@@ -80,13 +87,19 @@ class Login:
     key: dict  # the login item's own key
     logins: int = 0
     deleting: bool = False
+    fenced_until: int = 0
+
+    def fenced(self, now):
+        """Whether a password change holds new logins off at ``now``."""
+        return self.fenced_until > now
 
 
 def _login(item):
     return Login(user_id=item["user_id"]["S"], username=item["username"]["S"],
                  roles=roles_of(item), password_hash=item["password_hash"]["S"],
                  key={"pk": item["pk"]}, logins=dynamo.number(item, "logins") or 0,
-                 deleting="deleting" in item)
+                 deleting="deleting" in item,
+                 fenced_until=dynamo.number(item, "fence_until") or 0)
 
 
 def roles_of(item):
@@ -199,31 +212,69 @@ class LoginStore:
             self.table, key, "user_id = :id AND attribute_not_exists(deleting)",
             {":id": S(owner.user_id)}, label="login")
 
-    def count_login(self, login, rehashed=None):
+    def count_login(self, login, now, rehashed=None):
         """Count a login, on condition that the password is still the one
-        checked, no deletion has begun and no other login counted since
-        ``login`` was read; ``rehashed`` replaces the hash (the same password
-        at the configured cost) under that condition.
+        checked, no deletion has begun, no password change holds logins off
+        at ``now``, and no other login counted since ``login`` was read;
+        ``rehashed`` replaces the hash (the same password at the configured
+        cost) under that condition.
 
-        The counter is what lets a password change, or another login, notice
-        a login that committed between its listing of the tokens and its own
-        write.
+        The counter is what lets another login notice one that committed
+        between its listing of the tokens and its own write (the cap).
         """
-        values = {":h": S(login.password_hash), ":one": N(1), ":n": N(login.logins)}
+        values = {":h": S(login.password_hash), ":one": N(1), ":n": N(login.logins),
+                  ":now": N(int(now))}
         update = "ADD logins :one"
         if rehashed:
             update, values[":new"] = update + " SET password_hash = :new", S(rehashed)
         return unit_of_work.update(
             self.table, login.key, update, values,
-            condition="password_hash = :h AND logins = :n AND attribute_not_exists(deleting)",
+            condition="password_hash = :h AND logins = :n AND attribute_not_exists(deleting) "
+                      "AND (attribute_not_exists(fence_until) OR fence_until < :now)",
             label="login")
 
-    def set_password(self, login, new_hash):
-        """Replace the hash, on condition that nothing logged in meanwhile."""
+    def fence(self, login, now, fence_id):
+        """Hold new logins off while a password change lists the sessions
+        and replaces the hash; False when the password changed since
+        ``login`` was read, or a deletion began.
+
+        Logins cannot commit while the fence stands (see
+        :meth:`count_login`): they read the login again until it is gone,
+        and then find the new password. The fence does not depend on the
+        login counter, so any number of logins cannot make the owner's
+        change lose. ``fence_id`` names this change's fence, so that only
+        its own write (:meth:`set_password`) takes it down; a fence left by
+        a change that died expires after FENCE_SECONDS.
+        """
+        try:
+            dynamo.call(
+                "update_item", TableName=self.table, Key=login.key,
+                UpdateExpression="SET fence_until = :until, fence_id = :fence",
+                ConditionExpression="password_hash = :h AND attribute_not_exists(deleting)",
+                ExpressionAttributeValues={":until": N(int(now) + FENCE_SECONDS),
+                                           ":fence": S(fence_id), ":h": S(login.password_hash)})
+        except dynamo.ConditionFailed:
+            return False
+        return True
+
+    def unfence(self, login, fence_id):
+        """Take the change's fence down without a change (after an outage)."""
+        try:
+            dynamo.call("update_item", TableName=self.table, Key=login.key,
+                        UpdateExpression="REMOVE fence_until, fence_id",
+                        ConditionExpression="fence_id = :fence",
+                        ExpressionAttributeValues={":fence": S(fence_id)})
+        except dynamo.ConditionFailed:
+            pass
+
+    def set_password(self, login, new_hash, fence_id):
+        """Replace the hash and take down the fence ``fence_id`` (which must
+        still stand: no login committed since it went up)."""
         return unit_of_work.update(
-            self.table, login.key, "SET password_hash = :new",
-            {":new": S(new_hash), ":old": S(login.password_hash), ":n": N(login.logins)},
-            condition="password_hash = :old AND logins = :n AND attribute_not_exists(deleting)",
+            self.table, login.key, "SET password_hash = :new REMOVE fence_until, fence_id",
+            {":new": S(new_hash), ":old": S(login.password_hash), ":fence": S(fence_id)},
+            condition="password_hash = :old AND fence_id = :fence "
+                      "AND attribute_not_exists(deleting)",
             label="login")
 
     def set_roles(self, login, roles):

@@ -12,11 +12,11 @@ from chalicelib.dynamo import Contended, read
 from chalicelib.event_store import EventStore
 from chalicelib.login_store import LoginStore
 from chalicelib.token_store import TokenStore
-from chalicelib.unit_of_work import StaleWrite, Transaction
+from chalicelib.unit_of_work import StaleWrite, Transaction, after_lost_race
 from chalicelib.user_store import UserStore
 
-__all__ = ["Contended", "StaleWrite", "Transaction", "clients", "events", "logins", "read",
-           "tokens", "users"]
+__all__ = ["Contended", "StaleWrite", "Transaction", "after_lost_race", "clients", "events",
+           "logins", "read", "tokens", "users"]
 
 
 def users():

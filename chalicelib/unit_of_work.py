@@ -143,6 +143,13 @@ class Transaction:
             raise Contended() from None
 
 
+def after_lost_race(attempt):
+    """Wait a little, at random, before the ``attempt``-th retry (from 0) of
+    a write that lost a race: racers that all try again at once meet again,
+    and the one that keeps losing is the one that waits least."""
+    dynamo.pause(attempt)
+
+
 def _transact(items, attempts=4):
     """TransactWriteItems; a conflict with another transaction is retried."""
     for attempt in range(attempts):

@@ -64,17 +64,46 @@ def test_the_new_password_follows_the_signup_rules(api, body, field):
 
 
 def test_a_login_racing_a_password_change_does_not_survive_it(api, dynamodb):
-    """A login that lands after the change listed the tokens but before it
-    wrote: the change notices (the login counter moved) and revokes it too."""
+    """A login that arrives after the change listed the tokens but before it
+    wrote is held off by the change's fence, then finds the password
+    changed: no token comes of it."""
+    from chalicelib import service
+    from chalicelib.errors import InvalidCredentials
+
     token = api.user()
     raced = []
 
+    def attempt():
+        try:
+            raced.append(service.login.with_password("alice", PASSWORD, None, None))
+        except InvalidCredentials as exc:
+            raced.append(exc)
+
     def login_meanwhile(params, **kwargs):
         if not raced and after_the_check(params):
-            raced.append(None)  # once: the login below writes a transaction too
-            raced[0] = api.token()
+            raced.append(threading.Thread(target=attempt))
+            raced[0].start()
+            time.sleep(0.3)  # it reads the login, meets the fence and waits
 
     dynamodb.meta.events.register("before-call.dynamodb.TransactWriteItems", login_meanwhile)
+    assert change(api, token).status == 200
+    raced[0].join(timeout=30)
+    assert isinstance(raced[1], InvalidCredentials)
+    assert status(api, token) == 200
+
+
+def test_a_login_that_committed_before_the_fence_is_revoked_by_the_change(api, dynamodb):
+    """A login whose write lands just before the change's fence goes up:
+    the change lists its token after the fence, and revokes it."""
+    token = api.user()
+    raced = []
+
+    def login_first(params, **kwargs):
+        if not raced and b"fence_until" in params["body"]:
+            raced.append(None)
+            raced[0] = api.token()
+
+    dynamodb.meta.events.register("before-call.dynamodb.UpdateItem", login_first)
     assert change(api, token).status == 200
     assert raced and status(api, raced[0]) == 403
     assert status(api, token) == 200

@@ -6,10 +6,12 @@ A password change (:func:`change_password`):
 1. check the current password (login.check_password: counted, 403 when
    wrong, 429 while locked);
 2. hash the new one;
-3. one transaction: the new hash, conditional on the login counter, every
-   other token deleted, the attempts cleared, the change recorded (the
-   re-read after a lost race is part of this step); on an outage, release
-   the check's reservation.
+3. fence: hold new logins off (LoginStore.fence), so that the sessions
+   listed next are all the sessions there are, however many logins race;
+4. one transaction: the new hash (which takes the fence down), every other
+   token deleted, the attempts cleared, the change recorded (the re-read
+   after a lost race is part of this step); on an outage, take the fence
+   down and release the check's reservation.
 
 An account's deletion by its owner (:func:`delete`):
 
@@ -18,17 +20,21 @@ An account's deletion by its owner (:func:`delete`):
 3. erase: the user's items, its tokens and its log (:func:`erase`, which
    an operator's deletion shares).
 """
+import secrets
+
 from chalicelib import audit, clock, cursor, passwords, stores
-from chalicelib.errors import EmailTaken, UsernameTaken, UserNotFound, WrongPassword
+from chalicelib.errors import (EmailTaken, ServiceUnavailable, UsernameTaken, UserNotFound,
+                               WrongPassword)
 from chalicelib.event_store import new_event
 from chalicelib.identity import NOWHERE
 from chalicelib.ids import new_user_id
 from chalicelib.service.login import LOST_RACE, check_password, rereads
-from chalicelib.stores import StaleWrite, Transaction
+from chalicelib.stores import Contended, StaleWrite, Transaction, after_lost_race
 from chalicelib.token_store import live_count
 from chalicelib.user_store import User
 
-# A password change that keeps losing races to the account's own logins.
+# A password change that keeps meeting another change of the same account
+# (the account's own logins cannot make it lose: see the fence).
 _CHANGE_TRIES = 3
 
 
@@ -77,20 +83,22 @@ def change_password(identity, current, new, origin=NOWHERE):
 
 
 def _replace_password(identity, check, new_hash, origin):
-    """The change's one transaction.
+    """Fence, then the change's one transaction.
 
-    It is conditional on the login counter, so a login that lands between
-    the listing of the tokens and the write makes it fail and start over
-    with that login's token included: no session opened with the old
-    password survives the change. The same transaction resets the failed
-    attempts that the check counted, records the change, and deletes the
-    events that the check recorded as a failure.
+    While the fence stands no login can commit, so the tokens listed after
+    it went up are every session opened with the old password; the write
+    is conditional on the fence still being this change's. The same
+    transaction resets the failed attempts that the check counted, records
+    the change, and deletes the events that the check recorded as a failure.
     """
     logins, sessions, log = stores.logins(), stores.tokens(), stores.events()
+    fence_id = secrets.token_hex(8)
     for login in rereads(check.login, _CHANGE_TRIES, WrongPassword):
+        if not _fenced(logins, login, fence_id):
+            raise WrongPassword()  # the password changed, or a deletion began, meanwhile
         others = [k for k in sessions.all_keys(identity.user_id) if k[0] != identity.token_id]
         tx = Transaction()
-        tx.add(logins.set_password(login, new_hash), logins.forget_attempts(check.name),
+        tx.add(logins.set_password(login, new_hash, fence_id), logins.forget_attempts(check.name),
                log.record(identity.user_id, new_event(clock.now(), "password_changed", "self",
                                                       origin, identity.token_id)),
                *(log.delete(identity.user_id, e) for e in check.failed))
@@ -100,9 +108,23 @@ def _replace_password(identity, check, new_hash, origin):
             tx.commit()
         except LOST_RACE:
             continue
+        except ServiceUnavailable:
+            logins.unfence(login, fence_id)  # best effort: it expires anyway
+            raise
         revoked = live_count(others, clock.now())
         audit.event("password_changed", user_id=identity.user_id, revoked=revoked)
         return revoked
+
+
+def _fenced(logins, login, fence_id):
+    """Put the change's fence up; a write that met a running transaction
+    (a login committing) is tried again."""
+    for attempt in range(_CHANGE_TRIES):
+        try:
+            return logins.fence(login, clock.now(), fence_id)
+        except Contended:
+            after_lost_race(attempt)
+    raise ServiceUnavailable()
 
 
 def delete(identity, password, origin=NOWHERE):

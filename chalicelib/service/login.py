@@ -28,7 +28,7 @@ from chalicelib.event_store import new_event
 from chalicelib.identity import Origin
 from chalicelib.ids import new_timed_id
 from chalicelib.login_store import attempts_of
-from chalicelib.stores import Contended, StaleWrite, Transaction
+from chalicelib.stores import Contended, StaleWrite, Transaction, after_lost_race
 from chalicelib.token_store import Session
 
 # A write that lost a race (a condition failed, or a transaction was still
@@ -104,9 +104,10 @@ class Check(namedtuple("Check", "name login counted failed")):
 
 
 def rereads(login, tries, error):
-    """``login``, then, after each lost race, the login read again, for a
-    compare-and-swap loop: ``for login in rereads(...)`` whose body returns
-    once its write commits and goes on when it lost a race.
+    """``login``, then, after each lost race and a short random wait, the
+    login read again, for a compare-and-swap loop: ``for login in
+    rereads(...)`` whose body returns once its write commits and goes on
+    when it lost a race.
 
     A login read again must hold the same password with no deletion begun,
     or ``error`` is raised (the password checked is no longer the one
@@ -114,7 +115,8 @@ def rereads(login, tries, error):
     """
     yield login
     store = stores.logins()
-    for _ in range(tries - 1):
+    for attempt in range(tries - 1):
+        after_lost_race(attempt)
         fresh = store.reread(login)
         if fresh is None or fresh.password_hash != login.password_hash or fresh.deleting:
             raise error() from None
@@ -150,7 +152,9 @@ def _reserve(name, login, attempts, now, origin, token_id=None, **context):
     through a transaction too, so that both take the same time.
     """
     store, log, owner = stores.logins(), stores.events(), login
-    for _ in range(_RESERVE_TRIES):
+    for attempt in range(_RESERVE_TRIES):
+        if attempt:
+            after_lost_race(attempt - 1)
         wait = backoff.retry_after(attempts, now)
         if wait:
             break
@@ -227,7 +231,7 @@ def _open(check, session, rehashed, now, origin):
     for login in rereads(check.login, _OPEN_TRIES, InvalidCredentials):
         tx = Transaction()
         # A success resets the count, this attempt's reservation included.
-        tx.add(sessions.put(session), logins.count_login(login, rehashed),
+        tx.add(sessions.put(session), logins.count_login(login, now, rehashed),
                logins.forget_attempts(check.name),
                log.record(user_id, new_event(now, "login", "self", origin, session.token_id)),
                *(log.delete(user_id, e) for e in check.failed))

@@ -675,3 +675,84 @@ def test_no_event_outlives_an_account_deleted_amid_logins_and_failed_logins(stac
             left = client.query(TableName=names[kind], KeyConditionExpression="user_id = :u",
                                 ExpressionAttributeValues={":u": {"S": user_id}})["Items"]
             assert left == [], (kind, statuses)
+
+
+def amid_logins(stack, name, owner_request, loops=4, trials=6):
+    """``owner_request(session, token, password)`` made while ``loops``
+    clients log in as ``name`` with the right password, as fast as they
+    can, ``trials`` times over (a fresh account each time); the owner's
+    statuses, and the tokens the loops got before the owner's answer.
+
+    Four loops and the owner's own check are five passwords in flight at
+    most: a sixth would set the backoff's lock (at most five checks at
+    once, however right), and the owner would get its 429 and Retry-After,
+    as any login would (tests/test_backoff.py)."""
+    results = []
+    for trial in range(trials):
+        user, password = f"{name}{trial}", f"{name} password {trial}"
+        body = {"username": user, "email": f"{user}@example.net", "password": password}
+        assert post(stack, "/api/v1/signup", body).status_code == 201
+        token = post(stack, "/api/v1/login", {"username": user, "password": password}).json()
+        sessions = [requests.Session() for _ in range(loops + 1)]
+        for session in sessions:
+            session.get(stack.base + "/", timeout=10)
+        done, before = threading.Event(), []
+
+        def loop(session):
+            while not done.is_set():
+                reply = session.post(stack.base + "/api/v1/login", timeout=30,
+                                     json={"username": user, "password": password})
+                if reply.status_code == 200 and not done.is_set():
+                    before.append(reply.json()["token"])
+
+        threads = [threading.Thread(target=loop, args=(s,)) for s in sessions[1:]]
+        for thread in threads:
+            thread.start()
+        time.sleep(0.3)
+        reply = owner_request(sessions[0], token["token"], password)
+        done.set()
+        for thread in threads:
+            thread.join(timeout=60)
+        for session in sessions:
+            session.close()
+        results.append((reply.status_code, token["token"], list(before)))
+    return results
+
+
+def alive(stack, token):
+    return requests.get(stack.base + "/api/v1/users/me", timeout=10,
+                        headers={"Authorization": f"Bearer {token}"}).status_code == 200
+
+
+def test_the_owners_password_change_wins_against_parallel_logins(stack):
+    def change(session, token, password):
+        return session.post(stack.base + "/api/v1/users/me/password", timeout=60,
+                            headers={"Authorization": f"Bearer {token}"},
+                            json={"current_password": password,
+                                  "new_password": password + " changed"})
+
+    for status, token, before in amid_logins(stack, "changer", change):
+        assert status == 200
+        assert alive(stack, token)
+        assert not any(alive(stack, t) for t in before)
+
+
+def test_the_owners_revoke_all_wins_against_parallel_logins(stack):
+    def revoke_all(session, token, password):
+        return session.delete(stack.base + "/api/v1/tokens", timeout=60,
+                              headers={"Authorization": f"Bearer {token}"})
+
+    for status, token, before in amid_logins(stack, "revoker", revoke_all):
+        assert status == 200
+        assert not alive(stack, token)
+
+
+def test_the_owners_deletion_wins_against_parallel_logins(stack):
+    def delete(session, token, password):
+        return session.delete(stack.base + "/api/v1/users/me", timeout=60,
+                              headers={"Authorization": f"Bearer {token}"},
+                              json={"password": password})
+
+    for status, token, before in amid_logins(stack, "leaver", delete):
+        assert status == 200
+        assert not any(alive(stack, t) for t in [token, *before])
