@@ -143,7 +143,7 @@ def test_the_access_log_is_one_json_object_with_what_operators_need(template):
     setting = api_stage(template)["AccessLogSetting"]
     fields = json.loads(setting["Format"])
     assert "\n" not in setting["Format"]
-    assert {"requestId", "sourceIp", "httpMethod", "resourcePath", "path", "status",
+    assert {"requestId", "sourceIp", "httpMethod", "resourcePath", "status",
             "responseLatency", "responseType"} <= set(fields)
     assert fields["authorizer"]["status"] == "$context.authorizer.status"
     assert fields["authorizer"]["error"] == "$context.authorizer.error"
@@ -152,6 +152,16 @@ def test_the_access_log_is_one_json_object_with_what_operators_need(template):
     # header) nor any header at all.
     assert "$context.error.message" not in setting["Format"]
     assert "header" not in setting["Format"].lower()
+
+
+def test_the_access_log_records_the_route_never_the_path_as_sent(template):
+    """A path holds whatever a client put in a URL: ``DELETE /api/v1/tokens/``
+    followed by the JWT itself (a token mistaken for its id) would keep a
+    live token in the log for its retention."""
+    setting = api_stage(template)["AccessLogSetting"]
+    assert json.loads(setting["Format"])["resourcePath"] == "$context.resourcePath"
+    assert re.findall(r"\$context\.[\w.]*path", setting["Format"], re.I) == [
+        "$context.resourcePath"]
 
 
 def test_the_access_log_goes_to_a_log_group_with_retention(template):
