@@ -131,6 +131,12 @@ def test_every_gateway_response_forbids_caching(template):
             "'no-store'"
 
 
+def test_every_gateway_response_says_nosniff(template):
+    for kind, response in gateway_responses(template).items():
+        assert response["responseParameters"][
+            "gatewayresponse.header.X-Content-Type-Options"] == "'nosniff'", kind
+
+
 def test_functions_are_sized_and_named(template):
     api = template["Resources"]["APIHandler"]["Properties"]
     authorizer = template["Resources"]["TokenAuthorizer"]["Properties"]
