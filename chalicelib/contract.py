@@ -87,7 +87,8 @@ def edge(request, get_response):
     which never reads its body (logout) refuses an oversized one all the
     same, and changes nothing. Every answer under the prefix, errors
     included, is marked not to be stored by any cache: it may hold a token
-    or account data (RFC 6749 section 5.1).
+    or account data (RFC 6749 section 5.1). No answer may be sniffed into
+    another type than it says: a 422 names fields the client chose.
     """
     if request is not None and len(request.raw_body or b"") > MAX_BODY_BYTES:
         response = error_response(PayloadTooLarge())
@@ -95,6 +96,7 @@ def edge(request, get_response):
         response = get_response(request)
     if request is not None and request.path.startswith(PREFIX):
         response.headers["Cache-Control"] = "no-store"
+    response.headers["X-Content-Type-Options"] = "nosniff"
     return response
 
 

@@ -44,6 +44,10 @@ TOKEN_ERRORS = (401, 403, 503)
 HEADER_DEFINITIONS = {
     "Cache-Control": {"description": "Every /api/v1 answer: it may hold a token or account data.",
                       "required": True, "schema": {"type": "string", "enum": ["no-store"]}},
+    "X-Content-Type-Options": {"description": "Every answer: read it as its Content-Type "
+                                              "says, never as sniffed.",
+                               "required": True, "schema": {"type": "string",
+                                                           "enum": ["nosniff"]}},
     "Retry-After": {"description": "Whole seconds to wait before trying again.",
                     "required": True, "schema": {"type": "integer", "minimum": 1}},
     "WWW-Authenticate": {"description": "The scheme to authenticate with.",
@@ -64,7 +68,9 @@ SECURITY_SCHEMES = {
                "description": "A client's id and secret (manage.py create-client), each "
                               "form-encoded, as HTTP Basic (RFC 6749 section 2.3.1)."},
 }
-# Headers by status, beside the Cache-Control of every /api/v1 answer.
+# Headers by status, beside those of every answer (ALWAYS) and the
+# Cache-Control of every /api/v1 answer.
+ALWAYS = ("X-Content-Type-Options",)
 HEADERS = {429: ("Retry-After",), 503: ("Retry-After",)}
 
 _low, _high, _default = PAGE_SIZE
@@ -161,7 +167,7 @@ def _implied(declared, entry):
 def _operation(entry):
     declared = entry.view_function.contract
     token = entry.authorizer is not None
-    always = ("Cache-Control",) if entry.uri_pattern.startswith(PREFIX) else ()
+    always = ALWAYS + (("Cache-Control",) if entry.uri_pattern.startswith(PREFIX) else ())
     responses = {str(declared.status): {"description": "Success",
                                         "content": _json(declared.answer),
                                         "headers": _headers(always)}}

@@ -28,7 +28,6 @@ def page():
     return html, {
         "Content-Type": "text/html; charset=utf-8",
         "Content-Security-Policy": policy,
-        "X-Content-Type-Options": "nosniff",
         "Referrer-Policy": "no-referrer",
         "Cache-Control": "no-store",
         "Vary": "Accept",

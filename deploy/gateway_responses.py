@@ -22,6 +22,9 @@ CORS = {"Access-Control-Allow-Origin": "*",
         "Access-Control-Allow-Headers": "Authorization,Content-Type"}
 # Every /api/v1 answer may concern a token or an account: no cache keeps it.
 NO_STORE = {"Cache-Control": "no-store"}
+# Every answer, as the app's own (chalicelib/web.py): no browser reads one as
+# anything but its Content-Type says.
+NOSNIFF = {"X-Content-Type-Options": "nosniff"}
 # A static value (a Gateway Response cannot compute one): the authorizer's
 # DynamoDB client already retried for about 3 s before giving up.
 RETRY_AFTER_SECONDS = 1
@@ -67,7 +70,7 @@ RESPONSES = {
 
 def headers(kind):
     """The headers of one Gateway Response, by name."""
-    return {**CORS, **NO_STORE, **RESPONSES[kind].headers}
+    return {**CORS, **NO_STORE, **NOSNIFF, **RESPONSES[kind].headers}
 
 
 def body(kind):

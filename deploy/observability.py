@@ -14,14 +14,16 @@ LOG_RETENTION_DAYS = 30
 
 # One JSON object per request. Never $context.error.message: for an
 # Authorization header API Gateway cannot parse, it quotes the header, token
-# and all. Values are quoted, as API Gateway writes "-" for an empty one.
+# and all. Nor $context.path: it is the URL as sent, and a token pasted into
+# one (DELETE /api/v1/tokens/<the JWT>) would stay in the log; the route
+# template says which route was called. Values are quoted, as API Gateway
+# writes "-" for an empty one.
 ACCESS_LOG_FIELDS = {
     "requestId": "$context.requestId",
     "requestTime": "$context.requestTimeEpoch",
     "sourceIp": "$context.identity.sourceIp",
     "httpMethod": "$context.httpMethod",
     "resourcePath": "$context.resourcePath",
-    "path": "$context.path",
     "status": "$context.status",
     # Which Gateway Response answered (THROTTLED, ACCESS_DENIED, ...), if any.
     "responseType": "$context.error.responseType",

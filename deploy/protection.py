@@ -6,8 +6,8 @@ by deploy/template.py (see docs/deploy.md for the numbers and their costs):
 - an optional AWS WAF rate-based rule per client IP (template parameter
   ``WafRateLimitPerIp``, off by default: a web ACL costs money every month);
 - the stage's throttling, a default for every method and stricter limits on
-  the two routes that run bcrypt without a token and introspection, which
-  anyone can call (``THROTTLING``);
+  every route that runs bcrypt and on introspection, which anyone can call
+  (``THROTTLING``);
 - reserved concurrency: the authorizer gets capacity of its own and the API
   handler a cap, so a flood of logins (0.3 s of CPU each) can never take the
   account's whole pool. The numbers are each stage's ``reserved_concurrency``
@@ -30,10 +30,25 @@ class Limit:
 # Stage-wide (every client together), not per client: they protect the
 # functions and the bill; the WAF rule is what limits one client.
 DEFAULT_LIMIT = Limit(rate=100, burst=200)
+# The bcrypt runs one route may buy, a second and at once (login's own
+# limit): 10 a second keep about 4 API handler instances busy (0.3 s of a
+# full vCPU each).
+BCRYPT_RUNS = Limit(rate=10, burst=20)
+# Every route that runs bcrypt, with its runs per request: a token buys as
+# many requests as it likes, so the password routes need a limit of their
+# own. A route that takes a password belongs here (tests/deploy checks it
+# against app.py's routes).
+BCRYPT_ROUTES = {
+    ("POST", PREFIX + "/login"): 1,
+    ("POST", PREFIX + "/signup"): 1,
+    ("POST", PREFIX + "/users/me/password"): 2,  # checks the current one, hashes the new
+    ("DELETE", PREFIX + "/users/me"): 1,
+}
 THROTTLING = {
-    # 10 bcrypt checks a second keep about 4 API handler instances busy.
-    ("POST", PREFIX + "/login"): Limit(rate=10, burst=20),
-    # People sign up once; a burst of signups is somebody's script.
+    **{route: Limit(rate=BCRYPT_RUNS.rate // runs, burst=BCRYPT_RUNS.burst // runs)
+       for route, runs in BCRYPT_ROUTES.items()},
+    # Stricter than its bcrypt runs allow: people sign up once; a burst of
+    # signups is somebody's script.
     ("POST", PREFIX + "/signup"): Limit(rate=5, burst=10),
     # Anyone can call it (credentials are checked inside), and each call
     # costs up to three read units: half the stage's rate, so that a flood

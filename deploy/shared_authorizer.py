@@ -3,12 +3,26 @@
 
 Chalice's own permission lets only this stack's API call the function; this
 one lets any REST API of the same account and region call it as an
-authorizer (API Gateway's source ARN for an authorizer invocation is
-``arn:...:execute-api:<region>:<account>:<api-id>/authorizers/<id>``), and
-nothing else: no other account, no API method, no other service.
+authorizer, and nothing else: no other account, no other service, and no
+API method, which would make the authorizer a backend that answers anyone
+who a token belongs to.
+
+API Gateway calls an authorizer with the source ARN
+``arn:...:execute-api:<region>:<account>:<api-id>/authorizers/<id>``, and a
+method's backend with ``...:<api-id>/<stage>/<METHOD>/<path>``. IAM's
+ArnLike, which checks the SourceArn, has only ``*`` (any run of characters,
+``/`` included) and ``?`` (exactly one): ``*/authorizers/*`` also matches
+``<api-id>/prod/GET/authorizers/who``. So the ids are spelled by their
+length, as API Gateway makes them (a REST API's 10 characters, an
+authorizer's 6): after the API id must come ``/authorizers/`` at once, and
+nothing after the authorizer id. Should AWS ever lengthen them, the other
+APIs' calls are refused (their callers get a 5xx), never widened. What
+remains is in docs/security.md's limits.
 """
 FUNCTION = "TokenAuthorizer"  # chalice's logical id for the authorizer's function
 EXPORT_SUFFIX = "TokenAuthorizerArn"
+API_ID = "?" * 10
+AUTHORIZER_ID = "?" * 6
 
 
 def resources():
@@ -19,7 +33,7 @@ def resources():
             "FunctionName": {"Fn::GetAtt": [FUNCTION, "Arn"]},
             "Principal": "apigateway.amazonaws.com",
             "SourceArn": {"Fn::Sub": "arn:${AWS::Partition}:execute-api:${AWS::Region}:"
-                                     "${AWS::AccountId}:*/authorizers/*"},
+                                     f"${{AWS::AccountId}}:{API_ID}/authorizers/{AUTHORIZER_ID}"},
         },
     }}
 

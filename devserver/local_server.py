@@ -7,9 +7,10 @@ stage's environment laid over ``os.environ``, the routes validated, no
 reloader), and served by chalice's own server. Only what API Gateway itself
 answers is replaced, by the deployed Gateway Responses
 (deploy/gateway_responses.py): chalice local would answer a missing token
-``{"message": "Unauthorized"}``, a deny ``{"Message": ...}``, an unknown route
-403 (and crash on a non-ASCII Authorization header there), and it lets an
-exception of the authorizer escape as a dropped connection.
+``{"message": "Unauthorized"}`` (and an empty Authorization header with a
+deny), a deny ``{"Message": ...}``, an unknown route 403 (and crash on a
+non-ASCII Authorization header there), and it lets an exception of the
+authorizer escape as a dropped connection.
 """
 import argparse
 import os
@@ -37,6 +38,13 @@ class GatewayAnswer(local.LocalGatewayException):
 
 
 class Authorizer(local.LocalGatewayAuthorizer):
+    def _prepare_authorizer_event(self, arn, lambda_event, lambda_context):
+        # API Gateway takes a blank identity source for a missing one (401,
+        # the authorizer never called); chalice would pass "" on, for a 403.
+        if not lambda_event.get("headers", {}).get("authorization", "").strip():
+            raise local.NotAuthorizedError({}, b"")
+        return super()._prepare_authorizer_event(arn, lambda_event, lambda_context)
+
     def authorize(self, raw_path, lambda_event, lambda_context):
         try:
             return super().authorize(raw_path, lambda_event, lambda_context)

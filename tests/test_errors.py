@@ -209,3 +209,27 @@ def test_every_api_answer_says_no_store_errors_included(api, monkeypatch):
     replies.append(api.call("GET", "/api/v1/users/me", token=token))
     assert [r.status for r in replies] == [200, 200, 200, 400, 401, 422, 413, 404, 415, 500]
     assert all(no_store(r) for r in replies)
+
+
+def test_every_answer_says_nosniff_the_gateways_and_the_index_included(api, monkeypatch):
+    """A 422 names the fields it was sent: no browser may sniff an answer
+    into HTML and run it."""
+    token = api.user()
+    replies = [
+        api.call("GET", "/"),
+        api.call("GET", "/", headers={"Accept": "text/html"}),
+        api.call("GET", "/api/v1/users/me", token=token),
+        api.call("POST", "/api/v1/login", {"<script>": 1}),
+        api.login(password="not the password"),
+        api.call("POST", "/api/v1/logout", token=token, raw=OVERSIZED),
+        api.call("POST", "/api/v1/login", headers={"Content-Type": "text/plain"}, raw=b"x"),
+        api.call("GET", "/api/v1/users/me"),
+        api.call("GET", "/api/v1/users/me", token="a.b.c"),
+        api.call("PUT", "/api/v1/login", {}),
+    ]
+    monkeypatch.setattr(service, "me", lambda identity: 1 / 0)
+    replies.append(api.call("GET", "/api/v1/users/me", token=token))
+    assert [r.status for r in replies] == [200, 200, 200, 422, 401, 413, 415, 401, 403, 404, 500]
+    for reply in replies:
+        headers = {k.lower(): v for k, v in reply.headers.items()}
+        assert headers.get("x-content-type-options") == "nosniff", (reply.status, headers)

@@ -24,6 +24,13 @@ def test_no_authorization_header_is_the_unauthorized_answer(api):
     assert_answer(raw(api, "GET", ME), "UNAUTHORIZED")
 
 
+@pytest.mark.parametrize("value", ["", "   "])
+def test_a_blank_authorization_header_is_the_unauthorized_answer(api, value):
+    """API Gateway takes a blank identity source for a missing one, and never
+    calls the authorizer: a 403 would tell a client to drop its token."""
+    assert_answer(raw(api, "GET", ME, {"Authorization": value}), "UNAUTHORIZED")
+
+
 def test_a_denied_token_is_the_access_denied_answer(api):
     api.user()
     assert_answer(raw(api, "GET", ME, {"Authorization": "Bearer a.b.c"}), "ACCESS_DENIED")

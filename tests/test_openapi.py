@@ -169,6 +169,14 @@ def test_every_api_answer_declares_no_store_and_only_those(api):
     assert doc["components"]["headers"]["Cache-Control"]["schema"]["enum"] == ["no-store"]
 
 
+def test_every_answer_declares_nosniff(api):
+    doc = document(api)
+    for path, method, op in operations(doc):
+        for status, response in op["responses"].items():
+            assert "X-Content-Type-Options" in header_names(response), (path, method, status)
+    assert doc["components"]["headers"]["X-Content-Type-Options"]["schema"]["enum"] == ["nosniff"]
+
+
 def test_operations_are_tagged_by_path(api):
     tags = {(p, m): op["tags"] for p, m, op in operations(document(api))}
     assert tags[("/", "get")] == tags[("/api/v1/openapi.json", "get")] == ["service"]

@@ -131,6 +131,12 @@ def test_every_gateway_response_forbids_caching(template):
             "'no-store'"
 
 
+def test_every_gateway_response_says_nosniff(template):
+    for kind, response in gateway_responses(template).items():
+        assert response["responseParameters"][
+            "gatewayresponse.header.X-Content-Type-Options"] == "'nosniff'", kind
+
+
 def test_functions_are_sized_and_named(template):
     api = template["Resources"]["APIHandler"]["Properties"]
     authorizer = template["Resources"]["TokenAuthorizer"]["Properties"]
@@ -176,12 +182,69 @@ def test_the_accounts_rest_apis_may_invoke_the_authorizer_and_nothing_else(templ
     (permission,) = shared
     assert permission["Action"] == "lambda:InvokeFunction"
     assert permission["Principal"] == "apigateway.amazonaws.com"
-    # This account and region only, and only as an authorizer: no API
-    # method, no other account may invoke it through this permission.
-    assert permission["SourceArn"] == {"Fn::Sub": "arn:${AWS::Partition}:execute-api:"
-                                                  "${AWS::Region}:${AWS::AccountId}:*/authorizers/*"}
+    assert set(permission["SourceArn"]) == {"Fn::Sub"}
     assert "SourceAccount" not in permission or permission["SourceAccount"] == {
         "Ref": "AWS::AccountId"}
+
+
+def arn_like(pattern, arn):
+    """IAM's ArnLike, which a Lambda permission's SourceArn is checked with:
+    the six colon-separated parts of an ARN compared one by one (the last,
+    the resource, keeps any further colons), case-sensitively, where ``*``
+    in the pattern stands for any run of characters, ``/`` included, and
+    ``?`` for exactly one character."""
+    parts, against = pattern.split(":", 5), arn.split(":", 5)
+    if len(parts) != 6 or len(against) != 6:
+        return False
+    for part, value in zip(parts, against):
+        regex = "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in part)
+        if not re.fullmatch(regex, value, re.S):
+            return False
+    return True
+
+
+def test_arn_like_is_iams_matching():
+    assert arn_like("arn:aws:s3:::b/*", "arn:aws:s3:::b/x/y")
+    assert arn_like("arn:aws:s3:::b/??", "arn:aws:s3:::b/xy")
+    assert not arn_like("arn:aws:s3:::b/??", "arn:aws:s3:::b/x")
+    assert not arn_like("arn:aws:s3:::b/*", "arn:aws:s3:::B/x")
+    assert not arn_like("arn:aws:*", "arn:aws:s3:::b")  # each part separately
+
+
+ACCOUNT, REGION = "123456789012", "us-east-1"
+
+
+def execute_api(resource, account=ACCOUNT, region=REGION):
+    return f"arn:aws:execute-api:{region}:{account}:{resource}"
+
+
+def test_the_shared_permission_matches_authorizer_arns_and_never_a_methods(template):
+    """API Gateway calls an authorizer as ``<api-id>/authorizers/<id>`` and a
+    backend as ``<api-id>/<stage>/<METHOD>/<path>``: were a method ARN to
+    match, any API of the account could wire the authorizer in as a backend
+    and answer anyone who a token belongs to, with no client credentials."""
+    (permission,) = [r["Properties"] for r in
+                     resources(template, "AWS::Lambda::Permission").values()
+                     if "authorizers" in json.dumps(r["Properties"]["SourceArn"])]
+    pattern = permission["SourceArn"]["Fn::Sub"].replace("${AWS::Partition}", "aws").replace(
+        "${AWS::Region}", REGION).replace("${AWS::AccountId}", ACCOUNT)
+    for resource in ("abcde12345/authorizers/gfi4n3", "o81lxisefl/authorizers/0h6gwj"):
+        assert arn_like(pattern, execute_api(resource)), resource
+    methods = [f"abcde12345/{stage}/{method}{path}"
+               for stage in ("prod", "dev", "test-invoke-stage", "a")
+               for method in ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "*")
+               for path in ("/", "/a", "/who", "/authorizers/who", "/authorizers/gfi4n3",
+                            "/api/v1/authorizers/gfi4n3", "/x/authorizers/abcdef/")]
+    assert "abcde12345/prod/GET/authorizers/who" in methods
+    for resource in methods:
+        assert not arn_like(pattern, execute_api(resource)), resource
+    for arn in (execute_api("abcde12345/authorizers/gfi4n3", account="999999999999"),
+                execute_api("abcde12345/authorizers/gfi4n3", region="eu-west-1"),
+                "arn:aws:apigateway:us-east-1:123456789012:abcde12345/authorizers/gfi4n3"):
+        assert not arn_like(pattern, arn), arn
+    # What no ArnLike pattern can tell apart (docs/security.md, limits): a
+    # stage named "authorizers" and a method and path of six characters.
+    assert arn_like(pattern, execute_api("abcde12345/authorizers/GET/ab"))
 
 
 def test_a_zip_holding_the_example_app_is_refused(tmp_path):

@@ -85,6 +85,40 @@ def test_login_signup_and_introspection_are_throttled_harder_than_the_rest(templ
         assert settings[route]["ThrottlingBurstLimit"] < protection.DEFAULT_LIMIT.burst
 
 
+def routes_taking_a_password():
+    """(method, path) of each route of app.py whose body has a password
+    field: each one runs bcrypt, to check the password or to hash it."""
+    from app import app
+    from chalicelib import schemas
+
+    return {(method, path) for path, methods in app.routes.items()
+            for method, entry in methods.items()
+            if entry.view_function.contract.body and any(
+                "password" in field for field in
+                getattr(schemas, entry.view_function.contract.body)._declared_fields)}
+
+
+def test_every_route_that_runs_bcrypt_buys_no_more_of_it_than_login(template):
+    """A password change runs bcrypt twice and deletion once, behind a token
+    that any number of requests may carry: each route that takes a password
+    gets a throttle of its own, in bcrypt runs no looser than login's."""
+    settings = {(s["HttpMethod"], decoded(s["ResourcePath"])): s
+                for s in api_stage(template)["MethodSettings"]}
+    routes = routes_taking_a_password()
+    assert routes >= {("POST", "/api/v1/login"), ("POST", "/api/v1/signup"),
+                      ("POST", "/api/v1/users/me/password"), ("DELETE", "/api/v1/users/me")}
+    login = settings[("POST", "/api/v1/login")]
+    assert login["ThrottlingRateLimit"] == 10 and login["ThrottlingBurstLimit"] == 20
+    for route in routes:
+        runs = 2 if route == ("POST", "/api/v1/users/me/password") else 1
+        assert route in settings, route
+        assert settings[route]["ThrottlingRateLimit"] * runs <= login["ThrottlingRateLimit"]
+        assert settings[route]["ThrottlingBurstLimit"] * runs <= login["ThrottlingBurstLimit"]
+    # The template's list is the routes': a new one (a reset, a second
+    # factor) cannot ship on the stage's default.
+    assert set(protection.BCRYPT_ROUTES) == routes
+
+
 def test_no_method_writes_execution_logs_or_request_data(template):
     """A data trace logs bodies and headers: passwords and tokens."""
     for setting in api_stage(template)["MethodSettings"]:
@@ -143,7 +177,7 @@ def test_the_access_log_is_one_json_object_with_what_operators_need(template):
     setting = api_stage(template)["AccessLogSetting"]
     fields = json.loads(setting["Format"])
     assert "\n" not in setting["Format"]
-    assert {"requestId", "sourceIp", "httpMethod", "resourcePath", "path", "status",
+    assert {"requestId", "sourceIp", "httpMethod", "resourcePath", "status",
             "responseLatency", "responseType"} <= set(fields)
     assert fields["authorizer"]["status"] == "$context.authorizer.status"
     assert fields["authorizer"]["error"] == "$context.authorizer.error"
@@ -152,6 +186,16 @@ def test_the_access_log_is_one_json_object_with_what_operators_need(template):
     # header) nor any header at all.
     assert "$context.error.message" not in setting["Format"]
     assert "header" not in setting["Format"].lower()
+
+
+def test_the_access_log_records_the_route_never_the_path_as_sent(template):
+    """A path holds whatever a client put in a URL: ``DELETE /api/v1/tokens/``
+    followed by the JWT itself (a token mistaken for its id) would keep a
+    live token in the log for its retention."""
+    setting = api_stage(template)["AccessLogSetting"]
+    assert json.loads(setting["Format"])["resourcePath"] == "$context.resourcePath"
+    assert re.findall(r"\$context\.[\w.]*path", setting["Format"], re.I) == [
+        "$context.resourcePath"]
 
 
 def test_the_access_log_goes_to_a_log_group_with_retention(template):

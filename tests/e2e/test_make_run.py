@@ -260,6 +260,13 @@ def test_auth_failures_get_the_deployed_gateway_responses(stack):
     assert preflight.status_code == 200 and preflight.headers["Access-Control-Allow-Origin"] == "*"
 
 
+def test_an_empty_authorization_header_is_the_deployed_401(stack):
+    """API Gateway takes a blank identity source for a missing one; a 403
+    would tell the client to drop its token."""
+    answers_as_deployed(requests.get(stack.base + "/api/v1/users/me",
+                                     headers={"Authorization": ""}, timeout=10), "UNAUTHORIZED")
+
+
 def log_lines(stack):
     """The service's structured lines in make run's output (each a JSON object)."""
     found = []
