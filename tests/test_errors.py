@@ -227,7 +227,7 @@ def test_every_answer_says_nosniff_the_gateways_and_the_index_included(api, monk
         api.call("GET", "/api/v1/users/me", token="a.b.c"),
         api.call("PUT", "/api/v1/login", {}),
     ]
-    monkeypatch.setattr(service, "me", lambda identity: 1 / 0)
+    monkeypatch.setattr(service.account, "me", lambda identity: 1 / 0)
     replies.append(api.call("GET", "/api/v1/users/me", token=token))
     assert [r.status for r in replies] == [200, 200, 200, 422, 401, 413, 415, 401, 403, 404, 500]
     for reply in replies:
