@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test clean package bench common-passwords mutate smoke
+.PHONY: run test clean package deploy bench common-passwords mutate smoke
 
 $(STAMP): requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -45,6 +45,17 @@ package: $(STAMP)
 		--stage $(STAGE) --merge-template $(BUILD)/merge.json $(BUILD)/package
 	mv $(BUILD)/package/sam.json $(BUILD)/package/deployment.zip $(BUILD)/ && rmdir $(BUILD)/package
 	$(PY) -m deploy.package $(BUILD)/deployment.zip
+
+# `make deploy STAGE=dev BUCKET=...` (docs/deploy.md): the package, the
+# stage's signing secret created in SSM if missing, the code and template
+# uploaded to BUCKET, the stack login-service-$(STAGE) created or updated,
+# its URL printed (and kept in $(BUILD)/url), then `make smoke` against it.
+# PARAMETERS='Name=value ...' sets the template's parameters.
+deploy: $(STAMP)
+	@test -n "$(BUCKET)" || { echo "make deploy needs BUCKET=an-s3-bucket, in the stage's region, for the code and the template: make deploy STAGE=$(STAGE) BUCKET=my-bucket" >&2; exit 2; }
+	$(MAKE) --no-print-directory package STAGE=$(STAGE)
+	$(PY) -m deploy.stack --stage $(STAGE) --bucket "$(BUCKET)" $(PARAMETERS)
+	$(MAKE) --no-print-directory smoke BASE_URL="$$(cat $(BUILD)/url)"
 
 # chalicelib/common-passwords.txt.gz, rebuilt from zxcvbn's list.
 common-passwords: $(STAMP)
