@@ -74,11 +74,7 @@ def main(argv=None, session=None, poll_seconds=5):
 def deploy(session, stage, bucket, parameters=(), poll_seconds=5):
     """Steps 1 to 5 of the module's docstring; returns the stage's URL."""
     build = stages.build_dir(stage)
-    secret_name = stages.config(stages.ROOT, stage).environment_variables.get(
-        "JWT_SECRET_PARAMETER")
-    if not secret_name:
-        raise SystemExit(f"stage {stage!r} has no JWT_SECRET_PARAMETER in .chalice/config.json: "
-                         "it is not a deployed stage")
+    secret_name = secret.parameter_name(stage)
     template = read_template(build, stage)
     overrides = parse_parameters(parameters, template)
     region = session.region_name

@@ -19,6 +19,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from chalicelib import aws, signing_keys
 from conftest import ROOT
 from deploy import secret, stack, stages
 from faults import answer
@@ -83,6 +84,18 @@ def secret_value(session):
     return session.client("ssm").get_parameter(Name=SECRET_NAME, WithDecryption=True)["Parameter"]
 
 
+def service_secrets(monkeypatch):
+    """The secrets the service itself reads from the stage's parameter."""
+    monkeypatch.setenv("JWT_SECRET_PARAMETER", SECRET_NAME)
+    aws.reset()
+    signing_keys.forget()
+    try:
+        return signing_keys.secrets()
+    finally:
+        signing_keys.forget()
+        aws.reset()
+
+
 def test_a_first_deploy_creates_the_secret_uploads_the_code_and_creates_the_stack(
         account, build, capfd):
     assert deploy(account) == 0
@@ -125,15 +138,7 @@ def test_the_secret_is_created_once_never_printed_and_the_service_accepts_it(
                                               for p in build.iterdir())
     assert first["Value"] not in shown
 
-    from chalicelib import aws, signing_keys
-    monkeypatch.setenv("JWT_SECRET_PARAMETER", SECRET_NAME)
-    aws.reset()
-    signing_keys.forget()
-    try:
-        assert signing_keys.secrets() == (first["Value"],)
-    finally:
-        signing_keys.forget()
-        aws.reset()
+    assert service_secrets(monkeypatch) == (first["Value"],)
 
 
 def test_a_parameter_of_another_type_is_refused_not_replaced(account):
@@ -252,3 +257,24 @@ def test_make_deploy_packages_the_stage_then_deploys_it_then_smokes_its_url():
         '-m deploy.stack --stage prod --bucket "b" ReserveConcurrency=true',
         "-m deploy.smoke")]
     assert steps == sorted(steps)
+
+
+def test_rolling_the_secret_makes_a_new_version_and_the_service_accepts_both(
+        account, build, capfd, monkeypatch):
+    deploy(account)
+    first = secret_value(account)["Value"]
+    assert secret.main(["--stage", "dev", "--roll"], session=account) == 0
+    rolled = secret_value(account)
+    assert rolled["Version"] == 2 and rolled["Value"] != first
+    out, err = capfd.readouterr()
+    assert f"rolled {SECRET_NAME} to version 2" in out
+    assert first not in out + err and rolled["Value"] not in out + err
+
+    assert service_secrets(monkeypatch) == (rolled["Value"], first)
+
+
+def test_rolling_a_missing_secret_creates_it_and_says_so(account):
+    with pytest.raises(SystemExit, match="did not exist: created it"):
+        secret.main(["--stage", "prod", "--roll"], session=account)
+    parameter = account.client("ssm").get_parameter(Name="/login-service/prod/jwt-secret")
+    assert parameter["Parameter"]["Version"] == 1
