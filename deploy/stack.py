@@ -98,8 +98,9 @@ def deploy(session, stage, bucket, parameters=(), poll_seconds=5):
 
     cloudformation = session.client("cloudformation")
     name = stack_name(stage)
+    # Path-style, as the AWS CLI's own package command writes it.
     apply_stack(cloudformation, name, f"{s3.meta.endpoint_url}/{bucket}/{template_key}",
-                     template, overrides, poll_seconds)
+                template, overrides, poll_seconds)
     url = endpoint_url(cloudformation, name)
     with open(os.path.join(build, "url"), "w", encoding="utf-8") as f:
         f.write(url + "\n")

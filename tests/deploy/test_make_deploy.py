@@ -196,6 +196,12 @@ def test_a_bucket_in_another_region_is_refused_before_anything_changes(account, 
     assert account.client("ssm").describe_parameters()["Parameters"] == []
 
 
+def test_a_missing_bucket_is_named_with_the_call_that_found_it(account, build):
+    with pytest.raises(SystemExit, match="GetBucketLocation: NoSuchBucket"):
+        stack.main(["--stage", "dev", "--bucket", "no-such-bucket"], session=account)
+    assert account.client("ssm").describe_parameters()["Parameters"] == []
+
+
 def test_no_region_and_no_credentials_each_say_what_to_set(build, monkeypatch):
     for name in ("AWS_DEFAULT_REGION", "AWS_REGION", "AWS_ACCESS_KEY_ID",
                  "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
