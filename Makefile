@@ -53,6 +53,7 @@ package: $(STAMP)
 # PARAMETERS='Name=value ...' sets the template's parameters.
 deploy: $(STAMP)
 	@test -n "$(BUCKET)" || { echo "make deploy needs BUCKET=an-s3-bucket, in the stage's region, for the code and the template: make deploy STAGE=$(STAGE) BUCKET=my-bucket" >&2; exit 2; }
+	$(PY) -m deploy.stack --stage $(STAGE) --bucket "$(BUCKET)" --check
 	$(MAKE) --no-print-directory package STAGE=$(STAGE)
 	$(PY) -m deploy.stack --stage $(STAGE) --bucket "$(BUCKET)" $(PARAMETERS)
 	$(MAKE) --no-print-directory smoke BASE_URL="$$(cat $(BUILD)/url)"

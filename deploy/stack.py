@@ -5,7 +5,9 @@
 After `make package STAGE=dev` has written build/dev/, in this order:
 
 1. refuse early what would fail late: a stage with no signing secret, no
-   region, a bucket in another region, an unknown template parameter;
+   region, a bucket in another region (``--check`` does only these, which
+   `make deploy` runs before it builds the package), an unknown template
+   parameter;
 2. the stage's signing secret, created in SSM if missing (deploy/secret.py);
 3. the zip and the template uploaded to the bucket, named by their content
    (the template is too large to send inline: CloudFormation takes 51,200
@@ -52,12 +54,18 @@ def main(argv=None, session=None, poll_seconds=5):
     parser.add_argument("--stage", required=True, help="stage of .chalice/config.json")
     parser.add_argument("--bucket", required=True,
                         help="an S3 bucket in the stage's region, for the code and the template")
+    parser.add_argument("--check", action="store_true",
+                        help="only what needs no package: the stage, region, credentials, bucket")
     parser.add_argument("parameters", nargs="*", metavar="Name=value",
                         help="template parameters (docs/deploy.md)")
     args = parser.parse_args(argv)
+    session = session or boto3.session.Session()
     try:
-        url = deploy(session or boto3.session.Session(), args.stage, args.bucket,
-                     args.parameters, poll_seconds=poll_seconds)
+        if args.check:
+            check(session, args.stage, args.bucket)
+            return 0
+        url = deploy(session, args.stage, args.bucket, args.parameters,
+                     poll_seconds=poll_seconds)
     except NoCredentialsError:
         raise SystemExit("no AWS credentials: set AWS_PROFILE (or AWS_ACCESS_KEY_ID and "
                          "AWS_SECRET_ACCESS_KEY), or run aws configure") from None
@@ -73,16 +81,10 @@ def main(argv=None, session=None, poll_seconds=5):
 
 def deploy(session, stage, bucket, parameters=(), poll_seconds=5):
     """Steps 1 to 5 of the module's docstring; returns the stage's URL."""
+    secret_name, s3 = check(session, stage, bucket)
     build = stages.build_dir(stage)
-    secret_name = secret.parameter_name(stage)
     template = read_template(build, stage)
     overrides = parse_parameters(parameters, template)
-    region = session.region_name
-    if not region:
-        raise SystemExit("no AWS region: set AWS_REGION (or AWS_DEFAULT_REGION), "
-                         "or a region in your AWS profile")
-    s3 = session.client("s3")
-    check_bucket(s3, bucket, region)
 
     if secret.ensure(session.client("ssm"), secret_name):
         say(f"created the signing secret {secret_name} (SecureString)")
@@ -105,6 +107,20 @@ def deploy(session, stage, bucket, parameters=(), poll_seconds=5):
     with open(os.path.join(build, "url"), "w", encoding="utf-8") as f:
         f.write(url + "\n")
     return url
+
+
+def check(session, stage, bucket):
+    """What `make deploy` checks before it builds anything: the stage is a
+    deployed one, and there are a region, credentials and a bucket in that
+    region. Returns the secret's name and the S3 client."""
+    secret_name = secret.parameter_name(stage)
+    region = session.region_name
+    if not region:
+        raise SystemExit("no AWS region: set AWS_REGION (or AWS_DEFAULT_REGION), "
+                         "or a region in your AWS profile")
+    s3 = session.client("s3")
+    check_bucket(s3, bucket, region)
+    return secret_name, s3
 
 
 def say(line):

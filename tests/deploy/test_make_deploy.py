@@ -188,6 +188,16 @@ def test_a_deploy_that_cannot_work_is_refused_before_anything_changes(account, b
     assert account.client("ssm").describe_parameters()["Parameters"] == []
 
 
+def test_the_check_before_packaging_refuses_a_stage_that_is_not_deployed(account):
+    """`make deploy STAGE=local` stops there, not in chalice package's missing policy file."""
+    with pytest.raises(SystemExit, match="'local' has no JWT_SECRET_PARAMETER"):
+        stack.main(["--stage", "local", "--bucket", BUCKET, "--check"], session=account)
+    with pytest.raises(SystemExit, match="no stage 'staging'"):
+        stack.main(["--stage", "staging", "--bucket", BUCKET, "--check"], session=account)
+    assert stack.main(["--stage", "prod", "--bucket", BUCKET, "--check"], session=account) == 0
+    assert account.client("ssm").describe_parameters()["Parameters"] == []
+
+
 def test_a_bucket_in_another_region_is_refused_before_anything_changes(account, build):
     account.client("s3").create_bucket(
         Bucket="elsewhere-bucket", CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
@@ -258,6 +268,7 @@ def test_make_deploy_packages_the_stage_then_deploys_it_then_smokes_its_url():
     assert run.returncode == 0, run.stderr
     lines = run.stdout.splitlines()
     steps = [next(i for i, line in enumerate(lines) if part in line) for part in (
+        '-m deploy.stack --stage prod --bucket "b" --check',
         "--stage prod --merge-template build/prod/merge.json build/prod/package",
         "-m deploy.package build/prod/deployment.zip",
         '-m deploy.stack --stage prod --bucket "b" ReserveConcurrency=true',
