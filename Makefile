@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test clean package bench common-passwords mutate smoke
+.PHONY: run test clean package deploy bench common-passwords mutate smoke
 
 $(STAMP): requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -32,24 +32,39 @@ mutate: $(STAMP)
 	@$(VENV)/bin/mutmut export-cicd-stats >/dev/null && cat mutants/mutmut-cicd-stats.json && echo
 	@for m in $$($(VENV)/bin/mutmut results | awk -F: '{print $$1}'); do $(VENV)/bin/mutmut show $$m; done
 
-# The deployment: build/sam.json (chalice's template merged with the tables,
-# log groups and Gateway Responses) and build/deployment.zip. The code that
+# The deployment of a stage, in build/$(STAGE)/ so that one stage's build
+# never overwrites another's: sam.json (chalice's template merged with the
+# tables, log groups and Gateway Responses) and deployment.zip. The code that
 # builds it lives in deploy/, outside the zip.
 STAGE ?= dev
+BUILD := build/$(STAGE)
 package: $(STAMP)
-	rm -rf build/package && mkdir -p build
-	$(PY) -m deploy.template --stage $(STAGE) > build/merge-$(STAGE).json
+	rm -rf $(BUILD) && mkdir -p $(BUILD)
+	$(PY) -m deploy.template --stage $(STAGE) > $(BUILD)/merge.json
 	AWS_DEFAULT_REGION=$${AWS_DEFAULT_REGION:-us-east-1} $(VENV)/bin/chalice package \
-		--stage $(STAGE) --merge-template build/merge-$(STAGE).json build/package
-	mv build/package/sam.json build/package/deployment.zip build/ && rmdir build/package
-	$(PY) -m deploy.package build/deployment.zip
+		--stage $(STAGE) --merge-template $(BUILD)/merge.json $(BUILD)/package
+	mv $(BUILD)/package/sam.json $(BUILD)/package/deployment.zip $(BUILD)/ && rmdir $(BUILD)/package
+	$(PY) -m deploy.package $(BUILD)/deployment.zip
+
+# `make deploy STAGE=dev BUCKET=...` (docs/deploy.md): the package, the
+# stage's signing secret created in SSM if missing, the code and template
+# uploaded to BUCKET, the stack login-service-$(STAGE) created or updated,
+# its URL printed (and kept in $(BUILD)/url), then `make smoke` against it.
+# PARAMETERS='Name=value ...' sets the template's parameters.
+deploy: $(STAMP)
+	@test -n "$(BUCKET)" || { echo "make deploy needs BUCKET=an-s3-bucket, in the stage's region, for the code and the template: make deploy STAGE=$(STAGE) BUCKET=my-bucket" >&2; exit 2; }
+	$(PY) -m deploy.stack --stage $(STAGE) --bucket "$(BUCKET)" --check
+	$(MAKE) --no-print-directory package STAGE=$(STAGE)
+	$(PY) -m deploy.stack --stage $(STAGE) --bucket "$(BUCKET)" $(PARAMETERS)
+	$(MAKE) --no-print-directory smoke BASE_URL="$$(cat $(BUILD)/url)"
 
 # chalicelib/common-passwords.txt.gz, rebuilt from zxcvbn's list.
 common-passwords: $(STAMP)
 	$(PY) -m deploy.common_passwords
 
 # The benchmark: a table on stdout and build/bench.json (see README, Performance).
-bench: package
+bench: $(STAMP)
+	$(MAKE) --no-print-directory package STAGE=dev
 	$(PY) tests/bench.py
 
 # A deployed stage (or `make run`) checked from outside: the README

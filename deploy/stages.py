@@ -9,6 +9,7 @@ import os
 
 from chalice.config import Config
 
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # The chalice function names (app.py) and their template resources.
 FUNCTIONS = {"api_handler": "APIHandler", "token_authorizer": "TokenAuthorizer"}
 
@@ -20,3 +21,9 @@ def config(project_dir, stage, function_name="api_handler"):
         raise SystemExit(f"no stage {stage!r} in .chalice/config.json")
     return Config(chalice_stage=stage, function_name=function_name,
                   user_provided_params={"project_dir": project_dir}, config_from_disk=from_disk)
+
+
+def build_dir(stage, project_dir=ROOT):
+    """Where `make package STAGE=stage` writes sam.json and deployment.zip:
+    a folder per stage, so that building one never overwrites another."""
+    return os.path.join(project_dir, "build", stage)

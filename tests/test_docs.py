@@ -1,6 +1,7 @@
 """The documentation stays true: every test it cites exists, every link
 resolves, and it points at nothing outside the repository."""
 import glob
+import json
 import os
 import re
 
@@ -76,3 +77,112 @@ def test_the_module_map_names_every_module_and_nothing_else():
     tree = {os.path.basename(p) for p in glob.glob(os.path.join(ROOT, "chalicelib", "**", "*.py"),
                                                     recursive=True)}
     assert named == tree
+
+
+# --- the deployment page against the files it describes --------------------
+
+DEPLOY = os.path.join(ROOT, "docs", "deploy.md")
+NUMBERS = {"both": 2, "two": 2, "three": 3, "four": 4, "five": 5}
+
+
+def table_rows(text, header):
+    """The rows of the markdown table whose header line starts with ``header``,
+    each a dict by column name, keyed by its first cell."""
+    lines = text.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith(header))
+    columns = [c.strip() for c in lines[start].strip("|").split("|")]
+    rows = {}
+    for line in lines[start + 2:]:
+        if not line.startswith("|"):
+            break
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        rows[cells[0]] = dict(zip(columns, cells))
+    return rows
+
+
+def table_statements(policy, resource):
+    return [s for s in policy["Statement"] if s["Resource"] == {"Fn::GetAtt": [resource, "Arn"]}]
+
+
+@pytest.mark.parametrize("stage", ["dev", "prod"])
+def test_the_least_privilege_table_is_each_stages_policies(stage):
+    """Per function and table: the actions outside parentheses are exactly the
+    policy's, and each name in parentheses is one of its conditions'."""
+    files = {"API handler": f"policy-{stage}.json", "authorizer": f"policy-authorizer-{stage}.json"}
+    rows = table_rows(read(DEPLOY), "| function | tokens table |")
+    assert set(rows) == set(files)
+    for function, row in rows.items():
+        with open(os.path.join(ROOT, ".chalice", files[function]), encoding="utf-8") as f:
+            policy = json.load(f)
+        for column, resource in (("tokens table", "TokensTable"), ("users table", "UsersTable"),
+                                 ("events table", "EventsTable")):
+            statements = table_statements(policy, resource)
+            granted = {action.split(":")[1] for s in statements for action in s["Action"]}
+            cell = row[column]
+            listed = set(re.findall(r"`(\w+)`", re.sub(r"\([^)]*\)", "", cell)))
+            assert listed == granted, (function, column)
+            assert (cell == "nothing") == (not granted), (function, column)
+            for detail in re.findall(r"`([^`]+)`", " ".join(re.findall(r"\(([^)]*)\)", cell))):
+                assert detail in json.dumps(statements), (function, column, detail)
+        others = {action for s in policy["Statement"] if "Fn::GetAtt" not in s["Resource"]
+                  for action in s["Action"]}
+        assert set(re.findall(r"`(\w+:\w+)`", row["other"])) == others, function
+
+
+def test_the_parameters_table_is_the_templates():
+    from deploy import template
+
+    rows = table_rows(read(DEPLOY), "| parameter |")
+    parameters = template.merge_template("dev")["Parameters"]
+    assert {name.strip("`") for name in rows} == set(parameters)
+    for name, row in rows.items():
+        default = parameters[name.strip("`")]["Default"]
+        assert row["default"].startswith(f"`{default}`") if default != "" else \
+            row["default"] == "empty", name
+
+
+@pytest.mark.parametrize("doc", DOCS, ids=os.path.basename)
+def test_the_number_of_tables_is_the_number_defined(doc):
+    from deploy import tables
+
+    for word in re.findall(r"\b(both|two|three|four|five)\s+(?:DynamoDB\s+)?tables\b", read(doc),
+                           re.I):
+        assert NUMBERS[word.lower()] == len(tables.DEFINITIONS), word
+
+
+# --- every page ----------------------------------------------------------------
+
+def headings(text):
+    """(level, title) of each heading outside fenced code blocks."""
+    found, fenced = [], False
+    for line in text.splitlines():
+        if line.startswith("```"):
+            fenced = not fenced
+        elif not fenced and (match := re.match(r"(#+) (.*)", line)):
+            found.append((len(match.group(1)), match.group(2)))
+    return found
+
+
+@pytest.mark.parametrize("doc", DOCS, ids=os.path.basename)
+def test_headings_start_at_one_title_and_go_down_one_level_at_a_time(doc):
+    levels = [level for level, _ in headings(read(doc))]
+    assert levels[0] == 1 and levels.count(1) == 1, levels
+    for before, after in zip(levels, levels[1:]):
+        assert after <= before + 1, headings(read(doc))
+
+
+@pytest.mark.parametrize("doc", DOCS, ids=os.path.basename)
+def test_every_stage_url_names_a_deployed_stage_and_a_route(doc):
+    from app import app
+
+    deployed = {name for name, stage in stage_config()["stages"].items()
+                if "JWT_SECRET_PARAMETER" in stage["environment_variables"]}
+    for stage, path in re.findall(r"execute-api\.[^/\s`]*amazonaws\.com/([^/\s`\"')]+)"
+                                  r"(/[^\s`\"')]*)?", read(doc)):
+        assert stage in deployed | {"<stage>", "STAGE"}, (stage, path)
+        assert path in ("", "/") or path in app.routes, (stage, path)
+
+
+def stage_config():
+    with open(os.path.join(ROOT, ".chalice", "config.json"), encoding="utf-8") as f:
+        return json.load(f)

@@ -1,8 +1,8 @@
 """API Gateway and the Lambda runtime, as deployed, in front of the built zip.
 
-Everything is read from build/sam.json: the stage, the routes and their
-integrations, the authorizer and its identity source, each function's
-handler and environment, the Gateway Responses. Each function runs in its
+Everything is read from the stage's build/<stage>/sam.json: the stage, the
+routes and their integrations, the authorizer and its identity source, each
+function's handler and environment, the Gateway Responses. Each function runs in its
 own fresh interpreter (:class:`Runtime`) that sees only the unpacked zip
 (first on its path), boto3 as the Lambda Python runtime provides it, and the
 standard library; it reaches AWS (a moto server of the test process) only

@@ -13,14 +13,14 @@ import pytest
 import apigateway
 from conftest import PASSWORD, ROOT
 from deploy import gateway_responses as gateway_responses_module
-from deploy import tables
+from deploy import stages, tables
 
-BUILD = os.path.join(ROOT, "build")
+BUILD = stages.build_dir("dev")
 
 
 @pytest.fixture(scope="session")
 def template():
-    run = subprocess.run(["make", "--no-print-directory", "package"], cwd=ROOT,
+    run = subprocess.run(["make", "--no-print-directory", "package", "STAGE=dev"], cwd=ROOT,
                          capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stdout + run.stderr
     with open(os.path.join(BUILD, "sam.json"), encoding="utf-8") as f:

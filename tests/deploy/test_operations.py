@@ -5,6 +5,7 @@ deploy/observability.py)."""
 import json
 import logging
 import os
+import pathlib
 import re
 import shutil
 import subprocess
@@ -12,7 +13,7 @@ import subprocess
 import pytest
 
 from conftest import PASSWORD, ROOT
-from deploy import gateway_responses, observability, protection, template as merge
+from deploy import gateway_responses, observability, protection, stages, template as merge
 from faults import client_error, inject
 from test_deploy import definition, resources, template  # noqa: F401 - the fixture
 
@@ -28,17 +29,12 @@ def api_stage(template):
 
 
 @pytest.fixture(scope="module")
-def prod(tmp_path_factory):
-    """The prod stage's template, built beside build/ (not over it)."""
-    out = tmp_path_factory.mktemp("prod")
-    merged = out / "merge.json"
-    merged.write_text(json.dumps(merge.merge_template("prod")))
-    run = subprocess.run([os.path.join(VENV_BIN, "chalice"), "package", "--stage", "prod",
-                          "--merge-template", str(merged), str(out / "package")],
-                         cwd=ROOT, capture_output=True, text=True, timeout=300,
-                         env={**os.environ, "AWS_DEFAULT_REGION": "us-east-1"})
+def prod(template):  # noqa: F811 - dev's package first, to see that prod's leaves it be
+    """The prod stage's package, built by `make package STAGE=prod`."""
+    run = subprocess.run(["make", "--no-print-directory", "package", "STAGE=prod"], cwd=ROOT,
+                         capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stdout + run.stderr
-    return out / "package" / "sam.json"
+    return pathlib.Path(stages.build_dir("prod"), "sam.json")
 
 
 # --- the stage's name ---------------------------------------------------
@@ -56,6 +52,14 @@ def test_the_prod_template_is_cfn_lint_clean_and_serves_under_prod(prod):
     built = json.loads(prod.read_text())
     assert api_stage(built)["StageName"] == "prod"
     assert built["Outputs"]["EndpointURL"]["Value"]["Fn::Sub"].endswith("/prod/")
+
+
+def test_each_stage_builds_into_its_own_folder(template, prod):  # noqa: F811
+    """Packaging prod left dev's template and zip in build/dev/ as they were."""
+    dev = pathlib.Path(stages.build_dir("dev"))
+    assert json.loads((dev / "sam.json").read_text()) == template
+    assert api_stage(template)["StageName"] == "dev"
+    assert (dev / "deployment.zip").is_file() and (prod.parent / "deployment.zip").is_file()
 
 
 # --- overload -------------------------------------------------------------
