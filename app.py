@@ -54,7 +54,14 @@ app.register_middleware(edge, "http")
 # document is built from those and Chalice's route table. ``errors`` lists
 # what the view itself decides: 400 and 422 come with a body, 422 with query
 # parameters, 401, 403 and 503 with the authorizer, 413 with every route.
-contract = contracts(app)
+def client_check(request):
+    """Introspection's client credentials, checked alone (see contracts)."""
+    from chalicelib import introspection  # the authorizer's cold start never needs it
+
+    introspection.authenticate(*client_credentials(request))
+
+
+contract = contracts(app, checks={"client": client_check})
 
 
 @app.route("/")

@@ -18,7 +18,7 @@ from typing import Optional
 from chalice import Response
 
 from chalicelib import audit, config, errors
-from chalicelib.errors import PayloadTooLarge, ServiceError
+from chalicelib.errors import BadRequest, PayloadTooLarge, ServiceError, ValidationFailed
 from chalicelib.terms import MAX_BODY_BYTES, PREFIX
 from chalicelib.web import load, schema
 
@@ -125,17 +125,25 @@ class Contract:
     credentials: Optional[str] = None  # "client": the view checks client credentials itself
 
 
-def contracts(app):
+def contracts(app, checks=None):
     """The ``@contract(body=, answer=, status=, errors=, query=, credentials=)``
     decorator for ``app``'s views.
 
     The view is called with the request, the loaded body as ``body`` when
     the contract has one (JSON, or a form on a route whose content_types
-    take one: see :func:`body_object`), and its path parameters; what it returns is dumped
-    through the answer's schema with the declared status (a Response, such
-    as a page, passes as it is). The declaration stays on the wrapped view
-    as ``contract``, for the document.
+    take one: see web.body_object), and its path parameters; what it
+    returns is dumped through the answer's schema with the declared status
+    (a Response, such as a page, passes as it is). The declaration stays on
+    the wrapped view as ``contract``, for the document.
+
+    ``checks`` maps each kind of ``credentials`` to a function of the
+    request that raises when they are missing or wrong. A view with
+    credentials checks them itself (with the work it does anyway), but a
+    body it cannot read never reaches it: the check then runs first, so
+    wrong credentials get their 401 before any 400 or 422 of the body.
     """
+    checks = checks or {}
+
     def contract(body=None, answer=None, status=200, errors=(), query=(), credentials=None):
         declared = Contract(body, answer, status, tuple(errors), tuple(query), credentials)
 
@@ -145,7 +153,12 @@ def contracts(app):
             def shaped(*args, **kwargs):
                 request = app.current_request
                 if body is not None:
-                    kwargs["body"] = load(body, request)
+                    try:
+                        kwargs["body"] = load(body, request)
+                    except (BadRequest, ValidationFailed):
+                        if credentials:
+                            checks[credentials](request)
+                        raise
                 result = view(request, *args, **kwargs)
                 if isinstance(result, Response):
                     return result

@@ -27,6 +27,23 @@ def _claims(token, now):
         return None
 
 
+def authenticate(client_id, client_secret):
+    """InvalidClient unless ``client_secret`` is the secret of client
+    ``client_id``, with the client's read alone (for a request whose body
+    cannot be read: its credentials are answered first)."""
+    _authenticated(clients.get(client_id) if clients.read(client_id) else None, client_secret)
+
+
+def _authenticated(client, client_secret):
+    try:
+        clients.authenticate(client, client_secret)
+    except InvalidClient:
+        # A known id with a wrong secret is named; anything else is not ours.
+        audit.event("introspection_refused", level=logging.WARNING,
+                    client_id=client.client_id if client else None)
+        raise
+
+
 def introspect(client_id, client_secret, token):
     """RFC 7662's answer on ``token`` for the client ``client_id``;
     InvalidClient unless ``client_secret`` is that client's."""
@@ -40,13 +57,7 @@ def introspect(client_id, client_secret, token):
         client = clients.get(client_id)
     else:
         live, client = authorizer.lookup(claims, now, also=also)
-    try:
-        clients.authenticate(client, client_secret)
-    except InvalidClient:
-        # A known id with a wrong secret is named; anything else is not ours.
-        audit.event("introspection_refused", level=logging.WARNING,
-                    client_id=client.client_id if client else None)
-        raise
+    _authenticated(client, client_secret)
     audit.event("introspection", client_id=client_id, active=live is not None)
     if live is None:
         return INACTIVE

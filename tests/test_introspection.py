@@ -196,6 +196,24 @@ def test_another_clients_secret_is_401(api, introspect, client):
     assert refused(introspect(api.user(), authorization=basic(client[0], other_secret))) == REFUSED
 
 
+BAD_BODIES = [(b"x=1", False), (b"", False), (b"token=a&token=b", False), (b"{}", True),
+              (b"{not json", True)]
+BAD_BODY_IDS = ["unknown field", "empty", "repeated", "empty object", "not JSON"]
+
+
+@pytest.mark.parametrize("raw,as_json", BAD_BODIES, ids=BAD_BODY_IDS)
+def test_no_credentials_with_a_bad_body_is_401_not_400_or_422(api, introspect, raw, as_json):
+    """Credentials are answered first: the body of a caller who is not a
+    client is none of its business, and the contract says 401."""
+    assert refused(introspect(None, authorization=None, raw=raw, as_json=as_json)) == REFUSED
+
+
+@pytest.mark.parametrize("raw,as_json", BAD_BODIES, ids=BAD_BODY_IDS)
+def test_wrong_credentials_with_a_bad_body_are_401_too(api, introspect, client, raw, as_json):
+    wrong = basic(client[0], "x" * 43)
+    assert refused(introspect(None, authorization=wrong, raw=raw, as_json=as_json)) == REFUSED
+
+
 def test_a_deleted_client_is_refused_on_its_next_call(api, introspect, client):
     token = api.user()
     assert introspect(token).status == 200
