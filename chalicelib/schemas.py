@@ -10,6 +10,7 @@ import unicodedata
 from marshmallow import Schema, ValidationError, fields, validate
 
 from chalicelib import passwords
+from chalicelib.plain_text import is_plain
 from chalicelib.terms import DESCRIPTION_LENGTH, EVENT_ACTORS, EVENT_TYPES
 from chalicelib.usernames import USERNAME
 
@@ -26,6 +27,11 @@ class Text(fields.String):
         except UnicodeEncodeError:
             raise ValidationError("Not valid Unicode text.") from None
         return text
+
+
+def _plain(value):
+    if not is_plain(value):
+        raise ValidationError("Must not hold control, formatting or separator characters.")
 
 
 def _username(value):
@@ -89,7 +95,7 @@ class LoginIn(Schema):
     username = NonEmpty()
     password = NonEmpty(load_only=True)
     description = Text(allow_none=True, load_default=None,
-                       validate=validate.Length(max=DESCRIPTION_LENGTH))
+                       validate=[validate.Length(max=DESCRIPTION_LENGTH), _plain])
 
 
 class PasswordChangeIn(Schema):

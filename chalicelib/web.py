@@ -16,6 +16,7 @@ import urllib.parse
 from chalicelib import cursor
 from chalicelib.errors import BadRequest, NotUtf8, ValidationFailed
 from chalicelib.identity import Identity, Origin
+from chalicelib.plain_text import plain
 from chalicelib.terms import DESCRIPTION_LENGTH, PAGE_SIZE
 
 def _fields(messages):
@@ -190,8 +191,11 @@ def client_ip(request):
 
 
 def user_agent(request, limit):
-    agent = request.headers.get("user-agent")
-    return agent[:limit] if agent else None
+    """The request's User-Agent, cut to ``limit`` characters, without the
+    characters that would hide or disguise text (see plain_text.py); None
+    when nothing is left."""
+    agent = plain(request.headers.get("user-agent") or "")[:limit]
+    return agent or None
 
 
 def origin(request):

@@ -241,3 +241,30 @@ def test_login_input_never_raises_anything_but_a_validation_error(environment, d
         schemas.LoginIn().load(data)
     except ValidationError:
         pass
+
+
+@pytest.mark.parametrize("description", ["\u202egpj.exe", "laptop\u0000", "\u001b[2J",
+                                         "tab\there", "zero\u200bwidth", "line\u2028break",
+                                         "c1\u009b"],
+                         ids=["bidi override", "NUL", "escape", "tab", "zero-width space",
+                              "line separator", "C1 control"])
+def test_a_description_with_a_hidden_or_disguising_character_is_422(api, description):
+    api.signup()
+    reply = api.login(description=description)
+    assert reply.status == 422 and set(reply.json["fields"]) == {"description"}
+
+
+def test_a_description_with_an_emoji_sequence_is_accepted(api):
+    api.signup()
+    assert api.login(description="Dad's \U0001F468\u200d\U0001F467 phone").status == 200
+
+
+def test_a_user_agent_is_stored_without_hidden_characters(api):
+    token = api.user()
+    api.call("POST", "/api/v1/login", body={"username": "alice", "password": PASSWORD},
+             headers={"User-Agent": "\x1b[31mEvil\x9b \u202eBrowser"})
+    shown = {t["description"] for t in api.call("GET", "/api/v1/tokens", token=token).json["tokens"]}
+    assert "[31mEvil Browser" in shown
+    devices = {e["device"] for e in api.call("GET", "/api/v1/users/me/events",
+                                              token=token).json["events"]}
+    assert "[31mEvil Browser" in devices
