@@ -159,7 +159,8 @@ class EventOut(Schema):
     device = Out(allow_none=True, metadata={"description": "The login's description, or the "
                                                            "User-Agent of the request."})
     by = Out(metadata={"enum": list(EVENT_ACTORS), "description": "Who acted: the user, an admin, an "
-                                                        "operator, or the service itself."})
+                                                        "operator, the service itself, or a "
+                                                        "request not proven to be the user's."})
     token_id = Out(allow_none=True, metadata={"description": "The token concerned."})
 
 

@@ -9,7 +9,9 @@ EVENT_TYPES = ("login", "login_failed", "locked_out", "logout", "token_revoked",
                "tokens_revoked", "token_evicted", "password_changed", "role_granted",
                "role_revoked")
 # Who acted on an account: the user, an admin (which one is not shown), an
-# operator (manage.py), or the service itself (eviction by the cap, a lock).
-EVENT_ACTORS = ("self", "admin", "operator", "system")
+# operator (manage.py), the service itself (eviction by the cap, a lock), or
+# a request not proven to be the user's (a failed login at /login: anyone
+# can type a name).
+EVENT_ACTORS = ("self", "admin", "operator", "system", "unknown")
 PREFIX = "/api/v1"  # every route but GET / lives under it
 MAX_BODY_BYTES = 64 * 1024

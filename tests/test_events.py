@@ -71,8 +71,8 @@ def test_a_failed_login_is_recorded_and_the_fifth_locks(api):
     # Logs are read with a token; the lock holds logins, so one is made directly.
     token = service_token("alice")
     events = log(api, token)
-    assert kinds(events)[:2] == [("locked_out", "system"), ("login_failed", "self")]
-    assert kinds(events)[2:] == [("login_failed", "self")] * 4
+    assert kinds(events)[:2] == [("locked_out", "system"), ("login_failed", "unknown")]
+    assert kinds(events)[2:] == [("login_failed", "unknown")] * 4
     assert {e["device"] for e in events} == {"attacker's box"}
     assert all(e["token_id"] is None for e in events)
 
@@ -99,7 +99,7 @@ def test_a_successful_login_leaves_no_failed_login_behind(api):
     api.signup()
     api.login(password="wrong password")
     token = api.token()
-    assert kinds(log(api, token)) == [("login", "self"), ("login_failed", "self")]
+    assert kinds(log(api, token)) == [("login", "self"), ("login_failed", "unknown")]
 
 
 def test_failed_logins_of_names_that_do_not_exist_record_nothing(api, dynamodb, table_names):

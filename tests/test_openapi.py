@@ -58,7 +58,8 @@ def test_the_event_object_is_documented_with_its_types_and_actors(api):
     assert set(event["properties"]) == {"id", "type", "created_at", "ip", "device", "by",
                                         "token_id"}
     assert event["properties"]["type"]["enum"] == list(TYPES) and len(TYPES) == 10
-    assert event["properties"]["by"]["enum"] == ["self", "admin", "operator", "system"] == list(BY)
+    assert event["properties"]["by"]["enum"] == ["self", "admin", "operator", "system",
+                                                 "unknown"] == list(BY)
 
 
 def test_every_contract_error_status_is_documented(api):

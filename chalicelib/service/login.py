@@ -184,10 +184,12 @@ def _reserve(name, login, attempts, now, origin, token_id=None, **context):
 def _failure_events(login, counted, now, origin, token_id):
     """The events of a failed attempt at ``login``'s password: none for a
     name that is nobody's (no one to show them to) or whose deletion has
-    begun."""
+    begun. An attempt made with one of the user's tokens (``token_id``, on
+    a password route) is the user's own; one at /login is anybody's."""
     if login is None or login.deleting:
         return []
-    failed = [new_event(now, "login_failed", "self", origin, token_id)]
+    failed = [new_event(now, "login_failed", "self" if token_id else "unknown", origin,
+                        token_id)]
     if counted.locked_until:
         failed.append(new_event(now, "locked_out", "system", origin, token_id, after=1))
     return failed
