@@ -8,11 +8,12 @@ strongly consistent BatchGetItem (:func:`lookup`, which introspection
 shares), so the context can hand over the user's live roles. A token that
 fails any of these is denied, and the deny never says why.
 
-Two expiries: the JWT's exp is the cap, login plus
-TOKEN_MAX_LIFETIME_SECONDS, fixed; the record's expires_at slides, a
-TOKEN_LIFETIME_SECONDS after the last recorded use, moved by the same
-conditional write that records the use (at most once per resolution
-window), so the hot path stays at one read.
+Two expiries: the cap, login plus TOKEN_MAX_LIFETIME_SECONDS, is the JWT's
+exp, or ``iat`` plus the current setting when that is earlier (an operator
+who lowers the setting shortens every live token at once, with no read);
+the record's expires_at slides, a TOKEN_LIFETIME_SECONDS after the last
+recorded use, moved by the same conditional write that records the use (at
+most once per resolution window), so the hot path stays at one read.
 
 When the authorizer cannot decide (DynamoDB or SSM unavailable, a missing
 secret or table, a bug of ours) it raises :class:`Undecided`: a deny would tell the
@@ -51,6 +52,21 @@ def bearer_token(header):
     return parts[0] if len(parts) == 1 else None
 
 
+def cap(claims):
+    """When a token dies however much it is used: its JWT's ``exp``, or
+    its ``iat`` plus the current TOKEN_MAX_LIFETIME_SECONDS if earlier."""
+    return min(claims["exp"], claims["iat"] + config.token_max_lifetime_seconds())
+
+
+def verified(token, now):
+    """The claims of ``token`` when its JWT verifies and it is within its
+    cap at ``now`` (no read needed for either); InvalidToken otherwise."""
+    claims = jwtcodec.decode(token, now)
+    if cap(claims) <= now:
+        raise jwtcodec.InvalidToken()
+    return claims
+
+
 class Live(namedtuple("Live", "session roles")):
     """A live token: its record (token_store.Session) and its user's current roles."""
 
@@ -58,8 +74,8 @@ class Live(namedtuple("Live", "session roles")):
 
     def expires_at(self, claims):
         """When the token dies without further use: its record's expiry,
-        never past the JWT's own ``exp``."""
-        return min(claims["exp"], self.session.expires_at)
+        never past its cap."""
+        return min(cap(claims), self.session.expires_at)
 
 
 def lookup(claims, now, also=None):
@@ -88,14 +104,14 @@ def _context(header):
     if token is None:
         return None
     now = clock.now()
-    claims = jwtcodec.decode(token, now)
+    claims = verified(token, now)
     live, _ = lookup(claims, now)
     if live is None:
         return None
     session = live.session
     window = config.last_used_resolution_seconds()
     if session.last_used_at is None or session.last_used_at < int(now) - window:
-        _record_use(stores.tokens(), session, window, claims["exp"])
+        _record_use(stores.tokens(), session, window, cap(claims))
     # The roles as they are now, read with the record: they may change
     # after login, so no token record holds them.
     return Identity(session.user_id, session.token_id, session.username).context(live.roles)
@@ -105,8 +121,8 @@ def _record_use(store, session, window, cap):
     """Move last_used_at to now and the expiry to a lifetime from now.
 
     The expiry slides only here, once per window, with the write the hot
-    path made anyway: it never passes the cap (the JWT's exp, fixed at
-    login) and never moves back (a lowered lifetime leaves it as it is).
+    path made anyway: it never passes the cap (see :func:`cap`) and never
+    moves back (a lowered lifetime leaves it as it is).
     The clock is read again for the write: its condition (the record not
     expired "now") must mean the moment of the write, not of the read, or
     a write delayed past the expiry (retries, a stalled process) would

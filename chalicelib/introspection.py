@@ -22,7 +22,7 @@ INACTIVE = {"active": False}
 
 def _claims(token, now):
     try:
-        return jwtcodec.decode(token, now)
+        return authorizer.verified(token, now)
     except jwtcodec.InvalidToken:
         return None
 

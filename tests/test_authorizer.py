@@ -11,7 +11,7 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from chalicelib import authorizer, jwtcodec
+from chalicelib import authorizer, clock, jwtcodec
 from conftest import PROPERTY, SECRET
 from faults import client_error, inject, timeout
 
@@ -435,3 +435,22 @@ def test_garbage_never_decodes(environment, text):
 def test_the_header_parser_returns_one_word_or_nothing(environment, header):
     token = authorizer.bearer_token(header)
     assert token is None or (token and token.split() == [token])
+
+
+def test_a_lowered_max_lifetime_shortens_every_live_token_at_once(api, monkeypatch):
+    """The cap is in the JWT, but an operator who lowers the setting in an
+    incident is obeyed from iat, with no read: older tokens are denied."""
+    token = api.user()
+    assert api.call("GET", "/api/v1/users/me", token=token).status == 200
+    monkeypatch.setenv("TOKEN_LIFETIME_SECONDS", "60")
+    monkeypatch.setenv("TOKEN_MAX_LIFETIME_SECONDS", "60")
+    monkeypatch.setattr(clock, "now", lambda: time.time() + 61)
+    assert api.call("GET", "/api/v1/users/me", token=token).status == 403
+
+
+def test_a_lowered_max_lifetime_leaves_younger_tokens_alone(api, monkeypatch):
+    token = api.user()
+    monkeypatch.setenv("TOKEN_LIFETIME_SECONDS", "60")
+    monkeypatch.setenv("TOKEN_MAX_LIFETIME_SECONDS", "600")
+    monkeypatch.setattr(clock, "now", lambda: time.time() + 30)
+    assert api.call("GET", "/api/v1/users/me", token=token).status == 200

@@ -409,3 +409,22 @@ def test_unprocessed_keys_are_503_never_inactive(api, introspect, dynamodb):
            lambda p: answer(200, {"Responses": {},
                                   "UnprocessedKeys": json.loads(p["body"])["RequestItems"]}))
     assert introspect(token).status == 503
+
+
+def test_a_token_older_than_a_lowered_max_lifetime_is_inactive(api, introspect, monkeypatch):
+    from chalicelib import clock
+
+    token = api.user()
+    monkeypatch.setenv("TOKEN_LIFETIME_SECONDS", "60")
+    monkeypatch.setenv("TOKEN_MAX_LIFETIME_SECONDS", "60")
+    later = time.time() + 61
+    monkeypatch.setattr(clock, "now", lambda: later)
+    assert introspect(token).json == {"active": False}
+
+
+def test_exp_is_never_past_a_lowered_max_lifetime(api, introspect, monkeypatch):
+    token = api.user()
+    monkeypatch.setenv("TOKEN_LIFETIME_SECONDS", "60")
+    monkeypatch.setenv("TOKEN_MAX_LIFETIME_SECONDS", "600")
+    answer = introspect(token).json
+    assert answer["active"] and answer["exp"] == answer["iat"] + 600
