@@ -37,12 +37,13 @@ def token_authorizer(auth_request):
 
 @app.middleware("http")
 def request_log(event, get_response):
-    """One structured log line per request."""
+    """One structured log line per request, named by API Gateway's request
+    id (the access log's ``$context.requestId``) and Lambda's beside it."""
     started = time.perf_counter()
     response = get_response(event)
     context = event.context or {}
-    audit.request(getattr(app.lambda_context, "aws_request_id", None), event.method,
-                  context.get("resourcePath"), response.status_code, started,
+    audit.request(context.get("requestId"), getattr(app.lambda_context, "aws_request_id", None),
+                  event.method, context.get("resourcePath"), response.status_code, started,
                   time.perf_counter(), (context.get("authorizer") or {}).get("user_id"))
     return response
 

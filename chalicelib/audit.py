@@ -68,6 +68,10 @@ def name_hash(name):
     return hmac.new(key, folded.encode("utf-8"), hashlib.sha256).hexdigest()[:16]
 
 
-def request(request_id, method, route, status, started, ended, user_id=None):
-    event("request", request_id=request_id, method=method, route=route, status=status,
+def request(request_id, lambda_request_id, method, route, status, started, ended, user_id=None):
+    """The request's line: ``request_id`` is API Gateway's (the one its
+    access log prints, to join the two), ``lambda_request_id`` the
+    function invocation's."""
+    event("request", request_id=request_id, lambda_request_id=lambda_request_id, method=method,
+          route=route, status=status,
           latency_ms=round((ended - started) * 1000, 1), user_id=user_id)

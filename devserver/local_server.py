@@ -77,6 +77,10 @@ class Gateway(local.LocalGateway):
         methods = self._app_object.routes[event["requestContext"]["resourcePath"]]
         if method != "OPTIONS" and method not in methods:
             raise GatewayAnswer("MISSING_AUTHENTICATION_TOKEN")
+        # API Gateway names each request; chalice local does not, and the
+        # Lambda context it hands the app is shared by its threads, so its
+        # request id cannot tell concurrent requests apart.
+        event["requestContext"]["requestId"] = str(uuid.uuid4())
         return event
 
 

@@ -56,7 +56,7 @@ def test_each_request_gets_one_structured_line(api, lines):
     assert [(r["method"], r["route"], r["status"]) for r in requests] == [
         ("POST", "/api/v1/signup", 201), ("POST", "/api/v1/login", 200),
         ("GET", "/api/v1/users/me", 200)]
-    assert requests[2]["user_id"] and requests[2]["request_id"]
+    assert requests[2]["user_id"] and requests[2]["lambda_request_id"]
     assert all(isinstance(r["latency_ms"], float) for r in requests)
 
 
@@ -87,14 +87,15 @@ LAMBDA_LIKE = textwrap.dedent("""
     import app
 
     class Context:
-        aws_request_id = "req-1"
+        aws_request_id = "lambda-1"
 
     event = {"resource": "/", "path": "/", "httpMethod": "GET", "headers": {},
              "multiValueHeaders": {}, "queryStringParameters": None,
              "multiValueQueryStringParameters": None, "pathParameters": None,
              "stageVariables": None, "isBase64Encoded": False, "body": None,
              "requestContext": {"resourcePath": "/", "httpMethod": "GET", "path": "/api/",
-                                "stage": "api", "identity": {"sourceIp": "192.0.2.1"}}}
+                                "stage": "api", "identity": {"sourceIp": "192.0.2.1"},
+                                "requestId": "req-1"}}
     assert app.app(event, Context())["statusCode"] == 200
 """)
 
@@ -104,8 +105,8 @@ def test_a_deployed_function_writes_each_line_once_as_bare_json():
                          text=True, timeout=60)
     assert run.returncode == 0, run.stderr
     lines = [json.loads(line) for line in run.stdout.splitlines()]
-    assert [(line["event"], line["route"], line["request_id"]) for line in lines] == [
-        ("request", "/", "req-1")]
+    assert [(line["event"], line["route"], line["request_id"], line["lambda_request_id"])
+            for line in lines] == [("request", "/", "req-1", "lambda-1")]
     assert '"event"' not in run.stderr  # not a second time through the root handler
 
 

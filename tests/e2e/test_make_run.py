@@ -763,3 +763,20 @@ def test_the_owners_deletion_wins_against_parallel_logins(stack):
     for status, token, before in amid_logins(stack, "leaver", delete):
         assert status == 200
         assert not any(alive(stack, t) for t in [token, *before])
+
+
+def test_parallel_requests_log_request_ids_of_their_own(stack):
+    """Each request line names its own request, as API Gateway's access log
+    does: sixteen requests at once give sixteen ids."""
+    marker = "ids-" + str(time.time())
+
+    def send(session, i):
+        return session.get(stack.base + "/api/v1/openapi.json", timeout=30,
+                           headers={"User-Agent": marker}).status_code
+
+    before = len(log_lines(stack))
+    assert burst(stack, 16, send) == [200] * 16
+    time.sleep(0.5)
+    ids = [line["request_id"] for line in log_lines(stack)[before:]
+           if line["event"] == "request" and line["route"] == "/api/v1/openapi.json"]
+    assert len(ids) == 16 and len(set(ids)) == 16 and None not in ids
