@@ -153,6 +153,8 @@ def decide(header):
     except jwtcodec.InvalidToken:
         return None
     except Exception as exc:  # noqa: BLE001 - no verdict is not a deny
-        # The type only: a library's message may quote the token.
-        audit.event("authorizer_error", level=logging.ERROR, type=type(exc).__name__)
+        # The type only (a library's message may quote the token), and for
+        # an outage what failed and how often it was tried.
+        audit.event("authorizer_error", level=logging.ERROR, type=type(exc).__name__,
+                    **getattr(exc, "cause", {}))
         raise Undecided() from None

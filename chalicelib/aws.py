@@ -13,8 +13,9 @@ from chalicelib import config
 
 # Retries and timeouts are set here rather than left to whatever the botocore
 # version in the Lambda runtime defaults to.
+MAX_ATTEMPTS = 3  # each call's attempts, the first included
 _CLIENT_CONFIG = Config(
-    retries={"mode": "standard", "max_attempts": 3},
+    retries={"mode": "standard", "max_attempts": MAX_ATTEMPTS},
     # Worst case, three attempts of 1 s + 2 s stay inside the functions'
     # timeouts (see .chalice/config.json).
     connect_timeout=1,

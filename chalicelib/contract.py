@@ -18,7 +18,8 @@ from typing import Optional
 from chalice import Response
 
 from chalicelib import audit, config, errors
-from chalicelib.errors import BadRequest, PayloadTooLarge, ServiceError, ValidationFailed
+from chalicelib.errors import (BadRequest, PayloadTooLarge, ServiceError, ServiceUnavailable,
+                               ValidationFailed)
 from chalicelib.terms import MAX_BODY_BYTES, PREFIX
 from chalicelib.web import load, schema
 
@@ -106,6 +107,12 @@ def handled(func):
     def wrapped(*args, **kwargs):
         try:
             return func(*args, **kwargs)
+        except ServiceUnavailable as exc:
+            # Every 503 says why, in one line: the client learns only to
+            # retry, the operator what failed and how often it was tried.
+            audit.event("service_unavailable", level=logging.WARNING, route=func.__name__,
+                        **exc.cause)
+            return error_response(exc)
         except ServiceError as exc:
             return error_response(exc)
         except Exception as exc:  # noqa: BLE001

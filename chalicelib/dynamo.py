@@ -63,30 +63,37 @@ class TransactionCancelled(Exception):
 
 
 def call(operation, **kwargs):
+    """``operation`` (boto3's name) of the DynamoDB client, its errors turned
+    into the service's own; a ServiceUnavailable names the operation, the
+    code and the attempts made (botocore retries throttles, 5xx and
+    timeouts itself)."""
     try:
         return getattr(aws.dynamodb(), operation)(**kwargs)
     except ClientError as exc:
         error = exc.response.get("Error", {})
         code = error.get("Code", "")
+        metadata = exc.response.get("ResponseMetadata", {})
+        cause = {"operation": operation, "code": code,
+                 "attempts": metadata.get("RetryAttempts", 0) + 1}
         if code == "ConditionalCheckFailedException":
             raise ConditionFailed(exc.response.get("Item")) from None
         if code == "TransactionConflictException":
-            raise Contended() from None
+            raise Contended(**cause) from None
         if code == "TransactionCanceledException":
             cancelled = exc.response.get("CancellationReasons", [])
             reasons = [r.get("Code", "None") for r in cancelled]
             if _THROTTLED.intersection(reasons):
-                raise ServiceUnavailable() from None
+                raise ServiceUnavailable(**cause, reasons=sorted(set(reasons))) from None
             raise TransactionCancelled(reasons, [r.get("Item") for r in cancelled]) from None
         if code == "ResourceNotFoundException":
             raise _missing_table(operation, kwargs) from None
-        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
-        if code in _UNAVAILABLE or status >= 500:
-            raise ServiceUnavailable() from None
+        if code in _UNAVAILABLE or metadata.get("HTTPStatusCode", 0) >= 500:
+            raise ServiceUnavailable(**cause) from None
         raise
-    except BotoCoreError:
-        # Timeouts, refused connections, exhausted retries.
-        raise ServiceUnavailable() from None
+    except BotoCoreError as exc:
+        # Timeouts and refused connections, after botocore's own retries.
+        raise ServiceUnavailable(operation=operation, code=type(exc).__name__,
+                                 attempts=aws.MAX_ATTEMPTS) from None
 
 
 
@@ -154,7 +161,9 @@ def batch_delete(table, keys, attempts=6):
                 break
             pause(attempt)
         if pending:
-            raise ServiceUnavailable("Not every token could be revoked; try again.")
+            raise ServiceUnavailable("Not every token could be revoked; try again.",
+                                     operation="batch_write_item", code="UnprocessedItems",
+                                     attempts=attempts)
 
 
 class Read(namedtuple("Read", "table key parse")):
@@ -185,7 +194,8 @@ def read(*reads, attempts=1):
             return [_parsed(r, found.get(r.table, [])) for r in reads]
         if attempt + 1 < attempts:
             pause(attempt)
-    raise ServiceUnavailable()
+    raise ServiceUnavailable(operation="batch_get_item", code="UnprocessedKeys",
+                             attempts=attempts)
 
 
 def _parsed(wanted, items):

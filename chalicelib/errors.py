@@ -107,9 +107,14 @@ class TooManyAttempts(ServiceError):
 
 
 class ServiceUnavailable(ServiceError):
+    """Storage (or SSM) is busy or broken right now. ``cause`` says why, for
+    the one log line every 503 gets: the operation, the error code or
+    timeout, the attempts made; never request data."""
+
     code = "service_unavailable"
     message = "The service is briefly unavailable; try again."
 
-    def __init__(self, message=None, retry_after=1):
+    def __init__(self, message=None, retry_after=1, **cause):
         super().__init__(message=message)
         self.retry_after = retry_after
+        self.cause = cause

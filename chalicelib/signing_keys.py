@@ -67,8 +67,14 @@ def _read_parameter(name):
                 pass  # history keeps 100 versions; older ones are simply gone
     except ssm.exceptions.ParameterNotFound:
         raise ConfigurationError(f"SSM parameter {name} does not exist") from None
-    except (ClientError, BotoCoreError):
-        raise ServiceUnavailable() from None
+    except ClientError as exc:
+        raise ServiceUnavailable(
+            operation="ssm.get_parameter", code=exc.response.get("Error", {}).get("Code", ""),
+            attempts=exc.response.get("ResponseMetadata", {}).get("RetryAttempts", 0) + 1,
+        ) from None
+    except BotoCoreError as exc:
+        raise ServiceUnavailable(operation="ssm.get_parameter", code=type(exc).__name__,
+                                 attempts=aws.MAX_ATTEMPTS) from None
     return _checked(found + [""])
 
 

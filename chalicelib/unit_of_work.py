@@ -140,7 +140,9 @@ class Transaction:
             # Other transactions on its items, still after the retries (or
             # a cancellation that gives no reason): nothing was written, and
             # trying again later may well succeed.
-            raise Contended() from None
+            raise Contended(operation="transact_write_items",
+                            code="TransactionCanceledException",
+                            reasons=sorted(set(exc.reasons))) from None
 
 
 def after_lost_race(attempt):

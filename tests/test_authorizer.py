@@ -248,7 +248,9 @@ def test_a_storage_failure_makes_the_authorizer_raise_not_deny(api, dynamodb, ca
     inject(dynamodb, "BatchGetItem", FAULTS[fault])
     with pytest.raises(authorizer.Undecided):
         authorizer.decide(f"Bearer {token}")
-    assert logged_errors(caplog) == [{"event": "authorizer_error", "type": "ServiceUnavailable"}]
+    [line] = logged_errors(caplog)
+    assert (line["event"], line["type"], line["operation"]) == (
+        "authorizer_error", "ServiceUnavailable", "batch_get_item")
 
 
 @pytest.mark.parametrize("fault", FAULTS)

@@ -115,3 +115,39 @@ def test_a_missing_table_gives_the_authorizer_no_verdict(api, dynamodb, table_na
         {"event": "table_not_found", "operation": "batch_get_item",
          "tables": sorted([table_names["tokens"], table_names["users"]])},
         {"event": "authorizer_error", "type": "ConfigurationError"}]
+
+
+def unavailable_lines(caplog):
+    return [json.loads(r.getMessage()) for r in caplog.records
+            if r.name == "login-service" and "unavailable" in r.getMessage()]
+
+
+def test_a_503_logs_one_line_naming_the_operation_the_code_and_the_attempts(api, dynamodb,
+                                                                            caplog):
+    caplog.set_level(logging.INFO, logger="login-service")
+    api.signup()
+    inject(dynamodb, "BatchGetItem", lambda p: client_error("ThrottlingException"), times=1)
+    assert api.login().status == 503
+    assert unavailable_lines(caplog) == [{
+        "event": "service_unavailable", "route": "login", "operation": "batch_get_item",
+        "code": "ThrottlingException", "attempts": 1}]
+
+
+def test_a_timeouts_503_names_the_timeout_and_the_attempts_botocore_made(api, dynamodb, caplog):
+    caplog.set_level(logging.INFO, logger="login-service")
+    token = api.user()
+    inject(dynamodb, "TransactWriteItems", timeout)
+    assert api.call("POST", "/api/v1/logout", token=token).status == 503
+    [line] = unavailable_lines(caplog)
+    assert (line["route"], line["operation"], line["code"], line["attempts"]) == (
+        "logout", "transact_write_items", "ReadTimeoutError", 3)
+
+
+def test_the_authorizers_503_names_what_failed(api, dynamodb, caplog):
+    caplog.set_level(logging.INFO, logger="login-service")
+    token = api.user()
+    inject(dynamodb, "BatchGetItem", lambda p: client_error("InternalServerError", 500))
+    assert api.call("GET", ME, token=token).status == 503
+    [line] = [json.loads(r.getMessage()) for r in caplog.records
+              if r.name == "login-service" and "authorizer_error" in r.getMessage()]
+    assert (line["operation"], line["code"]) == ("batch_get_item", "InternalServerError")

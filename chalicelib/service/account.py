@@ -124,7 +124,8 @@ def _fenced(logins, login, fence_id):
             return logins.fence(login, clock.now(), fence_id)
         except Contended:
             after_lost_race(attempt)
-    raise ServiceUnavailable()
+    raise ServiceUnavailable(operation="fence", code="TransactionConflictException",
+                             attempts=_CHANGE_TRIES)
 
 
 def delete(identity, password, origin=NOWHERE):

@@ -54,7 +54,7 @@ def delete_user(username):
         if begin_deletion(login):
             return erase(login, name, None, "operator")
         # The password changed between the read and the mark: read again.
-    raise ServiceUnavailable()
+    raise ServiceUnavailable(operation="delete_user", code="lost_races", attempts=_DELETE_TRIES)
 
 
 def grant_admin(username):

@@ -122,7 +122,7 @@ def rereads(login, tries, error):
             raise error() from None
         login = fresh
         yield login
-    raise ServiceUnavailable()
+    raise ServiceUnavailable(operation="compare_and_swap", code="lost_races", attempts=tries)
 
 
 def _hash(login):
