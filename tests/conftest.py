@@ -2,6 +2,7 @@
 import json
 import logging
 import os
+import threading
 from dataclasses import dataclass
 
 import pytest
@@ -36,6 +37,27 @@ def environment(monkeypatch):
     # The service's log lines go only to their own stdout handler (see
     # chalicelib/audit.py); here they also reach pytest's caplog.
     monkeypatch.setattr(logging.getLogger("login-service"), "propagate", True)
+
+
+@pytest.fixture
+def one_call_at_a_time(monkeypatch):
+    """Each DynamoDB call (``dynamo.call``) made one at a time across threads;
+    the lock, for a test that orders steps of its own by it.
+
+    DynamoDB applies each conditional write and each transaction atomically;
+    moto's in-process backend does not (a thread switch can fall between its
+    check and its write). Made one at a time, the calls of parallel requests
+    land as DynamoDB itself orders the writes to one item."""
+    from chalicelib import dynamo
+
+    call, lock = dynamo.call, threading.Lock()
+
+    def atomic(operation, **kwargs):
+        with lock:
+            return call(operation, **kwargs)
+
+    monkeypatch.setattr(dynamo, "call", atomic)
+    return lock
 
 
 @pytest.fixture
