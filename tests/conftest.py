@@ -5,6 +5,7 @@ import os
 import threading
 from dataclasses import dataclass
 
+import jwt
 import pytest
 from hypothesis import HealthCheck, settings
 from chalice.test import Client
@@ -60,6 +61,10 @@ def one_call_at_a_time(monkeypatch):
     return lock
 
 
+def claims_of(token):
+    return jwt.decode(token, options={"verify_signature": False})
+
+
 @pytest.fixture
 def table_names():
     return tables.stage_table_names(ROOT, "local")
@@ -75,6 +80,20 @@ def dynamodb(environment, table_names, monkeypatch):
         tables.create_tables(aws.dynamodb(), table_names)
         yield aws.dynamodb()
     aws.reset()
+
+
+@pytest.fixture
+def set_record_expiry(dynamodb, table_names):
+    """Sets the expires_at of a token's record by hand (by default long
+    past), as time passing or a use would; the JWT itself is left as it is."""
+    def set_expiry(token, expires_at=1):
+        claims = claims_of(token)
+        dynamodb.update_item(
+            TableName=table_names["tokens"],
+            Key={"user_id": {"S": claims["sub"]}, "token_id": {"S": claims["jti"]}},
+            UpdateExpression="SET expires_at = :e",
+            ExpressionAttributeValues={":e": {"N": str(expires_at)}})
+    return set_expiry
 
 
 @dataclass
