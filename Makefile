@@ -12,8 +12,10 @@ $(STAMP): requirements.txt requirements-dev.txt
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	touch $(STAMP)
 
+# The API on this machine (devserver/serve.py supervises it); manage.py holds
+# only the operator commands.
 run: $(STAMP)
-	$(PY) manage.py serve
+	$(PY) -m devserver.serve
 
 test: $(STAMP)
 	$(PY) -m pytest

@@ -54,8 +54,8 @@ def _setting(name, env=None):
 def check(env=None, secret_required=True):
     """Read every setting once; the first bad one raises ConfigurationError.
 
-    For the places where a bad value must stop everything: ``manage.py
-    serve`` before it starts anything, and a Lambda cold start (see
+    For the places where a bad value must stop everything: `make run`
+    (``devserver/serve.py``) before it starts anything, and a Lambda cold start (see
     :func:`check_at_cold_start`), instead of a 500 on every request. The
     signing secret is only checked for presence and length here; one in
     SSM (``JWT_SECRET_PARAMETER``) is read on first use.
@@ -78,7 +78,7 @@ def check_at_cold_start():
 
     Only there is the environment complete at import: chalice local and
     chalice.test.Client lay the stage's ``environment_variables`` over
-    os.environ per request, after the import (``manage.py serve`` checks
+    os.environ per request, after the import (``devserver/serve.py`` checks
     that merged environment itself before starting chalice local, and tests
     set settings per test). A bad value makes the function's init fail, so
     it never answers at all, rather than a 500 on every request.

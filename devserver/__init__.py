@@ -1,2 +1,3 @@
-"""What `make run` serves: chalice's local server answering like API Gateway,
-and the embedded DynamoDB behind it. Never part of the Lambda package."""
+"""What `make run` serves and supervises (serve.py): chalice's local server
+answering like API Gateway, and the embedded DynamoDB behind it; stage.py is
+shared with manage.py's operator commands. Never part of the Lambda package."""

@@ -2,8 +2,10 @@
 import json
 import logging
 import os
+import threading
 from dataclasses import dataclass
 
+import jwt
 import pytest
 from hypothesis import HealthCheck, settings
 from chalice.test import Client
@@ -39,6 +41,31 @@ def environment(monkeypatch):
 
 
 @pytest.fixture
+def one_call_at_a_time(monkeypatch):
+    """Each DynamoDB call (``dynamo.call``) made one at a time across threads;
+    the lock, for a test that orders steps of its own by it.
+
+    DynamoDB applies each conditional write and each transaction atomically;
+    moto's in-process backend does not (a thread switch can fall between its
+    check and its write). Made one at a time, the calls of parallel requests
+    land as DynamoDB itself orders the writes to one item."""
+    from chalicelib import dynamo
+
+    call, lock = dynamo.call, threading.Lock()
+
+    def atomic(operation, **kwargs):
+        with lock:
+            return call(operation, **kwargs)
+
+    monkeypatch.setattr(dynamo, "call", atomic)
+    return lock
+
+
+def claims_of(token):
+    return jwt.decode(token, options={"verify_signature": False})
+
+
+@pytest.fixture
 def table_names():
     return tables.stage_table_names(ROOT, "local")
 
@@ -53,6 +80,20 @@ def dynamodb(environment, table_names, monkeypatch):
         tables.create_tables(aws.dynamodb(), table_names)
         yield aws.dynamodb()
     aws.reset()
+
+
+@pytest.fixture
+def set_record_expiry(dynamodb, table_names):
+    """Sets the expires_at of a token's record by hand (by default long
+    past), as time passing or a use would; the JWT itself is left as it is."""
+    def set_expiry(token, expires_at=1):
+        claims = claims_of(token)
+        dynamodb.update_item(
+            TableName=table_names["tokens"],
+            Key={"user_id": {"S": claims["sub"]}, "token_id": {"S": claims["jti"]}},
+            UpdateExpression="SET expires_at = :e",
+            ExpressionAttributeValues={":e": {"N": str(expires_at)}})
+    return set_expiry
 
 
 @dataclass

@@ -12,7 +12,7 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from chalicelib import authorizer, clock, jwtcodec
-from conftest import PROPERTY, SECRET
+from conftest import PROPERTY, SECRET, claims_of
 from faults import client_error, inject, timeout
 
 ME = "/api/v1/users/me"
@@ -20,10 +20,6 @@ ME = "/api/v1/users/me"
 
 def _b64(data):
     return base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
-
-
-def claims_of(token):
-    return jwt.decode(token, options={"verify_signature": False})
 
 
 def forge(claims, key=SECRET, algorithm="HS256", headers=None):
@@ -100,13 +96,9 @@ def test_an_expired_token_is_denied_even_while_its_record_exists(api, monkeypatc
     assert me(api, token) == 403
 
 
-def test_a_token_whose_record_expired_is_denied(api, dynamodb, table_names):
+def test_a_token_whose_record_expired_is_denied(api, set_record_expiry):
     token = api.user()
-    claims = claims_of(token)
-    dynamodb.update_item(
-        TableName=table_names["tokens"],
-        Key={"user_id": {"S": claims["sub"]}, "token_id": {"S": claims["jti"]}},
-        UpdateExpression="SET expires_at = :past", ExpressionAttributeValues={":past": {"N": "1"}})
+    set_record_expiry(token)
     assert me(api, token) == 403
 
 

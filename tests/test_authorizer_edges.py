@@ -7,15 +7,11 @@ import jwt
 import pytest
 
 from chalicelib import authorizer
-from conftest import SECRET
+from conftest import SECRET, claims_of
 
 ME = "/api/v1/users/me"
 SKEW = 5  # seconds a token's iat or nbf may be ahead of our clock
 WINDOW = 300  # the contract's resolution of last_used_at: 5 minutes
-
-
-def claims_of(token):
-    return jwt.decode(token, options={"verify_signature": False})
 
 
 def resigned(token, **changes):

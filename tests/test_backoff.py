@@ -172,29 +172,18 @@ def checks(monkeypatch):
 
 
 @pytest.fixture
-def together(monkeypatch):
+def together(monkeypatch, one_call_at_a_time):
     """Runs ``attempt(i)`` in ``count`` threads, each of which reads the
     attempts record and then waits until every other one has read it too:
     the widest window a burst of requests can open. Returns each attempt's
-    HTTP status.
-
-    DynamoDB applies each conditional write atomically; moto's in-process
-    backend does not (a thread switch can fall between its check and its
-    write), so each DynamoDB call is made one at a time here, as DynamoDB
-    itself orders the writes to one item.
+    HTTP status. Each DynamoDB call is made one at a time, as DynamoDB
+    orders the writes to one item (``one_call_at_a_time``).
     """
-    from chalicelib import contract, dynamo
+    from chalicelib import contract
     from chalicelib.errors import ServiceError
     from chalicelib.login_store import LoginStore
 
     read = LoginStore.get_login_and_attempts
-    call, one_at_a_time = dynamo.call, threading.Lock()
-
-    def atomic(operation, **kwargs):
-        with one_at_a_time:
-            return call(operation, **kwargs)
-
-    monkeypatch.setattr(dynamo, "call", atomic)
 
     def run(count, attempt):
         barrier = threading.Barrier(count)

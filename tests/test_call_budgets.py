@@ -68,28 +68,16 @@ def test_the_first_use_of_a_token_also_records_it(api, calls):
     assert seen["authorizer"] == ["BatchGetItem", "UpdateItem"]
 
 
-def test_parallel_uses_move_the_expiry_with_one_write_per_window(api, dynamodb, monkeypatch):
+def test_parallel_uses_move_the_expiry_with_one_write_per_window(api, dynamodb, monkeypatch,
+                                                                 one_call_at_a_time):
     """Twenty requests of one token at once, all reading the stale
     last_used_at before any writes: each makes its one conditional write,
-    and exactly one lands. Twenty more in the same window write nothing.
-
-    DynamoDB applies each conditional write atomically; moto's in-process
-    backend does not (a thread switch can fall between its check and its
-    write), so each DynamoDB call is made one at a time here."""
+    and exactly one lands. Twenty more in the same window write nothing."""
     from concurrent.futures import ThreadPoolExecutor
-
-    from chalicelib import dynamo
 
     token = api.user()
     start = time.time()
     monkeypatch.setattr("chalicelib.clock.now", lambda: start + 60)
-    call, one_at_a_time = dynamo.call, threading.Lock()
-
-    def atomic(operation, **kwargs):
-        with one_at_a_time:
-            return call(operation, **kwargs)
-
-    monkeypatch.setattr(dynamo, "call", atomic)
     read, barrier = stores.read, threading.Barrier(20)
 
     def all_read_first(*reads):

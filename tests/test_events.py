@@ -19,7 +19,7 @@ PHONE = "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, lik
 @pytest.fixture(autouse=True)
 def local(monkeypatch):
     """manage.py's commands against the mocked DynamoDB."""
-    monkeypatch.setattr(manage, "_use_endpoint", lambda endpoint: None)
+    monkeypatch.setattr("devserver.stage.use_endpoint", lambda endpoint: None)
 
 
 def log(api, token, path=EVENTS):

@@ -10,7 +10,7 @@ import jwt
 import pytest
 
 from chalicelib import clients, service
-from conftest import SECRET
+from conftest import SECRET, claims_of
 from faults import answer, client_error, inject
 
 URL = "/api/v1/introspect"
@@ -45,10 +45,6 @@ def introspect(api, client):
                    else urllib.parse.urlencode({"token": token})).encode()
         return api.call("POST", URL, headers=headers, raw=raw)
     return call
-
-
-def claims_of(token):
-    return jwt.decode(token, options={"verify_signature": False})
 
 
 def resigned(token, key=SECRET, **changes):
@@ -86,16 +82,13 @@ def test_the_roles_are_the_live_ones(api, introspect):
 
 
 @pytest.mark.parametrize("record_expiry,expected", [(-100, "record"), (+100, "jwt")])
-def test_exp_is_the_earlier_of_the_jwts_and_the_records(api, introspect, dynamodb, table_names,
+def test_exp_is_the_earlier_of_the_jwts_and_the_records(api, introspect, set_record_expiry,
                                                         record_expiry, expected):
     """The record's expiry slides with use; the JWT's exp is the cap."""
     token = api.user()
     claims = claims_of(token)
     moved = claims["exp"] + record_expiry
-    dynamodb.update_item(
-        TableName=table_names["tokens"],
-        Key={"user_id": {"S": claims["sub"]}, "token_id": {"S": claims["jti"]}},
-        UpdateExpression="SET expires_at = :e", ExpressionAttributeValues={":e": {"N": str(moved)}})
+    set_record_expiry(token, moved)
     assert introspect(token).json["exp"] == (moved if expected == "record" else claims["exp"])
 
 
@@ -115,13 +108,9 @@ def test_an_expired_token_is_inactive(api, introspect, monkeypatch, when):
     assert introspect(token).json == INACTIVE
 
 
-def test_a_token_whose_record_expired_is_inactive(api, introspect, dynamodb, table_names):
+def test_a_token_whose_record_expired_is_inactive(api, introspect, set_record_expiry):
     token = api.user()
-    claims = claims_of(token)
-    dynamodb.update_item(
-        TableName=table_names["tokens"],
-        Key={"user_id": {"S": claims["sub"]}, "token_id": {"S": claims["jti"]}},
-        UpdateExpression="SET expires_at = :past", ExpressionAttributeValues={":past": {"N": "1"}})
+    set_record_expiry(token)
     assert introspect(token).json == INACTIVE
 
 

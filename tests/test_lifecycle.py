@@ -216,31 +216,20 @@ def test_the_cap_comes_from_configuration(api, monkeypatch):
     assert status(api, second) == status(api, third) == 200
 
 
-def test_parallel_logins_never_hold_more_than_the_cap(api, monkeypatch, dynamodb, table_names):
+def test_parallel_logins_never_hold_more_than_the_cap(api, monkeypatch, dynamodb, table_names,
+                                                      one_call_at_a_time):
     """Four logins list the user's tokens at once, then write: each one's
     write is conditional on the login counter it read, so the losers list
-    again, and the cap holds.
-
-    DynamoDB applies each transaction atomically; moto's in-process backend
-    does not (a thread switch can fall between its check and its write), so
-    each DynamoDB call is made one at a time here."""
-    from chalicelib import dynamo
+    again, and the cap holds."""
     from chalicelib.token_store import TokenStore
 
     monkeypatch.setenv("MAX_TOKENS_PER_USER", "2")
     api.user()
-    call, one_at_a_time = dynamo.call, threading.Lock()
-
-    def atomic(operation, **kwargs):
-        with one_at_a_time:
-            return call(operation, **kwargs)
-
-    monkeypatch.setattr(dynamo, "call", atomic)
     listed, barrier, first = TokenStore.all_keys, threading.Barrier(4), []
 
     def all_read_first(self, user_id):
         keys = listed(self, user_id)
-        with one_at_a_time:
+        with one_call_at_a_time:
             waits = len(first) < 4
             first.append(None)
         if waits:

@@ -1,5 +1,5 @@
 """manage.py: create-tables, create-admin, grant-admin, revoke-admin, delete-user,
-and the ADMIN_* admin of `make run`."""
+name-hash."""
 import io
 import os
 
@@ -8,13 +8,14 @@ import pytest
 import manage
 from chalicelib import service, stores
 from conftest import PASSWORD
+from devserver import stage as stages
 from faults import after_the_check, client_error, inject
 
 
 @pytest.fixture
 def cli(dynamodb, monkeypatch):
     """manage.main against the mocked DynamoDB, with stdin from a string."""
-    monkeypatch.setattr(manage, "_use_endpoint", lambda endpoint: None)
+    monkeypatch.setattr("devserver.stage.use_endpoint", lambda endpoint: None)
 
     def run(*argv, stdin=""):
         monkeypatch.setattr("sys.stdin", io.StringIO(stdin))
@@ -183,7 +184,7 @@ def test_delete_user_deletes_the_attempts_that_make_run_counted(cli, api, dynamo
     without JWT_SECRET finds it under the secret that `make run` keeps."""
     secret_file = tmp_path / "jwt-secret"
     secret_file.write_text(os.environ["JWT_SECRET"])
-    monkeypatch.setattr(manage, "SECRET_FILE", str(secret_file))
+    monkeypatch.setattr(stages, "SECRET_FILE", str(secret_file))
     api.signup("alice")
     api.login("alice", "wrong password")
     monkeypatch.delenv("JWT_SECRET")
@@ -235,51 +236,6 @@ def test_delete_user_racing_the_users_own_deletion_reports_it_gone(cli, api, dyn
     assert items(dynamodb, table_names) == {"users": [], "tokens": [], "events": []}
 
 
-# The ADMIN_* admin of `make run`
-
-def test_the_bootstrap_creates_a_missing_admin(api):
-    assert manage.ensure_admin("root", "root@example.com", "root password 1") == "admin root created"
-    assert roles("root") == ["admin"]
-
-
-def test_the_bootstrap_leaves_an_existing_admin_as_it_is(api, dynamodb, table_names):
-    service.account.signup("root", "root@example.com", PASSWORD, roles=["admin"])
-    before = items(dynamodb, table_names)
-    assert "left as it is" in manage.ensure_admin("ROOT", "other@example.com", "another pw 1")
-    assert items(dynamodb, table_names) == before
-    assert api.login("root").status == 200
-
-
-@pytest.mark.parametrize("existing_roles", [[], ["auditor"]])
-def test_the_bootstrap_refuses_a_name_that_belongs_to_a_non_admin(api, dynamodb, table_names,
-                                                                  existing_roles):
-    service.account.signup("root", "squatter@example.com", PASSWORD, roles=existing_roles)
-    before = items(dynamodb, table_names)
-    with pytest.raises(manage.Refused, match="ADMIN_USERNAME 'root'.*not an admin"):
-        manage.ensure_admin("root", "root@example.com", "root password 1")
-    assert items(dynamodb, table_names) == before
-
-
-def test_the_bootstrap_refuses_a_taken_email(api, dynamodb, table_names):
-    api.signup("alice", email="root@example.com")
-    before = items(dynamodb, table_names)
-    with pytest.raises(manage.Refused, match="ADMIN_EMAIL"):
-        manage.ensure_admin("root", "ROOT@example.com", "root password 1")
-    assert items(dynamodb, table_names) == before
-
-
-def test_the_bootstrap_refuses_an_invalid_setting_naming_it(api):
-    with pytest.raises(manage.Refused, match="ADMIN_EMAIL"):
-        manage.ensure_admin("root", "not-an-email", "root password 1")
-
-
-def test_the_bootstrap_refuses_an_account_being_deleted(api):
-    service.account.signup("root", "root@example.com", PASSWORD, roles=["admin"])
-    stores.logins().mark_deleting(service.admin.find_user("root"), 0)
-    with pytest.raises(manage.Refused, match="deletion"):
-        manage.ensure_admin("root", "root@example.com", "root password 1")
-
-
 def test_a_prompt_asks_twice_on_a_terminal(monkeypatch):
     class Terminal(io.StringIO):
         def isatty(self):
@@ -289,39 +245,6 @@ def test_a_prompt_asks_twice_on_a_terminal(monkeypatch):
     monkeypatch.setattr(manage.getpass, "getpass", lambda prompt: next(answers))
     with pytest.raises(SystemExit):
         manage.read_password(Terminal())
-
-
-def test_a_generated_secret_is_kept_and_reused(tmp_path, monkeypatch):
-    monkeypatch.delenv("JWT_SECRET")
-    monkeypatch.setattr(manage, "SECRET_FILE", str(tmp_path / ".local" / "jwt-secret"))
-    first = manage._secret()
-    assert len(first) >= 32 and manage._secret() == first
-    assert (tmp_path / ".local" / "jwt-secret").stat().st_mode & 0o077 == 0
-
-
-def test_serve_refuses_a_bad_setting_in_one_line_before_starting_anything(monkeypatch, capsys):
-    monkeypatch.setenv("TOKEN_LIFETIME_SECONDS", "abc")
-    monkeypatch.setattr(manage.subprocess, "Popen", lambda *a, **k: pytest.fail("started"))
-    assert manage.main(["serve"]) == 2
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "TOKEN_LIFETIME_SECONDS" in err and "Traceback" not in err
-
-
-def test_serve_refuses_a_cap_below_the_lifetime_in_one_line(monkeypatch, capsys):
-    monkeypatch.setenv("TOKEN_LIFETIME_SECONDS", "3600")
-    monkeypatch.setenv("TOKEN_MAX_LIFETIME_SECONDS", "60")
-    monkeypatch.setattr(manage.subprocess, "Popen", lambda *a, **k: pytest.fail("started"))
-    assert manage.main(["serve"]) == 2
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "TOKEN_MAX_LIFETIME_SECONDS" in err and "Traceback" not in err
-
-
-def test_serve_checks_the_stage_variables_as_chalice_local_will_see_them(tmp_path, monkeypatch):
-    (tmp_path / ".chalice").mkdir()
-    (tmp_path / ".chalice" / "config.json").write_text(
-        '{"stages": {"local": {"environment_variables": {"BCRYPT_ROUNDS": "40"}}}}')
-    monkeypatch.setattr(manage, "ROOT", str(tmp_path))
-    assert "BCRYPT_ROUNDS" in manage.bad_setting("local")
 
 
 def test_name_hash_prints_what_the_logs_carry_for_a_name_and_its_lookalikes(cli, capsys):

@@ -12,7 +12,7 @@ import manage
 @pytest.fixture
 def cli(dynamodb, monkeypatch):
     """manage.main against the mocked DynamoDB."""
-    monkeypatch.setattr(manage, "_use_endpoint", lambda endpoint: None)
+    monkeypatch.setattr("devserver.stage.use_endpoint", lambda endpoint: None)
 
     def run(*argv):
         monkeypatch.setattr("sys.stdin", io.StringIO(""))

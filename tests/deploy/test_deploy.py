@@ -3,7 +3,6 @@ import base64
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 import zipfile
@@ -14,6 +13,7 @@ import apigateway
 from conftest import PASSWORD, ROOT
 from deploy import gateway_responses as gateway_responses_module
 from deploy import stages, tables
+from servers import FakeAWS
 
 BUILD = stages.build_dir("dev")
 
@@ -287,12 +287,6 @@ SIGNING_SECRET = "deployed-secret-" + "0123456789abcdef" * 3
 NEW_PASSWORD = "another horse battery"
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def deployed(template, tmp_path_factory):
     """The built zip behind API Gateway, both as the template defines them
@@ -302,29 +296,21 @@ def deployed(template, tmp_path_factory):
     Returns the gateway, the walk's answers by name, the zip's files the
     functions used, and each function's log."""
     import bench
-    import boto3
-    from moto.server import ThreadedMotoServer
 
     tmp = tmp_path_factory.mktemp("lambda")
-    task = tmp / "task"
-    with zipfile.ZipFile(os.path.join(BUILD, "deployment.zip")) as z:
-        z.extractall(task)
-    runtime = bench.lambda_runtime(str(tmp / "runtime"))
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=free_port(), verbose=False)
-    server.start()
-    endpoint = f"http://127.0.0.1:{server._port}"
+    task, _, runtime = bench.lambda_like_dirs(str(tmp))
+    server = FakeAWS().start()
+    endpoint = server.endpoint
     runtimes = {}
     try:
         functions = resources(template, "AWS::Serverless::Function")
         env = functions["APIHandler"]["Properties"]["Environment"]["Variables"]
-        aws = boto3.session.Session(aws_access_key_id="x", aws_secret_access_key="x",
-                                    region_name=apigateway.REGION)
-        tables.create_tables(aws.client("dynamodb", endpoint_url=endpoint),
+        tables.create_tables(server.client("dynamodb", apigateway.REGION),
                              {kind: env[variable] for kind, variable in tables.VARIABLES.items()})
-        aws.client("ssm", endpoint_url=endpoint).put_parameter(
+        server.client("ssm", apigateway.REGION).put_parameter(
             Name=env["JWT_SECRET_PARAMETER"], Value=SIGNING_SECRET, Type="SecureString")
         for name, function in functions.items():
-            runtimes[name] = apigateway.Runtime(function, str(task), runtime, endpoint,
+            runtimes[name] = apigateway.Runtime(function, task, runtime, endpoint,
                                                 tmp / f"{name}.log")
         gateway = apigateway.Gateway(template, runtimes)
         answers = walk(gateway, lambda username: grant_admin(endpoint, username),

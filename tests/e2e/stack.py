@@ -2,24 +2,11 @@
 DynamoDB) as processes, for the end-to-end tests."""
 import os
 import signal
-import socket
 import subprocess
-import time
 
-import requests
+from servers import free_port, serving
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def port_open(port):
-    with socket.socket() as s:
-        return s.connect_ex(("127.0.0.1", port)) == 0
 
 
 class Stack:
@@ -45,19 +32,15 @@ class Stack:
             ["make", "--no-print-directory", "run"], cwd=ROOT, env=self.env,
             stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True,
             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                self.log.close()
-                raise RuntimeError("make run exited early:\n" + self.output())
-            try:
-                if requests.get(self.base + "/", timeout=1).status_code == 200:
-                    return self
-            except requests.ConnectionError:
-                pass
-            time.sleep(0.2)
-        self.stop()
-        raise RuntimeError("make run did not serve in time:\n" + self.output())
+        try:
+            served = serving(self.base + "/", self.process, timeout)
+        except TimeoutError:
+            self.stop()
+            raise RuntimeError("make run did not serve in time:\n" + self.output()) from None
+        if not served:
+            self.log.close()
+            raise RuntimeError("make run exited early:\n" + self.output())
+        return self
 
     def output(self):
         with open(self.log_path, "rb") as f:

@@ -15,9 +15,9 @@ import time
 import boto3
 import pytest
 import requests
-from moto.server import ThreadedMotoServer
 
-from stack import ROOT, Stack, free_port, port_open
+from servers import FakeAWS, port_open
+from stack import ROOT, Stack
 
 pytestmark = pytest.mark.e2e
 
@@ -202,13 +202,10 @@ def test_ctrl_c_stops_everything_it_started(tmp_path):
 
 
 def test_a_configured_dynamodb_is_used_and_none_is_embedded(tmp_path):
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
+    server = FakeAWS().start()
     try:
-        endpoint = f"http://127.0.0.1:{port}"
-        client = boto3.client("dynamodb", endpoint_url=endpoint, region_name="us-east-1",
-                              aws_access_key_id="x", aws_secret_access_key="x")
+        endpoint = server.endpoint
+        client = server.client("dynamodb")
         from deploy import tables
 
         tables.create_tables(client, {"users": tables.stage_table_names(ROOT, "local")["users"]})
@@ -297,10 +294,8 @@ def test_an_outage_is_a_503_and_the_session_survives_it(tmp_path):
     """A DynamoDB that goes away and comes back: meanwhile a live token gets
     503 with Retry-After (never the 403 that makes clients log out), and
     works again afterwards."""
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    stack = Stack(tmp_path / "run.log", AWS_ENDPOINT_URL_DYNAMODB=f"http://127.0.0.1:{port}",
+    server = FakeAWS().start()
+    stack = Stack(tmp_path / "run.log", AWS_ENDPOINT_URL_DYNAMODB=server.endpoint,
                   AWS_ACCESS_KEY_ID="x", AWS_SECRET_ACCESS_KEY="x").start()
     try:
         body = {"username": "erin", "email": "erin@example.com", "password": "erin password"}
@@ -315,8 +310,7 @@ def test_an_outage_is_a_503_and_the_session_survives_it(tmp_path):
         assert time.monotonic() - started < 15  # bounded by the client's retries
         assert deployed("AUTHORIZER_CONFIGURATION_ERROR") == deployed("AUTHORIZER_FAILURE")
         assert {"event": "authorizer_error", "type": "ServiceUnavailable"} in log_lines(stack)
-        server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-        server.start()
+        server.start()  # on its port again, with every table as it was
         assert requests.get(**me).status_code == 200
     finally:
         stack.stop()
@@ -330,11 +324,9 @@ def test_make_run_refuses_to_promote_a_non_admin_that_holds_the_admin_name(tmp_p
     from chalicelib import aws, service, stores
     from deploy import tables
 
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
+    server = FakeAWS().start()
     try:
-        endpoint = f"http://127.0.0.1:{port}"
+        endpoint = server.endpoint
         names = tables.stage_table_names(ROOT, "local")
         monkeypatch.setenv("AWS_ENDPOINT_URL_DYNAMODB", endpoint)
         monkeypatch.setenv("USERS_TABLE", names["users"])

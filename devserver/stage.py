@@ -1,0 +1,80 @@
+"""A stage of .chalice/config.json, reached from a process outside Lambda.
+
+`make run` (devserver/serve.py) and the operator commands (manage.py) both
+work on one: its DynamoDB (by default the one `make run` embeds on
+127.0.0.1:$DYNAMODB_PORT), its tables and its signing secret (locally, the
+one `make run` keeps in .local/, so that an operator's shell derives the
+same keys as the stack it works on).
+"""
+import json
+import os
+import secrets
+
+from chalicelib import aws
+from deploy import tables
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SECRET_FILE = os.path.join(ROOT, ".local", "jwt-secret")
+
+
+def variables(stage):
+    """The stage's environment_variables, as chalice lays them over the environment."""
+    with open(os.path.join(ROOT, ".chalice", "config.json"), encoding="utf-8") as f:
+        return json.load(f)["stages"][stage].get("environment_variables", {})
+
+
+def local_endpoint():
+    return f"http://127.0.0.1:{os.environ.get('DYNAMODB_PORT', '8001')}"
+
+
+def use_endpoint(endpoint):
+    """Point every client of this process (and its children) at ``endpoint``."""
+    endpoint = endpoint or os.environ.get("AWS_ENDPOINT_URL_DYNAMODB") or local_endpoint()
+    if endpoint == "aws":
+        os.environ.pop("AWS_ENDPOINT_URL_DYNAMODB", None)
+    else:
+        os.environ["AWS_ENDPOINT_URL_DYNAMODB"] = endpoint
+        # A local DynamoDB accepts any credentials, but botocore wants some.
+        os.environ.setdefault("AWS_ACCESS_KEY_ID", "local")
+        os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "local")
+    os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+    aws.reset()
+
+
+def use_tables(stage):
+    """The stage's table names (USERS_TABLE / TOKENS_TABLE / EVENTS_TABLE in
+    the environment win), set in the environment and returned by kind."""
+    names = tables.stage_table_names(ROOT, stage)
+    for kind, variable in tables.VARIABLES.items():
+        os.environ.setdefault(variable, names[kind])
+    return {kind: os.environ[variable] for kind, variable in tables.VARIABLES.items()}
+
+
+def create_tables(names):
+    created = tables.create_tables(aws.dynamodb(), names)
+    for kind, name in names.items():
+        print(f"{kind} table {name}: {'created' if name in created else 'already there'}")
+
+
+def kept_secret():
+    """JWT_SECRET from the environment, else one kept in .local/ (not in git)."""
+    if os.environ.get("JWT_SECRET"):
+        return os.environ["JWT_SECRET"]
+    if not os.path.exists(SECRET_FILE):
+        os.makedirs(os.path.dirname(SECRET_FILE), exist_ok=True)
+        descriptor = os.open(SECRET_FILE, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w") as f:
+            f.write(secrets.token_urlsafe(48))
+    with open(SECRET_FILE, encoding="utf-8") as f:
+        return f.read().strip()
+
+
+def use_secret(stage):
+    """The stage's signing secret, as its functions read it: keys derived
+    from it name the log hashes and the failed-attempts items, so that an
+    operator's deletion finds the items the service wrote."""
+    parameter = variables(stage).get("JWT_SECRET_PARAMETER")
+    if parameter:
+        os.environ.setdefault("JWT_SECRET_PARAMETER", parameter)
+    elif not os.environ.get("JWT_SECRET_PARAMETER"):
+        os.environ["JWT_SECRET"] = kept_secret()
