@@ -12,6 +12,8 @@ this server serves get DynamoDB's behaviour instead (moto used directly, as
 the unit tests use it, is left as it is):
 - TransactWriteItems is all or nothing at the cost of the items it names,
   not of the tables it touches (devserver/transactions.py);
+- a Query reads the partition it asks for, not the whole table
+  (devserver/partitions.py);
 - its ClientRequestToken makes it idempotent (devserver/client_tokens.py);
 - items whose TTL has passed are deleted, every ``expiry_seconds``
   (devserver/expiry.py), between requests.
@@ -20,29 +22,37 @@ import logging
 import threading
 import time
 
-from devserver import client_tokens, expiry, transactions
+from devserver import client_tokens, expiry, partitions, transactions
 
 _serving = threading.local()
 _install_lock = threading.Lock()
 
 
 def _install():
-    """Route moto's transactions to devserver.transactions for the requests
-    this server serves (once a process; other callers keep moto's own)."""
+    """Route moto's transactions to devserver.transactions, and its queries
+    through devserver.partitions, for the requests this server serves (once
+    a process; other callers keep moto's own)."""
     from moto.dynamodb.models import DynamoDBBackend
+    from moto.dynamodb.models.table import Table
 
     with _install_lock:
         if getattr(DynamoDBBackend.transact_write_items, "embedded", False):
             return
-        moto_transaction = DynamoDBBackend.transact_write_items
+        moto_transaction, moto_query = DynamoDBBackend.transact_write_items, Table.query
+        query = partitions.partition_query(moto_query)
 
         def transact_write_items(backend, transact_items):
             if getattr(_serving, "active", False):
                 return transactions.transact_write_items(backend, transact_items)
             return moto_transaction(backend, transact_items)
 
+        def table_query(table, *args, **kwargs):
+            if getattr(_serving, "active", False):
+                return query(table, *args, **kwargs)
+            return moto_query(table, *args, **kwargs)
+
         transact_write_items.embedded = True
-        DynamoDBBackend.transact_write_items = transact_write_items
+        DynamoDBBackend.transact_write_items, Table.query = transact_write_items, table_query
 
 
 class EmbeddedDynamoDB:
