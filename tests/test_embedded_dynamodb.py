@@ -373,3 +373,34 @@ def test_items_whose_ttl_has_passed_are_deleted_and_no_others(client, names):
     assert left == set(kept_ttl)
     assert client.scan(TableName=names["users"])["Count"] == 1
 
+
+
+def test_each_token_is_forgotten_ten_minutes_after_its_own_success():
+    """Tokens of different ages: only the ones whose window has passed are new again."""
+    import io
+    import json
+
+    from devserver.client_tokens import ClientTokens
+
+    now, applied = [0.0], []
+    tokens = ClientTokens(clock=lambda: now[0])
+
+    def app(environ, start_response):
+        applied.append(json.loads(environ["wsgi.input"].read())["ClientRequestToken"])
+        start_response("200 OK", [("Content-Type", "application/x-amz-json-1.0")])
+        return [b"{}"]
+
+    def send(token):
+        body = json.dumps({"TransactItems": [], "ClientRequestToken": token}).encode()
+        environ = {"wsgi.input": io.BytesIO(body), "CONTENT_LENGTH": str(len(body))}
+        return tokens.serve(app, environ, lambda status, headers, exc_info=None: None)
+
+    send("a")
+    now[0] = 300.0
+    send("b")
+    now[0] = 600.5
+    assert send("a") == send("b") == [b"{}"]
+    assert applied == ["a", "b", "a"]
+    now[0] = 900.5
+    send("a"), send("b")
+    assert applied == ["a", "b", "a", "b"]
