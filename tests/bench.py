@@ -10,6 +10,13 @@ The security log's cost: a login, a failed login and a revocation, each
 with its event writes and without them (the same handler, its transactions
 stripped of every write to the events table and of the check that guards
 them), in alternating runs. Results: a table on stdout and build/bench.json.
+The embedded DynamoDB as its tables grow: a login (and the bare 2-item
+transaction) against tables whose events table holds 50,000 events, side by
+side with the same against empty tables, on the embedded DynamoDB of `make
+run` in a process of its own (``--growth`` runs this part alone, printing
+it without writing build/bench.json; ``--count N`` sets its requests per
+run, 40 by default; ``--moto`` measures moto's own transactions and
+queries, as `make run` had them before).
 """
 import base64
 import contextlib
@@ -515,6 +522,176 @@ def request_figures_light():
         for _ in range(200):
             application.app(proxy_event("GET", path, ctx), Context())
 
+GROWTH_EVENTS = 50000
+
+
+def serve_embedded(port, spec):
+    """The child process of :func:`growth_figures`: the embedded DynamoDB,
+    its tables made and seeded straight into its backend (seconds, where
+    50,000 items through the API would take minutes), then serving."""
+    import logging
+    import threading
+
+    import boto3
+    from moto.core import DEFAULT_ACCOUNT_ID
+    from moto.dynamodb.models import DynamoDBBackend, dynamodb_backends
+    from moto.dynamodb.models.table import Table
+
+    from deploy import tables
+    from devserver import partitions, transactions
+    from devserver.embedded_dynamodb import EmbeddedDynamoDB
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # a line per request
+    moto_transaction, moto_query = DynamoDBBackend.transact_write_items, Table.query
+    if spec["moto"]:
+        partitions.partition_query = lambda query: moto_query
+    embedded = EmbeddedDynamoDB("127.0.0.1", port).start()
+    if spec["moto"]:
+        transactions.transact_write_items = moto_transaction
+    client = boto3.client("dynamodb", endpoint_url=embedded.endpoint, region_name="us-east-1")
+    for names in spec["tables"]:
+        tables.create_tables(client, names)
+    backend = dynamodb_backends[DEFAULT_ACCOUNT_ID]["us-east-1"]
+    expires_at = {"N": str(int(time.time()) + 90 * 86400)}
+    with embedded.lock:
+        for i in range(spec["events"]):
+            backend.put_item(spec["seed"], {
+                "user_id": {"S": f"seeded{i % 1000:04d}"}, "event_id": {"S": f"{i:024x}"},
+                "type": {"S": "login"}, "by": {"S": "user"}, "ip": {"S": "192.0.2.20"},
+                "expires_at": expires_at})
+    print("ready", flush=True)
+    threading.Event().wait()
+
+
+def load():
+    with open("/proc/loadavg", encoding="utf-8") as f:
+        return " ".join(f.read().split()[:3])
+
+
+def growth_figures(moto=False, runs=RUNS, count=40):
+    """A login at bcrypt cost 4, the bare 2-item transaction of a put into
+    the users and the events tables, and a Query of the user's events,
+    against empty tables and against tables with GROWTH_EVENTS events (of
+    other users), in turn request by request, on one embedded DynamoDB.
+    ``moto``: with moto's own transactions and queries, as before."""
+    import boto3
+    from botocore.config import Config
+
+    import app as application
+    from chalicelib import aws, service
+    from servers import free_port
+
+    sets = {size: {kind: f"growth-{size}-{kind}" for kind in ("users", "tokens", "events")}
+            for size in ("empty", "full")}
+    port = free_port()
+    spec = {"tables": list(sets.values()), "seed": sets["full"]["events"],
+            "events": GROWTH_EVENTS, "moto": moto}
+    child = subprocess.Popen([sys.executable, __file__, "--embedded-dynamodb", str(port),
+                              json.dumps(spec)], stdout=subprocess.PIPE, text=True,
+                             env=os.environ)
+    saved = {k: os.environ.get(k) for k in ("AWS_ENDPOINT_URL_DYNAMODB", "BCRYPT_ROUNDS",
+                                             "USERS_TABLE", "TOKENS_TABLE", "EVENTS_TABLE")}
+    try:
+        if child.stdout.readline().strip() != "ready":
+            raise RuntimeError("the embedded DynamoDB did not start")
+        os.environ.update({"AWS_ENDPOINT_URL_DYNAMODB": f"http://127.0.0.1:{port}",
+                           "BCRYPT_ROUNDS": "4"})
+        quiet()
+        aws.reset()
+        # The floor's own client, waiting as long as moto's transactions take.
+        client = boto3.client("dynamodb", endpoint_url=f"http://127.0.0.1:{port}",
+                              region_name="us-east-1",
+                              config=Config(read_timeout=300, retries={"max_attempts": 1}))
+        held = client.describe_table(TableName=sets["full"]["events"])["Table"]["ItemCount"]
+        assert held == GROWTH_EVENTS, held
+
+        def use(names):
+            os.environ.update({"USERS_TABLE": names["users"], "TOKENS_TABLE": names["tokens"],
+                               "EVENTS_TABLE": names["events"]})
+
+        for names in sets.values():
+            use(names)
+            service.account.signup("grower", "grower@example.com", "bench password 5")
+        event = proxy_event("POST", "/api/v1/login", None, json.dumps(
+            {"username": "grower", "password": "bench password 5"}))
+
+        statuses = {size: [] for size in sets}
+
+        def login(names):
+            def call():
+                use(names)
+                answer = application.app(event, Context())
+                statuses[next(k for k, v in sets.items() if v is names)].append(
+                    answer["statusCode"])
+                # moto's own transactions take longer at 50,000 events than
+                # the service's 2 s read timeout: there a login may answer
+                # 503 after three attempts, which the figures count.
+                assert moto or answer["statusCode"] == 200, answer
+            return call
+
+        def transaction(names):
+            def call():
+                client.transact_write_items(TransactItems=[
+                    {"Put": {"TableName": names["users"], "Item": {"pk": {"S": uuid.uuid4().hex}}}},
+                    {"Put": {"TableName": names["events"], "Item": {
+                        "user_id": {"S": "grower"}, "event_id": {"S": uuid.uuid4().hex}},
+                        "ConditionExpression": "attribute_not_exists(event_id)"}}])
+            return call
+
+        def query(names):
+            def call():
+                client.query(TableName=names["events"], KeyConditionExpression="user_id = :u",
+                             ExpressionAttributeValues={":u": {"S": "grower"}})
+            return call
+
+        kinds = {"login": login, "transaction": transaction, "query": query}
+        groups = [{f"{kind}_{size}": measure(names) for size, names in sets.items()}
+                  for kind, measure in kinds.items()]
+        for group in groups:
+            for call in group.values():
+                timed(call, 3)  # warm connections and caches
+        for found in statuses.values():
+            found.clear()
+        load_before, figures = load(), {}
+        for group in groups:
+            figures.update(paired(group, runs=runs, count=count))
+        figures.update({"events": GROWTH_EVENTS, "moto": moto,
+                        "loadavg": [load_before, load()],
+                        "login_not_200": {size: len([s for s in found if s != 200])
+                                          for size, found in statuses.items()}})
+        for kind in kinds:
+            figures[kind + "_ratio"] = round(
+                figures[kind + "_full"]["median_ms"] / figures[kind + "_empty"]["median_ms"], 3)
+        return figures
+    finally:
+        child.terminate()
+        child.wait()
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        aws.reset()
+
+
+def report_growth(f):
+    label = "moto's own transactions and queries" if f["moto"] else "make run"
+    print(f"embedded DynamoDB ({label}), {f['events']:,} events vs none; "
+          f"load average {f['loadavg'][0]} before, {f['loadavg'][1]} after")
+    print(f"{'request':48} {'median ms':>10} {'p95 ms':>9} {'mean ms':>9} {'spread ms':>17} "
+          f"{'ratio':>6}")
+    for kind, name in (("login", "POST /api/v1/login, cost 4"),
+                       ("transaction", "TransactWriteItems, 2 puts"),
+                       ("query", "Query of the user's events")):
+        for size, words in (("empty", "empty tables"), ("full", f"{f['events']:,} events")):
+            g = f[f"{kind}_{size}"]
+            spread = f"{g['spread_ms'][0]}-{g['spread_ms'][1]}"
+            ratio = f[kind + "_ratio"] if size == "full" else ""
+            print(f"{name + ', ' + words:48} {g['median_ms']:>10} {g['p95_ms']:>9} "
+                  f"{g['mean_ms']:>9} {spread:>17} {ratio:>6}")
+    print(f"logins not answered 200: {f['login_not_200']['empty']} against empty tables, "
+          f"{f['login_not_200']['full']} against {f['events']:,} events")
+
 
 TARGETS = [
     ("authorizer overhead", lambda f: f["authorizer"]["ratio_to_floor"], 1.15, "x floor"),
@@ -524,6 +701,8 @@ TARGETS = [
     ("import app over import boto3", lambda f: f["import_app_over_boto3"]["median_ms"], 30, "ms"),
     ("deployment zip", lambda f: f["deployment_zip_bytes"] / 1e6, 1.0, "MB"),
     ("peak RSS", lambda f: f["peak_rss_mb"], 128, "MB"),
+    ("login with 50,000 events over empty", lambda f: f["embedded_growth"]["login_ratio"], 1.2,
+     "x"),
 ]
 
 
@@ -571,6 +750,7 @@ def report(figures):
         f = figures[name]
         print(f"{label:34} {f['median_ms']:>10} {'':>9} "
               f"{str(f['spread_ms'][0]) + '-' + str(f['spread_ms'][1]):>17}")
+    report_growth(figures["embedded_growth"])
     print(f"{'peak RSS':34} {figures['peak_rss_mb']:>10.1f} MB")
     print(f"{'deployment zip':34} {figures['deployment_zip_bytes']:>10} bytes")
     print()
@@ -584,6 +764,16 @@ def main():
     if "--rss" in sys.argv:
         print(round(peak_rss(), 1))
         return
+    if "--embedded-dynamodb" in sys.argv:
+        at = sys.argv.index("--embedded-dynamodb")
+        serve_embedded(int(sys.argv[at + 1]), json.loads(sys.argv[at + 2]))
+        return
+    if "--growth" in sys.argv:
+        environment("http://127.0.0.1:1")  # every other setting; growth_figures sets the endpoint
+        count = int(sys.argv[sys.argv.index("--count") + 1]) if "--count" in sys.argv else 40
+        figures = growth_figures(moto="--moto" in sys.argv, count=count)
+        report_growth(figures)
+        return
     # Imported here, not at the top: the --rss process above measures what
     # serving requests costs, not the servers' own modules.
     from servers import FakeAWS
@@ -594,6 +784,7 @@ def main():
         environment(dynamodb.endpoint)
         figures = request_figures()
         figures.update(package_figures())
+    figures["embedded_growth"] = growth_figures()
     figures["machine"] = {"cpus": os.cpu_count(), "python": sys.version.split()[0]}
     os.makedirs(BUILD, exist_ok=True)
     with open(os.path.join(BUILD, "bench.json"), "w", encoding="utf-8") as f:
