@@ -7,7 +7,7 @@ secret itself is never stored.
 import re
 from collections import namedtuple
 
-from chalicelib import dynamo
+from chalicelib import dynamo, unit_of_work
 from chalicelib.dynamo import S
 
 # 128 random bits in hex: an id is not a secret, but cannot be guessed either.
@@ -43,20 +43,28 @@ class ClientStore:
                            ConsistentRead=True).get("Item")
         return _client(item) if item else None
 
+    # Both writes are transactions of one item, though nothing else goes
+    # with them: a transaction carries a ClientRequestToken, so a retry of
+    # one that was applied but answered late is told it succeeded, where a
+    # plain conditional write would find its own work and report a failure.
+
     def create(self, client):
         """Write a new client; its id must be new."""
-        dynamo.call("put_item", TableName=self.table, Item={
+        tx = unit_of_work.Transaction()
+        tx.add(unit_of_work.put(self.table, {
             **self.key(client.client_id), "client_id": S(client.client_id),
             "name": S(client.name), "created_at": S(client.created_at),
-            "secret_hash": S(client.secret_hash)},
-            ConditionExpression="attribute_not_exists(pk)")
+            "secret_hash": S(client.secret_hash)}, "attribute_not_exists(pk)", label="client"))
+        tx.commit()
 
     def delete(self, client_id):
         """Delete a client; False when there was none."""
+        tx = unit_of_work.Transaction()
+        tx.add(unit_of_work.delete(self.table, self.key(client_id),
+                                   condition="attribute_exists(pk)", label="client"))
         try:
-            dynamo.call("delete_item", TableName=self.table, Key=self.key(client_id),
-                        ConditionExpression="attribute_exists(pk)")
-        except dynamo.ConditionFailed:
+            tx.commit()
+        except unit_of_work.StaleWrite:
             return False
         return True
 

@@ -118,14 +118,6 @@ class TokenStore:
                              condition="attribute_exists(token_id) AND expires_at > :now",
                              values={":now": N(int(now))}, label="session")
 
-    def revoke(self, user_id, token_id, now):
-        """Delete one session; True when it was live before the call."""
-        old = dynamo.call(
-            "delete_item", TableName=self.table, Key=self.key(user_id, token_id),
-            ReturnValues="ALL_OLD",
-        ).get("Attributes")
-        return bool(old) and dynamo.number(old, "expires_at") > now
-
     def all_keys(self, user_id):
         """(token_id, expires_at) of every record of the user, oldest first."""
         return [(i["token_id"]["S"], dynamo.number(i, "expires_at")) for i in dynamo.every(

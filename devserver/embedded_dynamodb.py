@@ -57,8 +57,12 @@ def _install():
 
 class EmbeddedDynamoDB:
     def __init__(self, host, port, expiry_seconds=60, token_seconds=client_tokens.WINDOW_SECONDS,
-                 clock=time.time):
+                 clock=time.time, answer_late=None):
+        """``answer_late(environ)``, when given, names the seconds to hold a
+        request's answer after it was applied (0: none), outside the lock:
+        the fault of a write that happened but whose answer timed out."""
         self.host, self.port = host, port
+        self.answer_late = answer_late
         self.endpoint = f"http://{host}:{port}"
         self.expiry_seconds, self.clock = expiry_seconds, clock
         self.tokens = client_tokens.ClientTokens(token_seconds)
@@ -77,14 +81,19 @@ class EmbeddedDynamoDB:
         moto_app, tokens = DomainDispatcherApplication(create_backend_app), self.tokens
 
         def one_at_a_time(environ, start_response):
+            late = self.answer_late(environ) if self.answer_late else 0
             with self.lock:
                 _serving.active = True
                 try:
                     if environ.get("HTTP_X_AMZ_TARGET", "").endswith(".TransactWriteItems"):
-                        return tokens.serve(moto_app, environ, start_response)
-                    return list(moto_app(environ, start_response))
+                        answer = tokens.serve(moto_app, environ, start_response)
+                    else:
+                        answer = list(moto_app(environ, start_response))
                 finally:
                     _serving.active = False
+            if late:
+                time.sleep(late)
+            return answer
 
         self._server = make_server(self.host, self.port, one_at_a_time, threaded=True,
                                    request_handler=MotoRequestHandler)

@@ -48,7 +48,13 @@ def _revoke_one(identity, token_id, kind, origin):
             return False  # gone or expired already: nothing to revoke, nothing to record
     # The account's deletion has begun, which deletes its log: the token
     # goes unrecorded, as it would with the rest of the account.
-    return sessions.revoke(identity.user_id, token_id, now)
+    alone = Transaction()
+    alone.add(sessions.revoke_live(identity.user_id, token_id, now))
+    try:
+        alone.commit()
+        return True
+    except StaleWrite:
+        return False
 
 
 def revoke_all(owner, keep=None, admin=None, origin=NOWHERE):
