@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test clean package deploy bench common-passwords mutate smoke
+.PHONY: run test clean package deploy bench load common-passwords mutate smoke
 
 $(STAMP): requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -64,10 +64,19 @@ deploy: $(STAMP)
 common-passwords: $(STAMP)
 	$(PY) -m deploy.common_passwords
 
-# The benchmark: a table on stdout and build/bench.json (see README, Performance).
+# The benchmark: a table on stdout and build/bench.json (see README, Performance),
+# then `make load`.
 bench: $(STAMP)
 	$(MAKE) --no-print-directory package STAGE=dev
 	$(PY) tests/bench.py
+	$(PY) tests/load.py
+
+# The real `make run` stack under CLIENTS people's use for DURATION seconds:
+# requests a second, every 5xx and wrong answer (exit 1 if any), build/load.json.
+CLIENTS ?= 16
+DURATION ?= 60
+load: $(STAMP)
+	$(PY) tests/load.py --clients $(CLIENTS) --duration $(DURATION)
 
 # A deployed stage (or `make run`) checked from outside: the README
 # walkthrough through a client generated from its own OpenAPI document, API

@@ -22,7 +22,7 @@ import logging
 import threading
 import time
 
-from devserver import client_tokens, expiry, partitions, transactions
+from devserver import client_tokens, expiry, keep_alive, partitions, transactions
 
 _serving = threading.local()
 _install_lock = threading.Lock()
@@ -59,8 +59,9 @@ class EmbeddedDynamoDB:
     def __init__(self, host, port, expiry_seconds=60, token_seconds=client_tokens.WINDOW_SECONDS,
                  clock=time.time, answer_late=None):
         """``answer_late(environ)``, when given, names the seconds to hold a
-        request's answer after it was applied (0: none), outside the lock:
-        the fault of a write that happened but whose answer timed out."""
+        request's answer after it was applied (0: none), while others are
+        served: the fault of a write that happened but whose answer timed
+        out."""
         self.host, self.port = host, port
         self.answer_late = answer_late
         self.endpoint = f"http://{host}:{port}"
@@ -73,31 +74,23 @@ class EmbeddedDynamoDB:
         self.lock = threading.Lock()
 
     def start(self):
-        from moto.moto_server.werkzeug_app import (DomainDispatcherApplication,
-                                                   MotoRequestHandler, create_backend_app)
-        from werkzeug.serving import make_server
+        from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
         _install()
         moto_app, tokens = DomainDispatcherApplication(create_backend_app), self.tokens
 
         def one_at_a_time(environ, start_response):
-            late = self.answer_late(environ) if self.answer_late else 0
             with self.lock:
                 _serving.active = True
                 try:
                     if environ.get("HTTP_X_AMZ_TARGET", "").endswith(".TransactWriteItems"):
-                        answer = tokens.serve(moto_app, environ, start_response)
-                    else:
-                        answer = list(moto_app(environ, start_response))
+                        return tokens.serve(moto_app, environ, start_response)
+                    return list(moto_app(environ, start_response))
                 finally:
                     _serving.active = False
-            if late:
-                time.sleep(late)
-            return answer
 
-        self._server = make_server(self.host, self.port, one_at_a_time, threaded=True,
-                                   request_handler=MotoRequestHandler)
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        self._server = keep_alive.Server(self.host, self.port, one_at_a_time,
+                                         late=self.answer_late).start()
         threading.Thread(target=self._expire_every_period, daemon=True).start()
         return self
 
@@ -119,5 +112,4 @@ class EmbeddedDynamoDB:
     def stop(self):
         self._stopped.set()
         if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
+            self._server.stop()

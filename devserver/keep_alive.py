@@ -1,0 +1,141 @@
+"""An HTTP/1.1 server for one WSGI app, on one thread, keeping connections open.
+
+Werkzeug's development server closes every connection after one answer (and
+drains the socket to the end after each, so it cannot be told otherwise):
+each DynamoDB call of the service then cost a new TCP connection and a new
+thread here, where botocore would reuse a connection from its pool. This
+server keeps every connection open and serves all of them from one event
+loop: requests are answered one at a time, in the order they arrive, with no
+thread per connection contending for the interpreter and for the embedded
+DynamoDB's lock. It reads each request whole by its Content-Length and
+answers with one; it is what the embedded DynamoDB needs and no more (no
+chunked requests, no TLS, no HTTP/2).
+"""
+import asyncio
+import io
+import sys
+import threading
+from urllib.parse import unquote
+
+_HOP_BY_HOP = {"connection", "content-length", "keep-alive", "transfer-encoding"}
+
+
+class Server:
+    """``app`` served on ``host``:``port``; ``late(environ)``, when given,
+    names seconds to hold an answer after the app gave it (a fault for tests),
+    during which other connections are served."""
+
+    def __init__(self, host, port, app, late=None):
+        self.host, self.port, self.app, self.late = host, port, app, late
+        self._loop = asyncio.new_event_loop()
+        self._started = threading.Event()
+        self._server = self._thread = None
+        self._writers = set()
+
+    def start(self):
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        self._started.wait()
+        if isinstance(self._server, BaseException):
+            raise self._server
+        return self
+
+    def _run(self):
+        asyncio.set_event_loop(self._loop)
+        try:
+            self._server = self._loop.run_until_complete(asyncio.start_server(
+                self._connection, self.host, self.port, reuse_address=True))
+        except BaseException as exc:  # noqa: BLE001 - reported by start()
+            self._server = exc
+            self._started.set()
+            return
+        self._started.set()
+        self._loop.run_forever()
+
+    def stop(self):
+        """Close the listening socket and every open connection, then the loop."""
+        if isinstance(self._server, asyncio.base_events.Server):
+            async def close():
+                self._server.close()
+                for writer in list(self._writers):
+                    writer.close()
+                await asyncio.sleep(0.05)  # the connections' handlers end
+            asyncio.run_coroutine_threadsafe(close(), self._loop).result(timeout=10)
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(timeout=10)
+        self._loop.close()
+
+    async def _connection(self, reader, writer):
+        self._writers.add(writer)
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                method, target, version, headers = _parse(head)
+                body = await reader.readexactly(int(headers.get("content-length", ["0"])[0]))
+                environ = self._environ(method, target, version, headers, body, writer)
+                late = self.late(environ) if self.late else 0
+                status, answer_headers, payload = _call(self.app, environ)
+                if late:
+                    await asyncio.sleep(late)
+                writer.write(_answer(status, answer_headers, payload, method))
+                await writer.drain()
+                if version == "HTTP/1.0" or "close" in headers.get("connection", [""])[0].lower():
+                    break
+        except (asyncio.IncompleteReadError, ConnectionError, asyncio.LimitOverrunError):
+            pass  # the client closed the connection, or sent what this server does not read
+        finally:
+            self._writers.discard(writer)
+            writer.close()
+
+    def _environ(self, method, target, version, headers, body, writer):
+        path, _, query = target.partition("?")
+        peer = writer.get_extra_info("peername") or ("", 0)
+        environ = {
+            "REQUEST_METHOD": method, "SCRIPT_NAME": "", "PATH_INFO": unquote(path),
+            "QUERY_STRING": query, "SERVER_NAME": self.host, "SERVER_PORT": str(self.port),
+            "SERVER_PROTOCOL": version, "REMOTE_ADDR": peer[0],
+            "CONTENT_LENGTH": str(len(body)),
+            "CONTENT_TYPE": headers.get("content-type", [""])[0],
+            "wsgi.version": (1, 0), "wsgi.url_scheme": "http", "wsgi.input": io.BytesIO(body),
+            "wsgi.errors": sys.stderr, "wsgi.multithread": False, "wsgi.multiprocess": False,
+            "wsgi.run_once": False,
+        }
+        for name, values in headers.items():
+            key = "HTTP_" + name.upper().replace("-", "_")
+            if key not in ("HTTP_CONTENT_TYPE", "HTTP_CONTENT_LENGTH"):
+                environ[key] = ",".join(values)
+        return environ
+
+
+def _parse(head):
+    lines = head.decode("latin-1").split("\r\n")
+    method, target, version = lines[0].split(" ", 2)
+    headers = {}
+    for line in lines[1:]:
+        if line:
+            name, _, value = line.partition(":")
+            headers.setdefault(name.strip().lower(), []).append(value.strip())
+    return method, target, version, headers
+
+
+def _call(app, environ):
+    chunks, answer = [], {}
+
+    def start_response(status, headers, exc_info=None):
+        answer.update(status=status, headers=headers)
+        return chunks.append
+
+    result = app(environ, start_response)
+    try:
+        chunks.extend(result)
+    finally:
+        getattr(result, "close", lambda: None)()
+    return answer["status"], answer["headers"], b"".join(chunks)
+
+
+def _answer(status, headers, payload, method):
+    lines = [f"HTTP/1.1 {status}"]
+    lines += [f"{name}: {value}" for name, value in headers if name.lower() not in _HOP_BY_HOP]
+    lines.append(f"Content-Length: {len(payload)}")
+    head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+    return head if method == "HEAD" else head + payload
