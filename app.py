@@ -10,6 +10,7 @@ from chalicelib.web import (FORM_OR_JSON, PAGED, client_credentials, client_ip, 
                             origin, requested_page, user_agent)
 
 config.check_at_cold_start()
+config.refuse_plain_chalice_local()
 # The app's logger has the service's name, which is audit's logger: Chalice
 # must not configure it (it would set it to ERROR, silencing every line).
 app = Chalice(app_name=config.SERVICE_NAME, configure_logs=False)

@@ -7,6 +7,7 @@ them all at once, where a bad value must stop the service from starting.
 """
 import os
 import re
+import sys
 
 SERVICE_NAME = "login-service"
 VERSION = "1.0.0"
@@ -85,6 +86,47 @@ def check_at_cold_start():
     """
     if os.environ.get("AWS_LAMBDA_FUNCTION_NAME"):  # set by the Lambda runtime
         check()
+
+
+# Set by `make run`'s server (devserver/local_server.py) for the app it serves.
+LOCAL_SERVER = "LOGIN_SERVICE_LOCAL_SERVER"
+PLAIN_CHALICE_LOCAL = (
+    "login-service: run it locally with `make run`, not plain `chalice local`: make run is "
+    "chalice local plus what this service needs beside it (an embedded DynamoDB with its "
+    "tables, a signing secret, API Gateway's own answers); it serves on http://127.0.0.1:8000")
+_CHALICE_OPTIONS_WITH_VALUES = {"--project-dir", "--aws-profile"}
+
+
+def refuse_plain_chalice_local(argv=None, env=None):
+    """Stop a `chalice local` typed by hand, with one line saying what to run.
+
+    Plain `chalice local` has no DynamoDB, no tables and no signing secret
+    (stage ``dev`` would read it from SSM), and answers auth failures with
+    chalice's own bodies: every login would be a 500 or a 503 with nothing
+    to say why. `make run` serves the same app with all of it.
+    """
+    argv = sys.argv if argv is None else argv
+    env = os.environ if env is None else env
+    if env.get(LOCAL_SERVER) or not argv or "chalice" not in argv[0].replace("\\", "/"):
+        return
+    if _chalice_command(argv[1:]) == "local":
+        sys.stderr.write(PLAIN_CHALICE_LOCAL + "\n")
+        sys.stderr.flush()
+        # Not SystemExit: chalice's reloader imports the app on a thread of
+        # its worker, where SystemExit would end the thread and leave the
+        # process serving nothing; the worker's exit ends chalice too.
+        os._exit(2)
+
+
+def _chalice_command(args):
+    """The command of chalice's command line ``args``, past its options."""
+    words = iter(args)
+    for word in words:
+        if word in _CHALICE_OPTIONS_WITH_VALUES:
+            next(words, None)
+        elif not word.startswith("-"):
+            return word
+    return None
 
 
 def users_table():

@@ -22,6 +22,7 @@ from chalice import local
 from chalice.cli.factory import CLIFactory
 from chalice.deploy.validate import validate_routes
 
+from chalicelib import config
 from deploy import gateway_responses
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -109,6 +110,7 @@ def create_server(host, port, stage, project_dir=ROOT):
 
 
 def main(argv=None):
+    os.environ[config.LOCAL_SERVER] = "1"  # the app's guard against plain chalice local
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8000)

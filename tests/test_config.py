@@ -125,3 +125,29 @@ def test_outside_lambda_the_import_leaves_settings_to_each_request(monkeypatch):
     # check the wrong values.
     monkeypatch.setenv("TOKEN_LIFETIME_SECONDS", "abc")
     assert cold_start()["app"].app_name == "login-service"
+
+
+@pytest.mark.parametrize("args,command", [
+    (["local"], "local"), (["--project-dir", ".", "local", "--port", "8000"], "local"),
+    (["--debug", "local"], "local"), (["package", "--stage", "local", "out"], "package"),
+    (["--project-dir", "local", "deploy"], "deploy"), ([], None)])
+def test_the_chalice_command_is_read_past_its_options(args, command):
+    assert config._chalice_command(args) == command
+
+
+@pytest.mark.parametrize("extra", [["--no-autoreload"], []], ids=["no reloader", "reloader"])
+def test_plain_chalice_local_stops_at_once_saying_to_run_make_run(extra):
+    """chalice local alone has no DynamoDB, tables or secret: every login
+    would fail with nothing to say why. It stops before serving, in one line."""
+    import subprocess
+    import sys
+
+    from servers import free_port
+
+    chalice = os.path.join(os.path.dirname(sys.executable), "chalice")
+    env = {k: v for k, v in os.environ.items() if k != config.LOCAL_SERVER}
+    run = subprocess.run([chalice, "local", "--stage", "local", "--port", str(free_port()),
+                          *extra], cwd=ROOT, env=env, capture_output=True, text=True,
+                         timeout=60)
+    assert run.stderr.strip().splitlines()[-1] == config.PLAIN_CHALICE_LOCAL
+    assert "Serving on" not in run.stdout + run.stderr
