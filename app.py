@@ -3,13 +3,14 @@ import time
 
 from chalice import AuthResponse, Chalice, CORSConfig, Response
 
-from chalicelib import audit, authorizer, config, page, service
+from chalicelib import audit, authorizer, config, page, service, signing_keys
 from chalicelib.contract import contracts, edge
 from chalicelib.terms import DESCRIPTION_LENGTH, PREFIX
 from chalicelib.web import (FORM_OR_JSON, PAGED, client_credentials, client_ip, flag, identity,
                             origin, requested_page, user_agent)
 
 config.check_at_cold_start()
+signing_keys.check_at_cold_start()
 config.refuse_plain_chalice_local()
 # The app's logger has the service's name, which is audit's logger: Chalice
 # must not configure it (it would set it to ERROR, silencing every line).

@@ -17,7 +17,7 @@ import sys
 import unicodedata
 
 from chalicelib import signing_keys
-from chalicelib.config import SERVICE_NAME
+from chalicelib.config import SERVICE_NAME, ConfigurationError
 
 # A fixed label, not the service's name: renaming the service must not
 # change what a name hashes to.
@@ -66,6 +66,14 @@ def name_hash(name):
     folded = unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", name).casefold())
     key = signing_keys.derived_key(_NAME_HASH_LABEL)
     return hmac.new(key, folded.encode("utf-8"), hashlib.sha256).hexdigest()[:16]
+
+
+def problem(exc):
+    """Log fields saying why ``exc`` happened, when the service's own words
+    can: a ConfigurationError names a setting or a resource and the cause,
+    never a value. Any other exception's message may quote request data (a
+    token, a password), so it says nothing."""
+    return {"problem": str(exc)} if isinstance(exc, ConfigurationError) else {}
 
 
 def request(request_id, lambda_request_id, method, route, status, started, ended, user_id=None):

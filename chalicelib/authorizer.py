@@ -140,7 +140,7 @@ def _record_use(store, session, window, cap):
         # request passes, and the line (the same as a failed decision's)
         # raises the alarm, since no use is recorded and no expiry slides.
         audit.event("authorizer_error", level=logging.ERROR, type=type(exc).__name__,
-                    step="record_use")
+                    step="record_use", **audit.problem(exc))
 
 
 def decide(header):
@@ -156,5 +156,5 @@ def decide(header):
         # The type only (a library's message may quote the token), and for
         # an outage what failed and how often it was tried.
         audit.event("authorizer_error", level=logging.ERROR, type=type(exc).__name__,
-                    **getattr(exc, "cause", {}))
+                    **getattr(exc, "cause", {}), **audit.problem(exc))
         raise Undecided() from None

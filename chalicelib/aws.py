@@ -8,6 +8,8 @@ import functools
 
 import boto3
 from botocore.config import Config
+from botocore.exceptions import (ClientError, CredentialRetrievalError, NoCredentialsError,
+                                 NoRegionError, PartialCredentialsError, ProfileNotFound)
 
 from chalicelib import config
 
@@ -44,6 +46,33 @@ def dynamodb():
 
 def ssm():
     return _client("ssm")
+
+
+# Error codes that mean this function may not make the call (its role, its
+# credentials, a KMS key it may not use): a deployment's mistake, which no
+# retry mends, never an outage.
+_REFUSED = ("AccessDenied", "UnrecognizedClient", "InvalidClientTokenId", "InvalidSignature",
+            "SignatureDoesNotMatch", "IncompleteSignature", "MissingAuthenticationToken",
+            "ExpiredToken", "KMS", "InvalidKeyId")
+_NO_IDENTITY = (NoCredentialsError, PartialCredentialsError, NoRegionError, ProfileNotFound,
+                CredentialRetrievalError)
+
+
+def misconfigured(exc, call, resource):
+    """A ConfigurationError naming ``call`` (service and operation), the
+    ``resource`` and the cause, when ``exc`` says this function may not make
+    the call or has no identity to make it with; None for anything else."""
+    if isinstance(exc, ClientError):
+        cause = exc.response.get("Error", {}).get("Code", "")
+        if not cause.startswith(_REFUSED):
+            return None
+    elif isinstance(exc, _NO_IDENTITY):
+        cause = type(exc).__name__
+    else:
+        return None
+    return config.ConfigurationError(
+        f"{call} on {resource} was refused ({cause}): check the function's credentials, its "
+        "IAM policy and the KMS key")
 
 
 def reset():

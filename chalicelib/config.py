@@ -74,6 +74,11 @@ def check(env=None, secret_required=True):
             raise ConfigurationError(f"{name} must be at least {SECRET_MIN_BYTES} bytes")
 
 
+def in_lambda():
+    """Whether this process is a Lambda function (its runtime sets the name)."""
+    return bool(os.environ.get("AWS_LAMBDA_FUNCTION_NAME"))
+
+
 def check_at_cold_start():
     """:func:`check`, when this process is a Lambda function.
 
@@ -84,7 +89,7 @@ def check_at_cold_start():
     set settings per test). A bad value makes the function's init fail, so
     it never answers at all, rather than a 500 on every request.
     """
-    if os.environ.get("AWS_LAMBDA_FUNCTION_NAME"):  # set by the Lambda runtime
+    if in_lambda():
         check()
 
 

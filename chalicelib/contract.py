@@ -75,8 +75,11 @@ def json_response(payload, status_code, headers=None):
 
 def internal_error(exc, route):
     # Only the exception's type goes to the log: messages from libraries can
-    # quote request data (a token, a password) and logs outlive requests.
-    audit.event("unhandled_error", level=logging.ERROR, route=route, type=type(exc).__name__)
+    # quote request data (a token, a password) and logs outlive requests. A
+    # ConfigurationError's message is the service's own, naming a setting or
+    # a resource and the cause, never a value: a broken deployment says why.
+    audit.event("unhandled_error", level=logging.ERROR, route=route, type=type(exc).__name__,
+                **audit.problem(exc))
     return json_response({"error": "internal_error", "message": "An internal error occurred."},
                          500)
 

@@ -66,10 +66,12 @@ def call(operation, **kwargs):
     """``operation`` (boto3's name) of the DynamoDB client, its errors turned
     into the service's own; a ServiceUnavailable names the operation, the
     code and the attempts made (botocore retries throttles, 5xx and
-    timeouts itself)."""
+    timeouts itself). A call this function may not make (its role, its
+    credentials, a KMS key) is a ConfigurationError naming the tables."""
     try:
         return getattr(aws.dynamodb(), operation)(**kwargs)
     except ClientError as exc:
+        _refused(exc, operation, kwargs)
         error = exc.response.get("Error", {})
         code = error.get("Code", "")
         metadata = exc.response.get("ResponseMetadata", {})
@@ -91,10 +93,25 @@ def call(operation, **kwargs):
             raise ServiceUnavailable(**cause) from None
         raise
     except BotoCoreError as exc:
+        _refused(exc, operation, kwargs)
         # Timeouts and refused connections, after botocore's own retries.
         raise ServiceUnavailable(operation=operation, code=type(exc).__name__,
                                  attempts=aws.MAX_ATTEMPTS) from None
 
+
+def _refused(exc, operation, kwargs):
+    refused = aws.misconfigured(exc, f"DynamoDB {operation}",
+                                "table " + " and ".join(_tables_named(kwargs)))
+    if refused:
+        raise refused from None
+
+
+def _tables_named(kwargs):
+    """The tables a call's parameters name."""
+    names = {kwargs.get("TableName"), *kwargs.get("RequestItems", {})}
+    names.update(params["TableName"] for item in kwargs.get("TransactItems", [])
+                 for params in item.values())
+    return sorted(n for n in names if n)
 
 
 def every(operation, **params):
@@ -136,10 +153,7 @@ def _missing_table(operation, kwargs):
     """A table that does not exist (or is not active) is a deployment's
     mistake, not an outage: telling clients to retry would hide it. It is
     logged with the table's name, and the request fails as a bug does."""
-    names = {kwargs.get("TableName"), *kwargs.get("RequestItems", {})}
-    names.update(params["TableName"] for item in kwargs.get("TransactItems", [])
-                 for params in item.values())
-    names = sorted(n for n in names if n)
+    names = _tables_named(kwargs)
     audit.event("table_not_found", level=logging.ERROR, operation=operation, tables=names)
     return ConfigurationError(f"DynamoDB table {' or '.join(names)} does not exist or is not "
                               "active; check USERS_TABLE, TOKENS_TABLE and EVENTS_TABLE")

@@ -17,7 +17,7 @@ import os
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from chalicelib import aws
+from chalicelib import aws, config
 from chalicelib.config import SECRET_MIN_BYTES as MIN_BYTES, ConfigurationError
 from chalicelib.errors import ServiceUnavailable
 
@@ -67,15 +67,31 @@ def _read_parameter(name):
                 pass  # history keeps 100 versions; older ones are simply gone
     except ssm.exceptions.ParameterNotFound:
         raise ConfigurationError(f"SSM parameter {name} does not exist") from None
-    except ClientError as exc:
+    except (ClientError, BotoCoreError) as exc:
+        refused = aws.misconfigured(exc, "SSM GetParameter", f"parameter {name}")
+        if refused:
+            raise refused from None
+        if isinstance(exc, BotoCoreError):
+            raise ServiceUnavailable(operation="ssm.get_parameter", code=type(exc).__name__,
+                                     attempts=aws.MAX_ATTEMPTS) from None
         raise ServiceUnavailable(
             operation="ssm.get_parameter", code=exc.response.get("Error", {}).get("Code", ""),
             attempts=exc.response.get("ResponseMetadata", {}).get("RetryAttempts", 0) + 1,
         ) from None
-    except BotoCoreError as exc:
-        raise ServiceUnavailable(operation="ssm.get_parameter", code=type(exc).__name__,
-                                 attempts=aws.MAX_ATTEMPTS) from None
     return _checked(found + [""])
+
+
+def check_at_cold_start():
+    """In a Lambda function with ``JWT_SECRET_PARAMETER``, read the secret at
+    once: a parameter that does not exist, or that the function's role (or
+    KMS key) may not read, stops the function's init with its reason before
+    any request, rather than failing every request. An outage is left for
+    the first request to meet (and retry)."""
+    if config.in_lambda() and os.environ.get("JWT_SECRET_PARAMETER"):
+        try:
+            secrets()
+        except ServiceUnavailable:
+            pass
 
 
 def forget():

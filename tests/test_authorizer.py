@@ -317,8 +317,10 @@ def test_a_write_the_role_may_not_make_lets_the_token_through_and_is_logged_as_a
     token = api.user()
     inject(dynamodb, "UpdateItem", lambda p: client_error("AccessDeniedException", status=400))
     assert me(api, token) == 200
-    assert [(e["event"], e["type"], e["step"]) for e in logged_errors(caplog)] == [
-        ("authorizer_error", "ClientError", "record_use")]
+    [line] = logged_errors(caplog)
+    assert (line["event"], line["type"], line["step"]) == (
+        "authorizer_error", "ConfigurationError", "record_use")
+    assert "AccessDeniedException" in line["problem"] and "table" in line["problem"]
 
 
 # What the authorizer hands over, to this API and to any other API of the

@@ -111,10 +111,9 @@ def test_a_missing_table_gives_the_authorizer_no_verdict(api, dynamodb, table_na
     inject(dynamodb, "BatchGetItem", lambda p: client_error("ResourceNotFoundException"))
     with pytest.raises(authorizer.Undecided):
         authorizer.decide(f"Bearer {token}")
-    assert table_errors(caplog) == [
-        {"event": "table_not_found", "operation": "batch_get_item",
-         "tables": sorted([table_names["tokens"], table_names["users"]])},
-        {"event": "authorizer_error", "type": "ConfigurationError"}]
+    assert [(e["event"], e.get("tables") or e.get("type")) for e in table_errors(caplog)] == [
+        ("table_not_found", sorted([table_names["tokens"], table_names["users"]])),
+        ("authorizer_error", "ConfigurationError")]
 
 
 def unavailable_lines(caplog):

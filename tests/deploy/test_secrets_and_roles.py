@@ -1,5 +1,6 @@
 """The signing secret in SSM, key rotation, and each role's least privilege."""
 import json
+import logging
 import os
 import re
 
@@ -9,6 +10,7 @@ import pytest
 from chalicelib import authorizer, aws, signing_keys
 from conftest import PASSWORD, ROOT
 from deploy import tables
+from faults import client_error, inject
 
 PARAMETER = "/login-service/local/jwt-secret"
 V1, V2, V3 = ("first-secret-".ljust(40, "1"), "second-secret-".ljust(40, "2"),
@@ -339,3 +341,78 @@ def test_dev_and_prod_policies_differ_only_in_names():
 
     assert normalised("policy-dev.json") == normalised("policy-prod.json")
     assert normalised("policy-authorizer-dev.json") == normalised("policy-authorizer-prod.json")
+
+
+# A misconfiguration is never an outage: a 500 whose log line names the
+# resource and the cause, never a 503 telling clients to wait.
+
+REFUSALS = {"access denied": lambda p: client_error("AccessDeniedException"),
+            "KMS key": lambda p: client_error("KMSAccessDeniedException"),
+            "unknown credentials": lambda p: client_error("UnrecognizedClientException")}
+
+
+def unhandled(caplog):
+    return [json.loads(r.getMessage()) for r in caplog.records
+            if r.name == "login-service" and "unhandled_error" in r.getMessage()]
+
+
+@pytest.mark.parametrize("fault", REFUSALS)
+def test_a_parameter_the_role_may_not_read_is_a_500_naming_it(api, ssm, caplog, fault):
+    caplog.set_level(logging.INFO, logger="login-service")
+    api.signup()
+    signing_keys.forget()
+    inject(ssm, "GetParameter", REFUSALS[fault])
+    reply = api.login()
+    assert reply.status == 500 and "Retry-After" not in reply.headers
+    [line] = unhandled(caplog)
+    assert line["type"] == "ConfigurationError" and PARAMETER in line["problem"]
+
+
+@pytest.mark.parametrize("fault", REFUSALS)
+def test_a_table_the_role_may_not_use_is_a_500_naming_it(api, dynamodb, table_names, caplog,
+                                                          fault):
+    caplog.set_level(logging.INFO, logger="login-service")
+    api.signup()
+    inject(dynamodb, "BatchGetItem", REFUSALS[fault])
+    reply = api.login()
+    assert reply.status == 500 and reply.json["error"] == "internal_error"
+    [line] = unhandled(caplog)
+    code = REFUSALS[fault](None)[1]["Error"]["Code"]
+    assert table_names["users"] in line["problem"] and code in line["problem"]
+
+
+def test_no_credentials_at_all_is_a_500_naming_the_table(api, dynamodb, table_names, caplog):
+    from botocore.exceptions import NoCredentialsError
+
+    caplog.set_level(logging.INFO, logger="login-service")
+    api.signup()
+
+    def no_credentials(params):
+        raise NoCredentialsError()
+
+    inject(dynamodb, "BatchGetItem", no_credentials)
+    assert api.login().status == 500
+    [line] = unhandled(caplog)
+    assert "NoCredentialsError" in line["problem"] and table_names["users"] in line["problem"]
+
+
+def test_a_missing_or_refused_parameter_stops_a_cold_start(ssm, monkeypatch):
+    from chalicelib.config import ConfigurationError
+
+    monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", "login-service-dev-api")
+    monkeypatch.setenv("JWT_SECRET_PARAMETER", "/nowhere")
+    with pytest.raises(ConfigurationError, match="/nowhere"):
+        signing_keys.check_at_cold_start()
+    monkeypatch.setenv("JWT_SECRET_PARAMETER", PARAMETER)
+    signing_keys.forget()
+    inject(ssm, "GetParameter", REFUSALS["access denied"], times=1)
+    with pytest.raises(ConfigurationError, match="AccessDeniedException"):
+        signing_keys.check_at_cold_start()
+
+
+def test_an_outage_at_cold_start_is_left_to_the_first_request(ssm, monkeypatch):
+    monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", "login-service-dev-api")
+    signing_keys.forget()
+    inject(ssm, "GetParameter", lambda p: client_error("ThrottlingException"), times=1)
+    signing_keys.check_at_cold_start()  # no exception: the next call tries again
+    assert signing_keys.secrets()[0] == V1
