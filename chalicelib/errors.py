@@ -1,7 +1,7 @@
 """The service's error vocabulary: what went wrong, in the service's terms.
 
 Each error has a snake_case ``code`` and a ``message`` safe to show a
-client. None of them knows about HTTP: web.py maps each to its status,
+client. None of them knows about HTTP: contract.py maps each to its status,
 once.
 """
 from chalicelib.terms import MAX_BODY_BYTES

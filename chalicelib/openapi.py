@@ -2,7 +2,7 @@
 
 Built from Chalice's own route table (path, method, view name, authorizer,
 docstring) and the contract each view declares with ``@contract``
-(chalicelib/web.py), so a route is stated once, beside its view. Only this
+(chalicelib/contract.py), so a route is stated once, beside its view. Only this
 route loads apispec.
 
 OpenAPI 3.0.3 rather than 3.1: apispec's marshmallow plugin writes 3.0's
@@ -60,7 +60,7 @@ HEADER_DEFINITIONS = {
 # WWW-Authenticate.
 HEADER_NAMES = {"WWW-Authenticate-Basic": "WWW-Authenticate"}
 # The security scheme of each kind of credentials a view checks itself
-# (web.Contract.credentials), and the challenge of its 401.
+# (contract.Contract.credentials), and the challenge of its 401.
 CREDENTIALS = {"client": ("client", "WWW-Authenticate-Basic")}
 SECURITY_SCHEMES = {
     "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
