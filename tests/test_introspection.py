@@ -505,10 +505,16 @@ def test_a_token_that_does_not_verify_costs_the_client_read_alone(api, introspec
     assert calls == [("GetItem", [table_names["users"]])]
 
 
-def test_a_client_id_not_of_our_shape_costs_no_read(api, introspect, calls):
+@pytest.mark.parametrize("method", ["basic", "body"])
+def test_a_client_id_not_of_our_shape_costs_no_read(api, introspect, calls, method):
     token = api.user()
     calls.clear()
-    assert introspect(token, authorization=basic("not-an-id", "x")).status == 401
+    if method == "basic":
+        reply = introspect(token, authorization=basic("not-an-id", "x"))
+    else:
+        reply = introspect(None, authorization=None,
+                           raw=posted(token, client_id="not-an-id", client_secret="x"))
+    assert reply.status == 401
     assert calls == []
 
 
