@@ -31,7 +31,6 @@ from botocore.exceptions import ConnectionError as NoConnection
 from marshmallow import ValidationError
 
 from chalicelib import audit, aws, clients, schemas, service
-from chalicelib.dynamo import Unreachable
 from chalicelib.errors import ClientNotFound, Conflict, ServiceError, UserNotFound
 from chalicelib.terms import ADMIN
 from devserver import stage as stages
@@ -137,13 +136,27 @@ def main(argv=None):
     chosen = stages.use_endpoint(args.endpoint)
     try:
         return dynamodb_command(args)
-    except (Unreachable, NoConnection):
+    except (ServiceError, NoConnection) as exc:
+        if not unreachable(exc):
+            raise
         # Said once, here: the endpoint tried and what moves it, never a
         # "try again" that no wait would make true.
         print(f"{args.command}: no DynamoDB answers at {aws.dynamodb().meta.endpoint_url} "
               f"(set by {chosen}); another is chosen by {stages.ENDPOINT_SETTINGS}.",
               file=sys.stderr)
         return 1
+
+
+def unreachable(error):
+    """Whether ``error`` comes of finding no DynamoDB at all (refused,
+    unresolved, no connection in time). The service answers that as any
+    outage, a ServiceUnavailable raised ``from None``, which hides the
+    botocore error from tracebacks but keeps it as ``__context__``."""
+    while error is not None:
+        if isinstance(error, NoConnection):
+            return True
+        error = error.__context__
+    return False
 
 
 def dynamodb_command(args):
@@ -167,9 +180,9 @@ def dynamodb_command(args):
         print(f"{args.command} {args.username}: refused: {exc.message} Nothing was changed.",
               file=sys.stderr)
         return 1
-    except Unreachable:
-        raise
     except ServiceError as exc:
+        if unreachable(exc):
+            raise  # main says where it looked
         print(f"{args.command} {args.username}: failed: {exc.message}", file=sys.stderr)
         return 1
     return 0
@@ -200,9 +213,9 @@ def _client_command(args):
     except ClientNotFound as exc:
         print(f"{args.command} {args.client_id}: refused: {exc.message}", file=sys.stderr)
         return 1
-    except Unreachable:
-        raise
     except ServiceError as exc:
+        if unreachable(exc):
+            raise  # main says where it looked
         print(f"{args.command}: failed: {exc.message} {exc.fields or ''}".rstrip(),
               file=sys.stderr)
         return 1

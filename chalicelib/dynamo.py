@@ -14,7 +14,6 @@ import time
 from collections import namedtuple
 
 from botocore.exceptions import BotoCoreError, ClientError
-from botocore.exceptions import ConnectionError as NoConnection
 
 from chalicelib import audit, aws
 from chalicelib.config import ConfigurationError
@@ -42,12 +41,6 @@ class ConditionFailed(Exception):
     def __init__(self, item=None):
         super().__init__()
         self.item = item
-
-
-class Unreachable(ServiceUnavailable):
-    """No connection to DynamoDB at all (refused, unresolved, not made in
-    time): an outage to a request like any other, but an operator's command
-    (manage.py) names the endpoint it tried instead."""
 
 
 class Contended(ServiceUnavailable):
@@ -99,9 +92,8 @@ def call(operation, **kwargs):
         raise
     except BotoCoreError as exc:
         # Timeouts and refused connections, after botocore's own retries.
-        kind = Unreachable if isinstance(exc, NoConnection) else ServiceUnavailable
-        raise kind(operation=operation, code=type(exc).__name__,
-                   attempts=aws.MAX_ATTEMPTS) from None
+        raise ServiceUnavailable(operation=operation, code=type(exc).__name__,
+                                 attempts=aws.MAX_ATTEMPTS) from None
 
 
 
