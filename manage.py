@@ -12,9 +12,11 @@
 
 They talk to the DynamoDB of `make run` (127.0.0.1:$DYNAMODB_PORT) unless
 AWS_ENDPOINT_URL_DYNAMODB says otherwise; `--endpoint aws` means the real
-AWS endpoint of your credentials and region. Table names come from the
-stage's environment in .chalice/config.json (USERS_TABLE / TOKENS_TABLE /
-EVENTS_TABLE in the environment win).
+AWS endpoint of your credentials and region; when nothing answers there, a
+command says, in one line, which endpoint it tried and which setting chose
+it, and exits 1. Table names come from the stage's environment in
+.chalice/config.json (USERS_TABLE / TOKENS_TABLE / EVENTS_TABLE in the
+environment win).
 
 `make run` is devserver/serve.py, which creates its admin with create-admin
 below; the deployment is built by deploy/ (`make package`), not from here.
@@ -25,9 +27,10 @@ import json
 import logging
 import sys
 
+from botocore.exceptions import ConnectionError as NoConnection
 from marshmallow import ValidationError
 
-from chalicelib import audit, clients, schemas, service
+from chalicelib import audit, aws, clients, schemas, service
 from chalicelib.errors import ClientNotFound, Conflict, ServiceError, UserNotFound
 from chalicelib.terms import ADMIN
 from devserver import stage as stages
@@ -130,7 +133,34 @@ def main(argv=None):
     if args.command == "name-hash":
         print(name_hash(args.stage, args.name))
         return 0
-    stages.use_endpoint(args.endpoint)
+    chosen = stages.use_endpoint(args.endpoint)
+    try:
+        return dynamodb_command(args)
+    except (ServiceError, NoConnection) as exc:
+        if not unreachable(exc):
+            raise
+        # Said once, here: the endpoint tried and what moves it, never a
+        # "try again" that no wait would make true.
+        print(f"{args.command}: no DynamoDB answers at {aws.dynamodb().meta.endpoint_url} "
+              f"(set by {chosen}); another is chosen by {stages.ENDPOINT_SETTINGS}.",
+              file=sys.stderr)
+        return 1
+
+
+def unreachable(error):
+    """Whether ``error`` comes of finding no DynamoDB at all (refused,
+    unresolved, no connection in time). The service answers that as any
+    outage, a ServiceUnavailable raised ``from None``, which hides the
+    botocore error from tracebacks but keeps it as ``__context__``."""
+    while error is not None:
+        if isinstance(error, NoConnection):
+            return True
+        error = error.__context__
+    return False
+
+
+def dynamodb_command(args):
+    """Every command but name-hash; an unreachable DynamoDB is main's to tell."""
     names = stages.use_tables(args.stage)
     if args.command == "create-tables":
         stages.create_tables(names)
@@ -151,6 +181,8 @@ def main(argv=None):
               file=sys.stderr)
         return 1
     except ServiceError as exc:
+        if unreachable(exc):
+            raise  # main says where it looked
         print(f"{args.command} {args.username}: failed: {exc.message}", file=sys.stderr)
         return 1
     return 0
@@ -182,6 +214,8 @@ def _client_command(args):
         print(f"{args.command} {args.client_id}: refused: {exc.message}", file=sys.stderr)
         return 1
     except ServiceError as exc:
+        if unreachable(exc):
+            raise  # main says where it looked
         print(f"{args.command}: failed: {exc.message} {exc.fields or ''}".rstrip(),
               file=sys.stderr)
         return 1

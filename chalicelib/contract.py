@@ -50,15 +50,24 @@ STATUS = {
 CHALLENGES = {errors.InvalidClient: f'Basic realm="{config.SERVICE_NAME}"'}
 
 
+# RFC 6749 section 5.2: a client of an OAuth endpoint (the routes that check
+# client credentials) reads its 400 and 401 from ``error_description``. There
+# it repeats ``message``; every other answer keeps the contract's shape.
+OAUTH_STATUSES = (400, 401)
+
+
 def status(error):
     """The HTTP status of a ServiceError."""
     return next(STATUS[kind] for kind in type(error).__mro__ if kind in STATUS)
 
 
-def error_response(error):
-    """The contract's answer to ``error``: its body, its status, and a
-    Retry-After (whole seconds) where waiting helps (429 and 503)."""
+def error_response(error, oauth=False):
+    """The contract's answer to ``error``: its body (with RFC 6749's
+    error_description too on an OAuth endpoint, ``oauth``), its status, and
+    a Retry-After (whole seconds) where waiting helps (429 and 503)."""
     payload = {"error": error.code, "message": error.message}
+    if oauth and status(error) in OAUTH_STATUSES:
+        payload["error_description"] = error.message
     if error.fields is not None:
         payload["fields"] = error.fields
     retry_after = getattr(error, "retry_after", None)
@@ -104,8 +113,9 @@ def edge(request, get_response):
     return response
 
 
-def handled(func):
-    """Wrap a view so that it answers every error in the contract's shape."""
+def handled(func, oauth=False):
+    """Wrap a view so that it answers every error in the contract's shape
+    (an OAuth endpoint's, ``oauth``, where error_response says)."""
     @functools.wraps(func)
     def wrapped(*args, **kwargs):
         try:
@@ -115,9 +125,9 @@ def handled(func):
             # retry, the operator what failed and how often it was tried.
             audit.event("service_unavailable", level=logging.WARNING, route=func.__name__,
                         **exc.cause)
-            return error_response(exc)
+            return error_response(exc, oauth)
         except ServiceError as exc:
-            return error_response(exc)
+            return error_response(exc, oauth)
         except Exception as exc:  # noqa: BLE001
             return internal_error(exc, func.__name__)
     return wrapped
@@ -158,7 +168,6 @@ def contracts(app, checks=None):
         declared = Contract(body, answer, status, tuple(errors), tuple(query), credentials)
 
         def decorate(view):
-            @handled
             @functools.wraps(view)
             def shaped(*args, **kwargs):
                 request = app.current_request
@@ -176,8 +185,10 @@ def contracts(app, checks=None):
                     result = dump(answer, result)
                 return Response(body=result, status_code=status)
 
-            shaped.contract = declared
-            return shaped
+            # Client credentials make the route an OAuth endpoint.
+            answered = handled(shaped, oauth=credentials is not None)
+            answered.contract = declared
+            return answered
         return decorate
     return contract
 

@@ -63,6 +63,15 @@ class InvalidClient(ServiceError):
     message = "Client authentication failed."
 
 
+class TwoClientMethods(ServiceError):
+    """Introspection: client credentials sent two ways at once (RFC 6749
+    section 2.3 allows one method per request)."""
+
+    code = "invalid_request"
+    message = ("Authenticate the client one way: HTTP Basic, or client_id and client_secret "
+               "in the body, not both.")
+
+
 class ClientNotFound(ServiceError):
     code = "client_not_found"
     message = "No such client."

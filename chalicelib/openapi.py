@@ -14,6 +14,7 @@ from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
 
 from chalicelib import config, schemas
+from chalicelib.contract import OAUTH_STATUSES
 from chalicelib.terms import MAX_BODY_BYTES, PAGE_SIZE, PREFIX
 
 # Every error, the app's and API Gateway's alike, has this body.
@@ -30,6 +31,12 @@ APP_ERRORS = {
     429: "Too many failed logins for this username; wait Retry-After seconds.",
     503: "Storage is briefly unavailable; retry after Retry-After seconds.",
 }
+# What a route with client credentials (an OAuth endpoint) adds to its
+# errors' descriptions.
+OAUTH_ERRORS = {
+    400: "Or: client credentials sent both as HTTP Basic and in the body (`invalid_request`).",
+}
+OAUTH_NOTE = "`error_description` repeats `message` (RFC 6749 section 5.2)."
 # What API Gateway answers itself, before any view runs, on a route behind
 # the authorizer (its Gateway Responses, deploy/gateway_responses.py).
 GATEWAY_ERRORS = {
@@ -66,7 +73,9 @@ SECURITY_SCHEMES = {
     "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
     "client": {"type": "http", "scheme": "basic",
                "description": "A client's id and secret (manage.py create-client), each "
-                              "form-encoded, as HTTP Basic (RFC 6749 section 2.3.1)."},
+                              "form-encoded, as HTTP Basic (RFC 6749 section 2.3.1); or "
+                              "instead, never as well, `client_id` and `client_secret` in "
+                              "the body."},
 }
 # Headers by status, beside those of every answer (ALWAYS) and the
 # Cache-Control of every /api/v1 answer.
@@ -145,6 +154,8 @@ def _error(status, always, app, gateway, credentials=None):
     challenge = ("WWW-Authenticate",) if gateway and status == 401 else ()
     if credentials and app and status == 401:
         challenge = (CREDENTIALS[credentials][1],)
+    if credentials and app and status in OAUTH_STATUSES:
+        text = " ".join(d for d in (text, OAUTH_ERRORS.get(status), OAUTH_NOTE) if d)
     return {"description": text, "content": _json(ERROR),
             "headers": _headers(always + HEADERS.get(status, ()) + challenge)}
 

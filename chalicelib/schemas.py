@@ -113,6 +113,9 @@ class IntrospectIn(Schema):
     token = NonEmpty(load_only=True)
     # RFC 7662 lets a client hint at the kind of token; there is one kind.
     token_type_hint = Text(load_only=True, load_default=None)
+    # client_secret_post (RFC 6749 section 2.3.1), read by web.client_credentials.
+    client_id = Text(load_only=True)
+    client_secret = Text(load_only=True)
 
 
 # Output schemas: every field is always present (required, so that a client
@@ -214,3 +217,6 @@ class Error(Schema):
     fields_ = fields.Dict(keys=fields.String(), values=fields.List(fields.String()),
                           data_key="fields",
                           metadata={"description": "On 422 only: each offending field's messages."})
+    error_description = fields.String(metadata={
+        "description": "On introspection's 400 and 401 only: `message` again, where RFC 6749 "
+                       "(section 5.2) has OAuth clients read it."})

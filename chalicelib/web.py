@@ -14,7 +14,7 @@ import re
 import urllib.parse
 
 from chalicelib import cursor
-from chalicelib.errors import BadRequest, NotUtf8, ValidationFailed
+from chalicelib.errors import BadRequest, NotUtf8, TwoClientMethods, ValidationFailed
 from chalicelib.identity import Identity, Origin
 from chalicelib.plain_text import plain
 from chalicelib.terms import DESCRIPTION_LENGTH, PAGE_SIZE
@@ -168,11 +168,38 @@ _MAX_CREDENTIALS = 1024
 
 
 def client_credentials(request):
-    """(client_id, client_secret) from an HTTP Basic ``Authorization`` header
-    (RFC 7617), each form-decoded as RFC 6749 section 2.3.1 has clients
-    encode them; (None, None) when there are none to read: no header,
-    another scheme, bad base64, no colon, or text that is not UTF-8."""
-    scheme, _, value = (request.headers.get("authorization") or "").partition(" ")
+    """(client_id, client_secret) from the one method the client used: HTTP
+    Basic (RFC 7617, each part form-decoded as RFC 6749 section 2.3.1 has
+    clients encode them) or ``client_id`` and ``client_secret`` in the body
+    (client_secret_post). TwoClientMethods when the body names either and an
+    ``Authorization`` header comes too. A part that cannot be read (bad
+    base64, no colon, not UTF-8 or not text, a body that is no form or
+    JSON object) is None, which no client matches."""
+    header = request.headers.get("authorization") or ""
+    try:
+        body = body_object(request)
+    except BadRequest:  # NotUtf8 included: the body's error is the view's to tell
+        body = {}
+    if "client_id" in body or "client_secret" in body:
+        if header:
+            raise TwoClientMethods()
+        return _readable(body.get("client_id")), _readable(body.get("client_secret"))
+    return _basic(header)
+
+
+def _readable(value):
+    # The body's size is bounded already (contract.edge): no cap of our own.
+    if not isinstance(value, str):
+        return None
+    try:
+        value.encode("utf-8")  # a JSON string may hold a lone surrogate
+    except UnicodeEncodeError:
+        return None
+    return value
+
+
+def _basic(header):
+    scheme, _, value = header.partition(" ")
     if scheme.lower() != "basic" or len(value) > _MAX_CREDENTIALS:
         return None, None
     try:

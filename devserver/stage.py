@@ -27,9 +27,23 @@ def local_endpoint():
     return f"http://127.0.0.1:{os.environ.get('DYNAMODB_PORT', '8001')}"
 
 
+# What moves the DynamoDB an operator's command talks to, for the line it
+# prints when nothing answers there.
+ENDPOINT_SETTINGS = ("DYNAMODB_PORT (make run's port), AWS_ENDPOINT_URL_DYNAMODB=URL, "
+                     "--endpoint URL, or --endpoint aws (AWS itself)")
+
+
 def use_endpoint(endpoint):
-    """Point every client of this process (and its children) at ``endpoint``."""
-    endpoint = endpoint or os.environ.get("AWS_ENDPOINT_URL_DYNAMODB") or local_endpoint()
+    """Point every client of this process (and its children) at ``endpoint``;
+    the setting that chose the endpoint is returned, for messages."""
+    if endpoint:
+        chosen = "--endpoint"
+    elif os.environ.get("AWS_ENDPOINT_URL_DYNAMODB"):
+        chosen, endpoint = "AWS_ENDPOINT_URL_DYNAMODB", os.environ["AWS_ENDPOINT_URL_DYNAMODB"]
+    else:
+        chosen = ("DYNAMODB_PORT" if os.environ.get("DYNAMODB_PORT")
+                  else "make run's default port, DYNAMODB_PORT unset")
+        endpoint = local_endpoint()
     if endpoint == "aws":
         os.environ.pop("AWS_ENDPOINT_URL_DYNAMODB", None)
     else:
@@ -39,6 +53,7 @@ def use_endpoint(endpoint):
         os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "local")
     os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
     aws.reset()
+    return chosen
 
 
 def use_tables(stage):

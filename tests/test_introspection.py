@@ -161,11 +161,21 @@ def test_introspection_moves_neither_last_use_nor_expiry(api, introspect, dynamo
 # Client credentials
 
 def refused(reply):
+    """A 401's parts; RFC 6749's error_description repeats the message."""
+    assert reply.json.get("error_description") == reply.json.get("message")
     return (reply.status, reply.json["error"], reply.headers.get("WWW-Authenticate"),
             set(reply.json))
 
 
-REFUSED = (401, "invalid_client", 'Basic realm="login-service"', {"error", "message"})
+REFUSED = (401, "invalid_client", 'Basic realm="login-service"',
+           {"error", "message", "error_description"})
+
+
+def posted(token=None, as_json=False, **fields):
+    """A body with ``token`` and ``fields`` (client_secret_post's client_id
+    and client_secret, RFC 6749 section 2.3.1), as a form or as JSON."""
+    fields = {**({"token": token} if token is not None else {}), **fields}
+    return (json.dumps(fields) if as_json else urllib.parse.urlencode(fields)).encode()
 
 
 def test_no_credentials_is_401_with_a_basic_challenge(api, introspect):
@@ -241,10 +251,11 @@ def test_a_wrong_client_learns_nothing_of_a_live_token(api, introspect, client):
     assert "active" not in reply.json
 
 
+@pytest.mark.parametrize("method", ["basic", "body"])
 def test_an_unknown_id_costs_the_work_of_a_known_one(api, introspect, client, dynamodb,
-                                                      monkeypatch):
-    """One read, one hash, one constant-time compare, known id or not: the
-    timing says nothing about which ids exist."""
+                                                      monkeypatch, method):
+    """One read, one hash, one constant-time compare, known id or not, in
+    Basic or in the body: the timing says nothing about which ids exist."""
     import hmac
 
     token = api.user()
@@ -258,7 +269,12 @@ def test_an_unknown_id_costs_the_work_of_a_known_one(api, introspect, client, dy
     costs = {}
     for name, client_id in (("known", client[0]), ("unknown", "f" * 32)):
         work.clear()
-        assert introspect(token, authorization=basic(client_id, "x" * 43)).status == 401
+        if method == "basic":
+            reply = introspect(token, authorization=basic(client_id, "x" * 43))
+        else:
+            reply = introspect(None, authorization=None,
+                               raw=posted(token, client_id=client_id, client_secret="x" * 43))
+        assert reply.status == 401
         costs[name] = list(work)
     assert costs["known"] == costs["unknown"] == ["BatchGetItem", "hash", "compare"]
 
@@ -319,11 +335,123 @@ def test_a_json_body_naming_token_twice_is_400(api, introspect):
     assert (reply.status, reply.json["error"]) == (400, "invalid_body")
 
 
-@pytest.mark.parametrize("raw", [b"", b"token=", b"tokn=abc", b"token=a&client_secret=b"])
+@pytest.mark.parametrize("raw", [b"", b"token=", b"tokn=abc", b"token=a&scope=b"])
 def test_a_missing_token_or_an_unknown_field_is_422_naming_it(api, introspect, raw):
     reply = introspect(None, raw=raw)
     assert reply.status == 422 and reply.json["error"] == "validation_failed"
-    assert set(reply.json["fields"]) & {"token", "tokn", "client_secret"}
+    assert set(reply.json["fields"]) & {"token", "tokn", "scope"}
+    assert "error_description" not in reply.json  # RFC 6749's shape is for 400 and 401
+
+
+# client_secret_post: the client's credentials in the body (RFC 6749 section 2.3.1)
+
+@pytest.mark.parametrize("as_json", [False, True], ids=["form", "JSON"])
+def test_credentials_in_the_body_are_accepted(api, introspect, client, as_json):
+    client_id, secret = client
+    raw = posted(api.user(), as_json, client_id=client_id, client_secret=secret)
+    reply = introspect(None, authorization=None, raw=raw, as_json=as_json)
+    assert (reply.status, reply.json["active"]) == (200, True)
+
+
+@pytest.mark.parametrize("fields", [
+    {"client_id": "0" * 32}, {"client_id": "wrong"}, {"client_secret": "x" * 43},
+    {"client_id": None}, {"client_secret": None}, {"client_id": 5}, {"client_secret": ["x"]},
+    {"client_secret": "\ud800"}, {"client_id": "", "client_secret": ""},
+], ids=["unknown id", "id not ours", "wrong secret", "null id", "null secret", "number id",
+        "list secret", "lone surrogate", "empty both"])
+def test_wrong_credentials_in_the_body_are_401_with_the_basic_challenge(api, introspect, client,
+                                                                         fields):
+    """RFC 6749 section 5.2 lets a server challenge a client that did not use
+    Basic: the challenge says which method this server prefers."""
+    client_id, secret = client
+    sent = {"client_id": client_id, "client_secret": secret, **fields}
+    # json.dumps escapes the lone surrogate, as a JSON client might send it.
+    raw = json.dumps({"token": api.user(), **sent}).encode()
+    assert refused(introspect(None, authorization=None, raw=raw, as_json=True)) == REFUSED
+
+
+@pytest.mark.parametrize("missing", ["client_id", "client_secret"])
+def test_half_the_credentials_in_a_form_are_401(api, introspect, client, missing):
+    fields = dict(zip(("client_id", "client_secret"), client))
+    del fields[missing]
+    assert refused(introspect(None, authorization=None, raw=posted(api.user(), **fields))) == \
+        REFUSED
+
+
+@pytest.mark.parametrize("raw,as_json", [(b"x=1", False), (b"token=", False), (b"{}", True),
+                                         (b'{"token": 5}', True)],
+                         ids=["unknown field", "empty token", "no token", "token not text"])
+def test_wrong_body_credentials_with_a_bad_body_are_401_not_400_or_422(api, introspect, client,
+                                                                       raw, as_json):
+    """Credentials are answered first, wherever the client put them."""
+    wrong = {"client_id": client[0], "client_secret": "x" * 43}
+    if as_json:
+        raw = json.dumps({**json.loads(raw), **wrong}).encode()
+    else:
+        raw += b"&" + urllib.parse.urlencode(wrong).encode()
+    assert refused(introspect(None, authorization=None, raw=raw, as_json=as_json)) == REFUSED
+
+
+def test_right_body_credentials_with_a_bad_body_get_the_bodys_422(api, introspect, client):
+    raw = posted(None, client_id=client[0], client_secret=client[1], tokn="abc")
+    reply = introspect(None, authorization=None, raw=raw)
+    assert (reply.status, set(reply.json["fields"])) == (422, {"token", "tokn"})
+
+
+@pytest.mark.parametrize("fields", [("client_id", "client_secret"), ("client_secret",),
+                                    ("client_id",)], ids=["both", "secret", "id"])
+@pytest.mark.parametrize("header", ["client", "Bearer abc"])
+def test_basic_and_body_credentials_together_are_400_invalid_request(api, introspect, client,
+                                                                     calls, fields, header):
+    """RFC 6749 section 2.3: a client uses one method per request. Neither is
+    checked (no read), even when both are right: which one would count?"""
+    token = api.user()
+    body = dict(zip(("client_id", "client_secret"), client))
+    calls.clear()
+    reply = introspect(None, authorization=header,
+                       raw=posted(token, **{name: body[name] for name in fields}))
+    assert (reply.status, reply.json["error"]) == (400, "invalid_request")
+    assert reply.json["error_description"] == reply.json["message"]
+    assert "Basic" in reply.json["message"] and calls == []
+
+
+def test_two_methods_are_refused_before_the_body_is_checked(api, introspect, client):
+    raw = posted(None, client_id=client[0], client_secret=client[1], tokn="abc")
+    assert introspect(None, raw=raw).json["error"] == "invalid_request"
+
+
+# The requests an RFC 7662 client library sends (Authlib's, for one):
+# a form of token and token_type_hint, its Content-Type without a space.
+AUTHLIB_FORM = "application/x-www-form-urlencoded;charset=UTF-8"
+
+
+def test_a_client_secret_basic_request_as_libraries_send_it(api, introspect):
+    raw = posted(api.user(), token_type_hint="access_token")
+    reply = introspect(None, raw=raw, content_type=AUTHLIB_FORM)
+    assert (reply.status, reply.json["active"]) == (200, True)
+
+
+def test_a_client_secret_post_request_as_libraries_send_it(api, introspect, client):
+    raw = posted(api.user(), token_type_hint="access_token", client_id=client[0],
+                 client_secret=client[1])
+    reply = introspect(None, authorization=None, raw=raw, content_type=AUTHLIB_FORM)
+    assert (reply.status, reply.json["active"]) == (200, True)
+
+
+# RFC 6749's error_description, on introspection's OAuth errors alone
+
+def test_a_bad_form_is_400_with_an_error_description(api, introspect):
+    reply = introspect(None, raw=b"token=a&token=b")
+    assert reply.json["error_description"] == reply.json["message"]
+
+
+def test_the_other_routes_keep_the_contracts_error_shape(api):
+    api.signup("alice")
+    reply = api.call("POST", "/api/v1/login", body={"username": "alice", "password": "wrong!!!"})
+    assert reply.status == 401 and set(reply.json) == {"error", "message"}
+    reply = api.call("POST", "/api/v1/login", raw=b"{not json",
+                     headers={"Content-Type": "application/json"})
+    assert reply.status == 400 and set(reply.json) == {"error", "message"}
 
 
 def test_an_oversized_body_is_413(api, introspect):
@@ -377,10 +505,16 @@ def test_a_token_that_does_not_verify_costs_the_client_read_alone(api, introspec
     assert calls == [("GetItem", [table_names["users"]])]
 
 
-def test_a_client_id_not_of_our_shape_costs_no_read(api, introspect, calls):
+@pytest.mark.parametrize("method", ["basic", "body"])
+def test_a_client_id_not_of_our_shape_costs_no_read(api, introspect, calls, method):
     token = api.user()
     calls.clear()
-    assert introspect(token, authorization=basic("not-an-id", "x")).status == 401
+    if method == "basic":
+        reply = introspect(token, authorization=basic("not-an-id", "x"))
+    else:
+        reply = introspect(None, authorization=None,
+                           raw=posted(token, client_id="not-an-id", client_secret="x"))
+    assert reply.status == 401
     assert calls == []
 
 

@@ -271,3 +271,64 @@ def test_name_hash_of_a_deployed_stage_uses_its_secret_parameter(cli, capsys, mo
     monkeypatch.setenv("JWT_SECRET", "d" * 40)
     monkeypatch.delenv("JWT_SECRET_PARAMETER")
     assert printed == audit.name_hash("kate")
+
+
+# Where the commands look
+
+# Every command that talks to DynamoDB, with what it needs on its command line.
+DYNAMODB_COMMANDS = [("create-tables",), ("create-admin", "root", "root@example.com"),
+                     ("grant-admin", "alice"), ("revoke-admin", "alice"),
+                     ("delete-user", "alice"), ("create-client", "orders-api"),
+                     ("list-clients",), ("delete-client", "0" * 32)]
+
+
+@pytest.fixture
+def nowhere(monkeypatch):
+    """The URL of a port nothing listens on; the endpoint a command sets in
+    the environment, and the clients it made, are forgotten after it."""
+    from chalicelib import aws
+    from servers import free_port
+
+    yield f"http://127.0.0.1:{free_port()}"
+    os.environ.pop("AWS_ENDPOINT_URL_DYNAMODB", None)  # the environment fixture unset it
+    aws.reset()
+
+
+def unreachable(capsys, argv, stdin="long enough pw\n"):
+    """What a command says, on standard error alone, when no DynamoDB answers."""
+    import sys
+
+    sys.stdin = io.StringIO(stdin)
+    try:
+        code = manage.main(list(argv))
+    finally:
+        sys.stdin = sys.__stdin__
+    captured = capsys.readouterr()
+    assert code != 0 and captured.out == ""
+    err = captured.err
+    assert err.count("\n") == 1 and "Traceback" not in err and "briefly" not in err, err
+    for setting in ("DYNAMODB_PORT", "AWS_ENDPOINT_URL_DYNAMODB", "--endpoint aws"):
+        assert setting in err, err
+    return err
+
+
+@pytest.mark.parametrize("argv", DYNAMODB_COMMANDS, ids=[a[0] for a in DYNAMODB_COMMANDS])
+def test_a_command_with_no_dynamodb_at_make_runs_port_names_it_and_what_moves_it(
+        capsys, monkeypatch, nowhere, argv):
+    """make run on another port: the command says which one it tried."""
+    monkeypatch.setenv("DYNAMODB_PORT", nowhere.rsplit(":", 1)[1])
+    err = unreachable(capsys, argv)
+    assert err.startswith(argv[0] + ":") and nowhere in err
+
+
+@pytest.mark.parametrize("how", ["AWS_ENDPOINT_URL_DYNAMODB", "--endpoint"])
+def test_an_unreachable_endpoint_set_otherwise_is_named_with_its_setting(
+        capsys, monkeypatch, nowhere, how):
+    argv = ["list-clients"]
+    if how == "--endpoint":
+        argv = ["--endpoint", nowhere] + argv
+    else:
+        monkeypatch.setenv("AWS_ENDPOINT_URL_DYNAMODB", nowhere)
+    monkeypatch.setenv("DYNAMODB_PORT", "1")  # not the one tried
+    err = unreachable(capsys, argv)
+    assert nowhere in err and f"set by {how}" in err and "127.0.0.1:1 " not in err

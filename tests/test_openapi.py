@@ -96,7 +96,7 @@ def test_operations_come_from_the_route_table_and_the_views(api):
 def test_every_error_status_has_the_one_error_schema(api):
     doc = document(api)
     error = doc["components"]["schemas"]["Error"]
-    assert set(error["properties"]) == {"error", "message", "fields"}
+    assert set(error["properties"]) == {"error", "message", "fields", "error_description"}
     assert set(error["required"]) == {"error", "message"}
     for path, method, op in operations(doc):
         for status, response in op["responses"].items():
@@ -219,4 +219,10 @@ def test_introspection_declares_client_credentials_and_both_body_types(api):
     assert doc["components"]["headers"][challenge.rsplit("/", 1)[1]]["schema"]["pattern"] == \
         "^Basic realm="
     assert {"400", "401", "413", "422", "503"} <= set(op["responses"])
+    for status in ("400", "401"):
+        assert "`error_description`" in op["responses"][status]["description"]
+    assert "error_description" not in doc["paths"]["/api/v1/login"]["post"]["responses"]["401"][
+        "description"]
+    body = doc["components"]["schemas"]["IntrospectIn"]["properties"]
+    assert {"client_id", "client_secret"} <= set(body)
     assert doc["components"]["schemas"]["Introspection"]["required"] == ["active"]

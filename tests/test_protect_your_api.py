@@ -11,7 +11,9 @@ import fnmatch
 import importlib.util
 import json
 import os
+import re
 import time
+from types import SimpleNamespace
 
 import pytest
 
@@ -120,3 +122,25 @@ def test_the_examples_config_names_a_function_arn(monkeypatch):
         spec = importlib.util.spec_from_file_location("orders_api_conf",
                                                       os.path.join(EXAMPLE, "app.py"))
         spec.loader.exec_module(importlib.util.module_from_spec(spec))
+
+
+def test_the_docs_read_roles_from_the_context_as_a_list(api, orders):
+    """docs/protect-your-api.md's reading of the context's roles, run as written."""
+    from app import token_authorizer
+    from chalicelib import service
+
+    with open(os.path.join(ROOT, "docs", "protect-your-api.md"), encoding="utf-8") as f:
+        code = re.search(r"<!-- roles from the context -->\s*```python\n(.*?)```", f.read(),
+                         re.S).group(1)
+    namespace = {}
+    exec(code, namespace)  # the documentation's own code, as a reader would paste it
+    token = api.user("alice")
+
+    def roles():
+        answer = token_authorizer({"type": "TOKEN", "authorizationToken": f"Bearer {token}",
+                                   "methodArn": ORDERS_API + "/GET/orders"}, bench.Context())
+        return namespace["roles"](SimpleNamespace(context={"authorizer": answer["context"]}))
+
+    assert roles() == []
+    service.admin.grant_admin("alice")
+    assert roles() == ["admin"]

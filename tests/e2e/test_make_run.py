@@ -9,6 +9,7 @@ import re
 import shutil
 import signal
 import subprocess
+import sys
 import threading
 import time
 
@@ -147,6 +148,58 @@ def test_the_tutorial_scenario_over_http(stack):
         assert laptop.post(stack.base + "/api/v1/logout").json() == {"revoked": 1}
         assert laptop.get(stack.base + "/api/v1/users/me").status_code == 403
         assert requests.get(stack.base + "/api/v1/users/me").status_code == 401
+
+
+def manage(stack, *argv):
+    """manage.py's standard output, run as an operator runs it beside make run."""
+    return subprocess.run([sys.executable, "manage.py", *argv], cwd=ROOT, env=stack.env,
+                          capture_output=True, text=True, check=True, timeout=60).stdout
+
+
+def test_a_resource_server_introspects_as_rfc_7662_client_libraries_do(stack):
+    """The requests an RFC 7662 client (Authlib's, for one) sends: a form of
+    token and token_type_hint, its type without a space before the charset,
+    the client in HTTP Basic or, as client_secret_post, in the form; with a
+    client that manage.py made in make run's DynamoDB."""
+    made = json.loads(manage(stack, "create-client", "orders-api"))
+    client = {"client_id": made["client_id"], "client_secret": made["client_secret"]}
+    token = signed_up(stack, "reader").json()["token"]
+    form = {"token": token, "token_type_hint": "access_token"}
+    headers = {"Accept": "application/json",
+               "Content-Type": "application/x-www-form-urlencoded;charset=UTF-8"}
+
+    def introspect(data, auth=None):
+        return requests.post(stack.base + "/api/v1/introspect", data=data, auth=auth,
+                             headers=headers, timeout=10)
+
+    for reply in (introspect(form, auth=(made["client_id"], made["client_secret"])),
+                  introspect({**form, **client})):
+        assert reply.status_code == 200, reply.text
+        assert (reply.json()["active"], reply.json()["roles"]) == (True, [])
+    wrong = introspect({**form, **client, "client_secret": "x" * 43})
+    assert (wrong.status_code, wrong.json()["error"]) == (401, "invalid_client")
+    assert wrong.headers["WWW-Authenticate"].startswith("Basic ")
+    assert wrong.json()["error_description"] == wrong.json()["message"]
+    both = introspect({**form, **client}, auth=(made["client_id"], made["client_secret"]))
+    assert (both.status_code, both.json()["error"]) == (400, "invalid_request")
+
+
+def test_the_introspecting_resource_server_of_the_docs_reads_live_roles(stack):
+    """docs/protect-your-api.md's Python client, run as written against make run."""
+    with open(os.path.join(ROOT, "docs", "protect-your-api.md"), encoding="utf-8") as f:
+        code = re.search(r"<!-- introspection client -->\s*```python\n(.*?)```", f.read(),
+                         re.S).group(1)
+    made = json.loads(manage(stack, "create-client", "orders-api"))
+    server = {"CLIENT_ID": made["client_id"], "CLIENT_SECRET": made["client_secret"]}
+    exec(code, server)  # the documentation's own code, as a reader would paste it
+    server["INTROSPECT"] = stack.base + "/api/v1/introspect"
+    token = signed_up(stack, "roleful").json()["token"]
+    assert server["roles"](server["caller"](token)) == []
+    manage(stack, "grant-admin", "roleful")
+    assert server["roles"](server["caller"](token)) == ["admin"]
+    server["CLIENT_SECRET"] = "x" * 43
+    with pytest.raises(RuntimeError, match="Client authentication failed"):
+        server["caller"](token)
 
 
 def test_a_bad_setting_stops_make_run_at_once_with_one_line_naming_it(tmp_path):
