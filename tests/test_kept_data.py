@@ -180,14 +180,13 @@ def test_a_write_that_fails_half_way_leaves_the_previous_file_and_no_other(tmp_p
     path = tmp_path / "dynamodb.json"
     kept_data.write(str(path), {"tables": ["before"]})
 
-    def dump(data, f, **kwargs):
-        """A long prefix written, then a failure, as a full disk gives mid-write."""
-        f.write('{"tables": [' + "x" * 100_000)
+    def fsync(descriptor):
+        """The new file written but not yet on disk: a full disk, or a crash."""
         raise OSError("No space left on device")
 
-    monkeypatch.setattr(kept_data.json, "dump", dump)
+    monkeypatch.setattr(kept_data.os, "fsync", fsync)
     with pytest.raises(OSError):
-        kept_data.write(str(path), {"tables": ["after"]})
+        kept_data.write(str(path), {"tables": ["after" * 100_000]})
     assert json.loads(path.read_text()) == {"tables": ["before"]}
     assert os.listdir(tmp_path) == ["dynamodb.json"]
 
