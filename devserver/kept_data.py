@@ -43,8 +43,7 @@ def hold(path):
         holder = lock.read().strip() or "another process"
         lock.close()
         raise Unusable(f"{path} is in use by make run (pid {holder}); stop it first (Ctrl-C "
-                       f"in its terminal, or kill {holder}), or set LOCAL_DATA_DIR to keep "
-                       "data elsewhere") from None
+                       f"in its terminal, or kill {holder})") from None
     lock.truncate(0)
     lock.write(str(os.getpid()))
     lock.flush()
