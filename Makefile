@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test clean package deploy bench load common-passwords mutate smoke
+.PHONY: run reset test clean package deploy bench load common-passwords mutate smoke
 
 $(STAMP): requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -16,6 +16,12 @@ $(STAMP): requirements.txt requirements-dev.txt
 # only the operator commands.
 run: $(STAMP)
 	$(PY) -m devserver.serve
+
+# Drops the data make run keeps (.local/dynamodb.json, or under
+# LOCAL_DATA_DIR): every table and item. It refuses while a make run serves
+# on it. The signing secret beside it is kept.
+reset: $(STAMP)
+	@$(PY) -m devserver.kept_data reset
 
 test: $(STAMP)
 	$(PY) -m pytest

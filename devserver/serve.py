@@ -4,7 +4,8 @@
 
 In order: the settings checked (a bad one stops everything before it
 starts), the embedded DynamoDB started unless AWS_ENDPOINT_URL_DYNAMODB
-names one, the stage's tables created when missing, the signing secret
+names one (with the data it kept in .local/, devserver/kept_data.py), the
+stage's tables created when missing, the signing secret
 (JWT_SECRET, else the one kept in .local/), the ADMIN_* admin, then chalice's
 local server (devserver/local_server.py) until Ctrl-C or a SIGTERM.
 """
@@ -22,6 +23,7 @@ import manage
 from chalicelib import config, login_store, stores
 from chalicelib.errors import Conflict, ServiceError
 from chalicelib.terms import ADMIN
+from devserver import kept_data
 from devserver import stage as stages
 from devserver.embedded_dynamodb import EmbeddedDynamoDB
 
@@ -86,9 +88,15 @@ def serve(stage):
     if not os.environ.get("AWS_ENDPOINT_URL_DYNAMODB"):
         # One log line per DynamoDB call drowns the API's own log.
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
-        embedded = EmbeddedDynamoDB("127.0.0.1", int(os.environ.get("DYNAMODB_PORT", "8001")))
-        embedded.start()
-        print(f"embedded DynamoDB on {stages.local_endpoint()}", flush=True)
+        embedded = EmbeddedDynamoDB("127.0.0.1", int(os.environ.get("DYNAMODB_PORT", "8001")),
+                                    data_file=stages.data_file())
+        try:
+            embedded.start()
+        except kept_data.Unusable as exc:
+            print(f"make run refused to start: {exc}", file=sys.stderr, flush=True)
+            return 1
+        print(f"embedded DynamoDB on {stages.local_endpoint()}, its data kept in "
+              f"{embedded.data_file} (`make reset` drops it)", flush=True)
     stages.use_endpoint(None)
     stages.create_tables(stages.use_tables(stage))
     os.environ["JWT_SECRET"] = stages.kept_secret()

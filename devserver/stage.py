@@ -4,7 +4,11 @@
 work on one: its DynamoDB (by default the one `make run` embeds on
 127.0.0.1:$DYNAMODB_PORT), its tables and its signing secret (locally, the
 one `make run` keeps in .local/, so that an operator's shell derives the
-same keys as the stack it works on).
+same keys as the stack it works on). The embedded DynamoDB keeps its data
+beside that secret (devserver/kept_data.py): the tokens it whitelists are
+signed with the secret and the failed-login attempts are keyed by it, so
+the two belong together.
+LOCAL_DATA_DIR moves both (a test points it at a folder of its own).
 """
 import json
 import os
@@ -14,7 +18,20 @@ from chalicelib import aws
 from deploy import tables
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SECRET_FILE = os.path.join(ROOT, ".local", "jwt-secret")
+
+
+def local_dir():
+    """Where `make run` keeps what must outlive it (not in git)."""
+    return os.environ.get("LOCAL_DATA_DIR") or os.path.join(ROOT, ".local")
+
+
+def secret_file():
+    return os.path.join(local_dir(), "jwt-secret")
+
+
+def data_file():
+    """The embedded DynamoDB's data (devserver/kept_data.py)."""
+    return os.path.join(local_dir(), "dynamodb.json")
 
 
 def variables(stage):
@@ -72,15 +89,16 @@ def create_tables(names):
 
 
 def kept_secret():
-    """JWT_SECRET from the environment, else one kept in .local/ (not in git)."""
+    """JWT_SECRET from the environment, else one kept in local_dir()."""
     if os.environ.get("JWT_SECRET"):
         return os.environ["JWT_SECRET"]
-    if not os.path.exists(SECRET_FILE):
-        os.makedirs(os.path.dirname(SECRET_FILE), exist_ok=True)
-        descriptor = os.open(SECRET_FILE, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    path = secret_file()
+    if not os.path.exists(path):
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(descriptor, "w") as f:
             f.write(secrets.token_urlsafe(48))
-    with open(SECRET_FILE, encoding="utf-8") as f:
+    with open(path, encoding="utf-8") as f:
         return f.read().strip()
 
 

@@ -8,7 +8,6 @@ import pytest
 import manage
 from chalicelib import service, stores
 from conftest import PASSWORD
-from devserver import stage as stages
 from faults import after_the_check, client_error, inject
 
 
@@ -182,9 +181,8 @@ def test_delete_user_deletes_the_attempts_that_make_run_counted(cli, api, dynamo
                                                                 tmp_path, monkeypatch):
     """The attempts item is keyed by the signing secret: an operator's shell
     without JWT_SECRET finds it under the secret that `make run` keeps."""
-    secret_file = tmp_path / "jwt-secret"
-    secret_file.write_text(os.environ["JWT_SECRET"])
-    monkeypatch.setattr(stages, "SECRET_FILE", str(secret_file))
+    (tmp_path / "jwt-secret").write_text(os.environ["JWT_SECRET"])
+    monkeypatch.setenv("LOCAL_DATA_DIR", str(tmp_path))
     api.signup("alice")
     api.login("alice", "wrong password")
     monkeypatch.delenv("JWT_SECRET")

@@ -54,7 +54,7 @@ def test_the_bootstrap_refuses_an_account_being_deleted(api):
 
 def test_a_generated_secret_is_kept_and_reused(tmp_path, monkeypatch):
     monkeypatch.delenv("JWT_SECRET")
-    monkeypatch.setattr(stages, "SECRET_FILE", str(tmp_path / ".local" / "jwt-secret"))
+    monkeypatch.setenv("LOCAL_DATA_DIR", str(tmp_path / ".local"))
     first = stages.kept_secret()
     assert len(first) >= 32 and stages.kept_secret() == first
     assert (tmp_path / ".local" / "jwt-secret").stat().st_mode & 0o077 == 0

@@ -16,7 +16,10 @@ class Stack:
         self.base = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path
         self.env = {**os.environ, "PORT": str(self.port), "DYNAMODB_PORT": str(self.dynamodb_port),
-                    "BCRYPT_ROUNDS": "4", "JWT_SECRET": "e2e-" + "0123456789abcdef" * 3}
+                    "BCRYPT_ROUNDS": "4", "JWT_SECRET": "e2e-" + "0123456789abcdef" * 3,
+                    # Beside the log, never the repository's own .local/ (a
+                    # developer's data, and a lock that one make run holds).
+                    "LOCAL_DATA_DIR": os.path.join(os.path.dirname(log_path), "local")}
         for name in ("AWS_ENDPOINT_URL_DYNAMODB", "USERS_TABLE", "TOKENS_TABLE", "EVENTS_TABLE",
                      "ADMIN_USERNAME", "ADMIN_EMAIL", "ADMIN_PASSWORD", "TOKEN_LIFETIME_SECONDS",
                      "TOKEN_MAX_LIFETIME_SECONDS", "MAX_TOKENS_PER_USER"):

@@ -826,3 +826,45 @@ def test_parallel_requests_log_request_ids_of_their_own(stack):
     ids = [line["request_id"] for line in log_lines(stack)[before:]
            if line["event"] == "request" and line["route"] == "/api/v1/openapi.json"]
     assert len(ids) == 16 and len(set(ids)) == 16 and None not in ids
+
+
+def make_reset(data_dir):
+    return subprocess.run(["make", "--no-print-directory", "reset"], cwd=ROOT,
+                          env={**os.environ, "LOCAL_DATA_DIR": str(data_dir)},
+                          capture_output=True, text=True, timeout=60)
+
+
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGKILL], ids=["ctrl-c", "kill-9"])
+def test_a_restarted_make_run_keeps_users_and_sessions_and_make_reset_drops_them(tmp_path, stop):
+    """The data lives in LOCAL_DATA_DIR (the stack's own, here): a user and
+    its session survive a stop, clean or `kill -9` (which loses at most the
+    last 2 s: the test waits for the save first); `make reset` refuses while
+    make run serves on the data, and drops it once stopped."""
+    data = tmp_path / "local" / "dynamodb.json"
+    first = Stack(tmp_path / "first.log").start()
+    try:
+        token = signed_up(first, "keeper").json()["token"]
+        refused = make_reset(data.parent)
+        assert refused.returncode != 0 and "make reset refused" in refused.stderr
+        assert f"{data} is in use by make run" in refused.stderr
+        deadline = time.monotonic() + 10
+        while b"keeper" not in (data.read_bytes() if data.exists() else b""):
+            assert time.monotonic() < deadline, "the signup never reached " + str(data)
+            time.sleep(0.2)
+    finally:
+        first.stop(sig=stop)
+    assert "keeper" in data.read_text(), first.output()
+
+    again = Stack(tmp_path / "again.log").start()
+    try:
+        assert post(again, "/api/v1/login", {"username": "keeper",
+                                             "password": "keeper password 1"}).status_code == 200
+        me = requests.get(again.base + "/api/v1/users/me",
+                          headers={"Authorization": f"Bearer {token}"}, timeout=10)
+        assert me.status_code == 200 and me.json()["username"] == "keeper"
+    finally:
+        again.stop()
+
+    dropped = make_reset(data.parent)
+    assert dropped.returncode == 0 and dropped.stdout.startswith(f"dropped {data} (")
+    assert not data.exists()
