@@ -30,7 +30,7 @@ class Server:
         self._loop = asyncio.new_event_loop()
         self._started = threading.Event()
         self._server = self._thread = None
-        self._writers = set()
+        self._connections = set()  # the tasks serving open connections
 
     def start(self):
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -57,16 +57,16 @@ class Server:
         if isinstance(self._server, asyncio.base_events.Server):
             async def close():
                 self._server.close()
-                for writer in list(self._writers):
-                    writer.close()
-                await asyncio.sleep(0.05)  # the connections' handlers end
+                for task in list(self._connections):
+                    task.cancel()
+                await asyncio.gather(*self._connections, return_exceptions=True)
             asyncio.run_coroutine_threadsafe(close(), self._loop).result(timeout=10)
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join(timeout=10)
         self._loop.close()
 
     async def _connection(self, reader, writer):
-        self._writers.add(writer)
+        self._connections.add(asyncio.current_task())
         try:
             while True:
                 head = await reader.readuntil(b"\r\n\r\n")
@@ -84,7 +84,7 @@ class Server:
         except (asyncio.IncompleteReadError, ConnectionError, asyncio.LimitOverrunError):
             pass  # the client closed the connection, or sent what this server does not read
         finally:
-            self._writers.discard(writer)
+            self._connections.discard(asyncio.current_task())
             writer.close()
 
     def _environ(self, method, target, version, headers, body, writer):
