@@ -109,6 +109,21 @@ def test_a_login_that_committed_before_the_fence_is_revoked_by_the_change(api, d
     assert status(api, token) == 200
 
 
+def test_a_change_whose_token_listing_fails_leaves_no_fence(api, dynamodb):
+    """A change that meets an outage after its fence went up (here, listing
+    the tokens) takes the fence down: the owner's next login with the
+    unchanged password is a 200, not a 503 for as long as the fence would
+    stand."""
+    token = api.user()
+    failing = [True]
+    inject(dynamodb, "Query", lambda p: client_error("ThrottlingException"),
+           when=lambda p: failing[0])
+    assert change(api, token).status == 503
+    failing[0] = False
+    assert api.login().status == 200
+    assert change(api, token).status == 200
+
+
 # Account deletion
 
 def test_deleting_the_account_removes_the_user_and_every_token(api):
