@@ -773,3 +773,17 @@ def test_parallel_requests_log_request_ids_of_their_own(stack):
     ids = [line["request_id"] for line in log_lines(stack)[before:]
            if line["event"] == "request" and line["route"] == "/api/v1/openapi.json"]
     assert len(ids) == 16 and len(set(ids)) == 16 and None not in ids
+
+
+@pytest.mark.parametrize("length", [b"abc", b"-1", b"1 2"])
+def test_a_malformed_content_length_is_a_400_not_a_traceback(stack, length):
+    """API Gateway answers a request whose length it cannot read with a 400;
+    chalice's server dropped the connection and printed a traceback."""
+    import socket
+
+    with socket.create_connection(("127.0.0.1", stack.port), timeout=5) as s:
+        s.sendall(b"POST /api/v1/login HTTP/1.1\r\nContent-Type: application/json\r\n"
+                  b"Content-Length: " + length + b"\r\n\r\n")
+        answer = s.recv(65536)
+    assert answer.startswith(b"HTTP/1.") and b" 400 " in answer.split(b"\r\n")[0]
+    assert "Traceback" not in stack.output()
