@@ -14,7 +14,7 @@ use). No roles: they change after login, and are read where needed.
 from dataclasses import dataclass
 from typing import Optional
 
-from chalicelib import dynamo, unit_of_work
+from chalicelib import config, dynamo, unit_of_work
 from chalicelib.dynamo import N, S
 from chalicelib.ids import created_at
 
@@ -33,10 +33,22 @@ class Session:
     def created_at(self):
         return created_at(self.token_id)
 
+    @property
+    def expiry(self):
+        return expiry(self.token_id, self.expires_at)
+
+
+def expiry(token_id, expires_at):
+    """When the token ``token_id`` dies without further use: its record's
+    ``expires_at``, never past its issue plus the TOKEN_MAX_LIFETIME_SECONDS
+    in force, which an operator may have lowered since (authorizer.cap: the
+    JWT's iat is the id's time, in whole seconds)."""
+    return min(expires_at, int(created_at(token_id)) + config.token_max_lifetime_seconds())
+
 
 def live_count(keys, now):
     """How many of ``keys`` (token_id, expires_at) are of live tokens."""
-    return sum(1 for _, expires_at in keys if expires_at > now)
+    return sum(1 for token_id, expires_at in keys if expiry(token_id, expires_at) > now)
 
 
 def _session(user_id, item):

@@ -221,7 +221,8 @@ def user_agent(request, limit):
     """The request's User-Agent, cut to ``limit`` characters, without the
     characters that would hide or disguise text (see plain_text.py); None
     when nothing is left."""
-    agent = plain(request.headers.get("user-agent") or "")[:limit]
+    # Plain again after the cut, which may end inside a flag's tags.
+    agent = plain(plain(request.headers.get("user-agent") or "")[:limit])
     return agent or None
 
 

@@ -94,11 +94,12 @@ def swagger():
     return found
 
 
-def http(kind):
-    """(status, headers, body bytes) of ``kind`` as API Gateway sends it; only
-    for the types with a status of their own."""
-    response = RESPONSES[kind]
-    if response.status is None:
+def http(kind, status=None):
+    """(status, headers, body bytes) of ``kind`` as API Gateway sends it; a
+    type without a status of its own (DEFAULT_4XX) takes the ``status`` API
+    Gateway gives."""
+    status = RESPONSES[kind].status or status
+    if status is None:
         raise ValueError(f"{kind} takes its status from API Gateway")
-    return response.status, {"Content-Type": "application/json", **headers(kind)}, \
+    return status, {"Content-Type": "application/json", **headers(kind)}, \
         body(kind).encode("utf-8")

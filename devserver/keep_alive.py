@@ -9,15 +9,29 @@ loop: requests are answered one at a time, in the order they arrive, with no
 thread per connection contending for the interpreter and for the embedded
 DynamoDB's lock. It reads each request whole by its Content-Length and
 answers with one; it is what the embedded DynamoDB needs and no more (no
-chunked requests, no TLS, no HTTP/2).
+chunked requests, no TLS, no HTTP/2). What it cannot read (a malformed
+request line or length, a body over DynamoDB's 16 MB, a transfer coding)
+gets its 4xx or 501 and the connection closes; an app that raises is a 500.
 """
 import asyncio
 import io
+import logging
 import sys
 import threading
 from urllib.parse import unquote
 
 _HOP_BY_HOP = {"connection", "content-length", "keep-alive", "transfer-encoding"}
+# The largest body read: DynamoDB's own limit on a request (BatchWriteItem's 16 MB).
+MAX_BODY = 16 * 1024 * 1024
+
+
+class _Refused(Exception):
+    """A request this server does not serve: answered with ``status``, then
+    the connection closes (what follows on it cannot be told from a body)."""
+
+    def __init__(self, status):
+        super().__init__(status)
+        self.status = status
 
 
 class Server:
@@ -70,11 +84,21 @@ class Server:
         try:
             while True:
                 head = await reader.readuntil(b"\r\n\r\n")
-                method, target, version, headers = _parse(head)
-                body = await reader.readexactly(int(headers.get("content-length", ["0"])[0]))
+                try:
+                    method, target, version, headers = _parse(head)
+                    body = await reader.readexactly(_length(headers))
+                except _Refused as refused:
+                    writer.write(_answer(refused.status, [("Connection", "close")], b"", "GET"))
+                    await writer.drain()
+                    break
                 environ = self._environ(method, target, version, headers, body, writer)
                 late = self.late(environ) if self.late else 0
-                status, answer_headers, payload = _call(self.app, environ)
+                try:
+                    status, answer_headers, payload = _call(self.app, environ)
+                except Exception:  # noqa: BLE001 - a bug of the app is its 500, as werkzeug's
+                    logging.getLogger(__name__).exception("the app failed on %s %s",
+                                                          method, environ["PATH_INFO"])
+                    status, answer_headers, payload = "500 Internal Server Error", [], b""
                 if late:
                     await asyncio.sleep(late)
                 writer.write(_answer(status, answer_headers, payload, method))
@@ -109,13 +133,29 @@ class Server:
 
 def _parse(head):
     lines = head.decode("latin-1").split("\r\n")
-    method, target, version = lines[0].split(" ", 2)
+    request_line = lines[0].split(" ")
+    if len(request_line) != 3 or not request_line[2].startswith("HTTP/1."):
+        raise _Refused("400 Bad Request")
+    method, target, version = request_line
     headers = {}
     for line in lines[1:]:
         if line:
             name, _, value = line.partition(":")
             headers.setdefault(name.strip().lower(), []).append(value.strip())
     return method, target, version, headers
+
+
+def _length(headers):
+    """The body's length, by its one Content-Length. A transfer coding is not
+    read (501): its body would otherwise be taken for the next request."""
+    if "transfer-encoding" in headers:
+        raise _Refused("501 Not Implemented")
+    lengths = headers.get("content-length", ["0"])
+    if len(lengths) != 1 or not lengths[0].isdigit() or not lengths[0].isascii():
+        raise _Refused("400 Bad Request")
+    if int(lengths[0]) > MAX_BODY:
+        raise _Refused("413 Content Too Large")
+    return int(lengths[0])
 
 
 def _call(app, environ):

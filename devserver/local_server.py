@@ -10,7 +10,8 @@ answers is replaced, by the deployed Gateway Responses
 ``{"message": "Unauthorized"}`` (and an empty Authorization header with a
 deny), a deny ``{"Message": ...}``, an unknown route 403 (and crash on a
 non-ASCII Authorization header there), and it lets an exception of the
-authorizer escape as a dropped connection.
+authorizer, or a Content-Length that is not a number, escape as a dropped
+connection.
 """
 import argparse
 import os
@@ -31,8 +32,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 class GatewayAnswer(local.LocalGatewayException):
     """One of API Gateway's own answers, by Gateway Response type."""
 
-    def __init__(self, kind):
-        status, headers, body = gateway_responses.http(kind)
+    def __init__(self, kind, status=None):
+        status, headers, body = gateway_responses.http(kind, status)
         super().__init__({**headers, "x-amzn-RequestId": str(uuid.uuid4())}, body)
         self.CODE = status
         self.kind = kind
@@ -89,6 +90,19 @@ class RequestHandler(local.ChaliceRequestHandler):
     def __init__(self, request, client_address, server, app_object, config):
         self.local_gateway = Gateway(app_object, config)
         BaseHTTPRequestHandler.__init__(self, request, client_address, server)
+
+    def _generic_handle(self):
+        # API Gateway answers a length it cannot read with a 400; chalice's
+        # server would raise on it (a dropped connection, a traceback).
+        length = self.headers.get("content-length", "0")
+        if not (length.isascii() and length.isdigit()):
+            self.close_connection = True
+            self._send_error_response(GatewayAnswer("DEFAULT_4XX", 400))
+            return
+        super()._generic_handle()
+
+    # chalice binds each method's handler to its own _generic_handle.
+    do_GET = do_PUT = do_POST = do_HEAD = do_DELETE = do_PATCH = do_OPTIONS = _generic_handle
 
     def log_message(self, format, *args):
         """No access log of the standard library's: it prints the request line

@@ -450,3 +450,18 @@ def test_a_lowered_max_lifetime_leaves_younger_tokens_alone(api, monkeypatch):
     monkeypatch.setenv("TOKEN_MAX_LIFETIME_SECONDS", "600")
     monkeypatch.setattr(clock, "now", lambda: time.time() + 30)
     assert api.call("GET", "/api/v1/users/me", token=token).status == 200
+
+
+def test_a_token_dead_by_a_lowered_max_lifetime_is_neither_listed_nor_counted(api, monkeypatch):
+    """A token older than the cap in force is gone for the authorizer: the
+    listing does not show it as a session, and a revocation does not count
+    it as revoked (it was dead already)."""
+    api.user()
+    monkeypatch.setenv("TOKEN_LIFETIME_SECONDS", "60")
+    monkeypatch.setenv("TOKEN_MAX_LIFETIME_SECONDS", "60")
+    monkeypatch.setattr(clock, "now", lambda: time.time() + 61)
+    fresh = api.login().json
+    listed = api.call("GET", "/api/v1/tokens", token=fresh["token"]).json["tokens"]
+    assert [t["id"] for t in listed] == [fresh["token_id"]]
+    revoked = api.call("DELETE", "/api/v1/tokens?keep_current=true", token=fresh["token"])
+    assert revoked.json == {"revoked": 0}

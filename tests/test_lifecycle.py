@@ -109,6 +109,21 @@ def test_a_login_that_committed_before_the_fence_is_revoked_by_the_change(api, d
     assert status(api, token) == 200
 
 
+def test_a_change_whose_token_listing_fails_leaves_no_fence(api, dynamodb):
+    """A change that meets an outage after its fence went up (here, listing
+    the tokens) takes the fence down: the owner's next login with the
+    unchanged password is a 200, not a 503 for as long as the fence would
+    stand."""
+    token = api.user()
+    failing = [True]
+    inject(dynamodb, "Query", lambda p: client_error("ThrottlingException"),
+           when=lambda p: failing[0])
+    assert change(api, token).status == 503
+    failing[0] = False
+    assert api.login().status == 200
+    assert change(api, token).status == 200
+
+
 # Account deletion
 
 def test_deleting_the_account_removes_the_user_and_every_token(api):
@@ -340,3 +355,22 @@ def test_touching_never_recreates_a_revoked_token(api, dynamodb, table_names):
     user_id = api.login().json and service.admin.find_user("alice").user_id
     stores.tokens().touch(user_id, session["id"], time.time(), time.time(), time.time() + 3600)
     assert stores.tokens().get(user_id, session["id"]) is None
+
+
+def test_a_login_racing_the_rehash_of_its_own_password_succeeds(api, dynamodb, monkeypatch):
+    """After a change of BCRYPT_ROUNDS, a user's first login rehashes the
+    password; a login of the same password racing it must not read the new
+    hash as a changed password (401 for the right password)."""
+    api.user()
+    monkeypatch.setenv("BCRYPT_ROUNDS", "5")
+    raced = []
+
+    def login_first(params, **kwargs):
+        if not raced and opens_session(params):
+            raced.append(None)
+            raced[0] = api.login()
+
+    dynamodb.meta.events.register("before-call.dynamodb.TransactWriteItems", login_first)
+    reply = api.login()
+    assert raced[0].status == 200
+    assert reply.status == 200, reply.json

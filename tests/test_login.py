@@ -245,9 +245,11 @@ def test_login_input_never_raises_anything_but_a_validation_error(environment, d
 
 @pytest.mark.parametrize("description", ["\u202egpj.exe", "laptop\u0000", "\u001b[2J",
                                          "tab\there", "zero\u200bwidth", "line\u2028break",
-                                         "c1\u009b"],
+                                         "c1\u009b", "\u3164\u3164", "grapheme\u034fjoiner",
+                                         "tag\U000e0080", "\uffa0"],
                          ids=["bidi override", "NUL", "escape", "tab", "zero-width space",
-                              "line separator", "C1 control"])
+                              "line separator", "C1 control", "Hangul filler",
+                              "combining grapheme joiner", "unassigned tag", "halfwidth filler"])
 def test_a_description_with_a_hidden_or_disguising_character_is_422(api, description):
     api.signup()
     reply = api.login(description=description)
@@ -259,6 +261,18 @@ def test_a_description_with_an_emoji_sequence_is_accepted(api):
     assert api.login(description="Dad's \U0001F468\u200d\U0001F467 phone").status == 200
 
 
+@pytest.mark.parametrize("description", ["\u0644\u067e\u200c\u062a\u0627\u067e \u0645\u0646",
+                                         "\U0001F3F4\U000E0067\U000E0062\U000E0065\U000E006E"
+                                         "\U000E0067\U000E007F \u2764\ufe0f"],
+                         ids=["Persian with a zero-width non-joiner", "emoji tag sequence"])
+def test_a_description_in_a_script_or_emoji_that_needs_an_invisible_character_is_accepted(
+        api, description):
+    """Persian writes "laptop" with a zero-width non-joiner, and the flags of
+    England, Scotland and Wales are tag sequences: none of them hides text."""
+    api.signup()
+    assert api.login(description=description).status == 200
+
+
 def test_a_user_agent_is_stored_without_hidden_characters(api):
     token = api.user()
     api.call("POST", "/api/v1/login", body={"username": "alice", "password": PASSWORD},
@@ -268,3 +282,14 @@ def test_a_user_agent_is_stored_without_hidden_characters(api):
     devices = {e["device"] for e in api.call("GET", "/api/v1/users/me/events",
                                               token=token).json["events"]}
     assert "[31mEvil Browser" in devices
+
+
+def test_a_user_agent_cut_inside_a_flag_keeps_none_of_its_tags(api):
+    """The cut to the description's length may fall inside a flag's tag
+    sequence: the tags left without their end would hide text, so they go."""
+    token = api.user()
+    flag = "\U0001F3F4\U000E0067\U000E0062\U000E0065\U000E006E\U000E0067\U000E007F"
+    api.call("POST", "/api/v1/login", body={"username": "alice", "password": PASSWORD},
+             headers={"User-Agent": "a" * 197 + flag})
+    shown = {t["description"] for t in api.call("GET", "/api/v1/tokens", token=token).json["tokens"]}
+    assert "a" * 197 + "\U0001F3F4" in shown

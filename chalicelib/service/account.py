@@ -93,27 +93,33 @@ def _replace_password(identity, check, new_hash, origin):
     """
     logins, sessions, log = stores.logins(), stores.tokens(), stores.events()
     fence_id = secrets.token_hex(8)
-    for login in rereads(check.login, _CHANGE_TRIES, WrongPassword):
-        if not _fenced(logins, login, fence_id):
-            raise WrongPassword()  # the password changed, or a deletion began, meanwhile
-        others = [k for k in sessions.all_keys(identity.user_id) if k[0] != identity.token_id]
-        tx = Transaction()
-        tx.add(logins.set_password(login, new_hash, fence_id), logins.forget_attempts(check.name),
-               log.record(identity.user_id, new_event(clock.now(), "password_changed", "self",
-                                                      origin, identity.token_id)),
-               *(log.delete(identity.user_id, e) for e in check.failed))
-        # The oldest go first, outside the transaction, if they do not fit in it.
-        tx.add_spillable(*(sessions.delete(identity.user_id, t) for t, _ in others))
-        try:
-            tx.commit()
-        except LOST_RACE:
-            continue
-        except ServiceUnavailable:
-            logins.unfence(login, fence_id)  # best effort: it expires anyway
-            raise
-        revoked = live_count(others, clock.now())
-        audit.event("password_changed", user_id=identity.user_id, revoked=revoked)
-        return revoked
+    try:
+        for login in rereads(check.login, _CHANGE_TRIES, WrongPassword):
+            if not _fenced(logins, login, fence_id):
+                raise WrongPassword()  # the password changed, or a deletion began, meanwhile
+            others = [k for k in sessions.all_keys(identity.user_id) if k[0] != identity.token_id]
+            tx = Transaction()
+            tx.add(logins.set_password(login, new_hash, fence_id),
+                   logins.forget_attempts(check.name),
+                   log.record(identity.user_id, new_event(clock.now(), "password_changed", "self",
+                                                          origin, identity.token_id)),
+                   *(log.delete(identity.user_id, e) for e in check.failed))
+            # The oldest go first, outside the transaction, if they do not fit in it.
+            tx.add_spillable(*(sessions.delete(identity.user_id, t) for t, _ in others))
+            try:
+                tx.commit()
+            except LOST_RACE:
+                continue
+            revoked = live_count(others, clock.now())
+            audit.event("password_changed", user_id=identity.user_id, revoked=revoked)
+            return revoked
+    except ServiceUnavailable:
+        # Wherever the outage met the change once its fence may be up (the
+        # fence's own write answered late, the listing, the commit, every
+        # race lost), the fence comes down: otherwise every login of the
+        # account would be a 503 until it expired. Best effort: it expires.
+        logins.unfence(check.login, fence_id)
+        raise
 
 
 def _fenced(logins, login, fence_id):

@@ -54,7 +54,7 @@ def with_password(username, password, description, ip):
         raise _failed(check, InvalidCredentials)
     session = _new_session(login, now, description, ip)
     with check.released_on_outage():
-        evicted = _open(check, session, _rehashed(login, password), now, origin)
+        evicted = _open(check, session, password, now, origin)
     audit.event("login", user_id=login.user_id, token_id=session.token_id, evicted=len(evicted))
     return _signed(session, int(now))
 
@@ -103,7 +103,7 @@ class Check(namedtuple("Check", "name login counted failed")):
             raise
 
 
-def rereads(login, tries, error):
+def rereads(login, tries, error, password=None):
     """``login``, then, after each lost race and a short random wait, the
     login read again, for a compare-and-swap loop: ``for login in
     rereads(...)`` whose body returns once its write commits and goes on
@@ -111,14 +111,19 @@ def rereads(login, tries, error):
 
     A login read again must hold the same password with no deletion begun,
     or ``error`` is raised (the password checked is no longer the one
-    stored); when every try lost, ServiceUnavailable.
+    stored); when every try lost, ServiceUnavailable. Given the
+    ``password`` checked, a new hash that still matches it (another login
+    rehashed it at a new cost: see :func:`_rehashed`) is the same password;
+    bcrypt runs again only when the hash changed under the race.
     """
     yield login
     store = stores.logins()
     for attempt in range(tries - 1):
         after_lost_race(attempt)
         fresh = store.reread(login)
-        if fresh is None or fresh.password_hash != login.password_hash or fresh.deleting:
+        if fresh is None or fresh.deleting or (
+                fresh.password_hash != login.password_hash
+                and not (password and passwords.verify(password, fresh.password_hash))):
             raise error() from None
         login = fresh
         yield login
@@ -216,7 +221,7 @@ def _rehashed(login, password):
     return passwords.hash_password(password) if passwords.outdated(login.password_hash) else None
 
 
-def _open(check, session, rehashed, now, origin):
+def _open(check, session, password, now, origin):
     """Write ``session``, evicting the oldest tokens over the cap; returns
     the evicted ones.
 
@@ -224,16 +229,21 @@ def _open(check, session, rehashed, now, origin):
     logins that listed the same tokens cannot both add one beyond the cap:
     the loser reads the login again and, unless the password changed or a
     deletion began, lists the tokens again, the winner's included. The
-    password is not checked again: it was right for this very hash.
+    password is checked again only when the hash changed meanwhile (see
+    :func:`rereads`): it was right for the hash read.
     The same transaction records the login and each eviction, and deletes
     the events that the reservation recorded.
     """
     sessions, logins, log = stores.tokens(), stores.logins(), stores.events()
     user_id = session.user_id
-    for login in rereads(check.login, _OPEN_TRIES, InvalidCredentials):
+    rehashed = _rehashed(check.login, password)
+    for login in rereads(check.login, _OPEN_TRIES, InvalidCredentials, password):
         tx = Transaction()
-        # A success resets the count, this attempt's reservation included.
-        tx.add(sessions.put(session), logins.count_login(login, now, rehashed),
+        # A success resets the count, this attempt's reservation included;
+        # a hash another login made current meanwhile is left as it is.
+        tx.add(sessions.put(session),
+               logins.count_login(login, now,
+                                  rehashed if passwords.outdated(login.password_hash) else None),
                logins.forget_attempts(check.name),
                log.record(user_id, new_event(now, "login", "self", origin, session.token_id)),
                *(log.delete(user_id, e) for e in check.failed))

@@ -89,7 +89,13 @@ def list_tokens(caller, user_id, page):
     ``current`` marks the token making the request, so an admin sees it in
     a listing of its own tokens and never in another user's.
     """
-    found, more = stores.tokens().page(user_id, clock.now(), page.limit, page.before)
+    now = clock.now()
+    found, more = stores.tokens().page(user_id, now, page.limit, page.before)
+    live = [s for s in found if s.expiry > now]
+    if len(live) < len(found):
+        # Dead by a lowered TOKEN_MAX_LIFETIME_SECONDS: the oldest, so every
+        # token after them is too.
+        found, more = live, False
     mine = caller.user_id == user_id
     return {
         "tokens": [_token_view(s, mine and s.token_id == caller.token_id) for s in found],
@@ -101,7 +107,7 @@ def _token_view(session, current):
     return {
         "id": session.token_id, "description": session.description, "ip": session.ip,
         "created_at": clock.iso(session.created_at),
-        "expires_at": clock.iso(session.expires_at),
+        "expires_at": clock.iso(session.expiry),
         "last_used_at": clock.iso(session.last_used_at) if session.last_used_at else None,
         "current": current,
     }

@@ -868,3 +868,17 @@ def test_a_restarted_make_run_keeps_users_and_sessions_and_make_reset_drops_them
     dropped = make_reset(data.parent)
     assert dropped.returncode == 0 and dropped.stdout.startswith(f"dropped {data} (")
     assert not data.exists()
+
+
+@pytest.mark.parametrize("length", [b"abc", b"-1", b"1 2"])
+def test_a_malformed_content_length_is_a_400_not_a_traceback(stack, length):
+    """API Gateway answers a request whose length it cannot read with a 400;
+    chalice's server dropped the connection and printed a traceback."""
+    import socket
+
+    with socket.create_connection(("127.0.0.1", stack.port), timeout=5) as s:
+        s.sendall(b"POST /api/v1/login HTTP/1.1\r\nContent-Type: application/json\r\n"
+                  b"Content-Length: " + length + b"\r\n\r\n")
+        answer = s.recv(65536)
+    assert answer.startswith(b"HTTP/1.") and b" 400 " in answer.split(b"\r\n")[0]
+    assert "Traceback" not in stack.output()
