@@ -42,6 +42,12 @@ _RESERVE_TRIES = backoff.THRESHOLD + 3
 # THRESHOLD passwords of a name are checked at once before a success resets
 # the count: as many tries as the reservation's cover a burst.
 _OPEN_TRIES = _RESERVE_TRIES
+# The owner of a token checking its password (to change it, or to delete the
+# account) races the account's logins for the attempts record: it keeps
+# trying longer, so that a flood of logins by whoever else knows the
+# password cannot make the owner's change lose (each try is a write and a
+# short wait, never a password check).
+_OWNER_RESERVE_TRIES = 2 * _RESERVE_TRIES
 
 
 def with_password(username, password, description, ip):
@@ -65,7 +71,8 @@ def check_password(identity, password, via, origin):
     the caller's own write clears the attempts)."""
     name = login_store.name(identity.username)
     login, attempts = stores.logins().get_login_and_attempts(name)
-    check = _reserve(name, login, attempts, clock.now(), origin, identity.token_id, via=via)
+    check = _reserve(name, login, attempts, clock.now(), origin, identity.token_id,
+                     tries=_OWNER_RESERVE_TRIES, via=via)
     if not passwords.verify(password, _hash(login)):
         raise _failed(check, WrongPassword, via=via)
     return check
@@ -142,7 +149,8 @@ def _failed(check, error, **context):
     return error()
 
 
-def _reserve(name, login, attempts, now, origin, token_id=None, **context):
+def _reserve(name, login, attempts, now, origin, token_id=None, tries=_RESERVE_TRIES,
+             **context):
     """Count this attempt at the password of ``name`` before it is checked.
 
     A compare-and-swap on the attempts record as read: of any number of
@@ -157,7 +165,7 @@ def _reserve(name, login, attempts, now, origin, token_id=None, **context):
     through a transaction too, so that both take the same time.
     """
     store, log, owner = stores.logins(), stores.events(), login
-    for attempt in range(_RESERVE_TRIES):
+    for attempt in range(tries):
         if attempt:
             after_lost_race(attempt - 1)
         wait = backoff.retry_after(attempts, now)
