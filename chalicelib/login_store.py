@@ -87,19 +87,13 @@ class Login:
     key: dict  # the login item's own key
     logins: int = 0
     deleting: bool = False
-    fenced_until: int = 0
-
-    def fenced(self, now):
-        """Whether a password change holds new logins off at ``now``."""
-        return self.fenced_until > now
 
 
 def _login(item):
     return Login(user_id=item["user_id"]["S"], username=item["username"]["S"],
                  roles=roles_of(item), password_hash=item["password_hash"]["S"],
                  key={"pk": item["pk"]}, logins=dynamo.number(item, "logins") or 0,
-                 deleting="deleting" in item,
-                 fenced_until=dynamo.number(item, "fence_until") or 0)
+                 deleting="deleting" in item)
 
 
 def roles_of(item):
