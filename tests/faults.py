@@ -66,8 +66,9 @@ def after_the_check(params):
 
 def opens_session(params):
     """Whether a transaction is a login's: it puts a token."""
-    return any("token_id" in item.get("Put", {}).get("Item", {})
-               for item in transact_items(params))
+    puts = [item.get("Put", {}).get("Item", {}) for item in transact_items(params)]
+    # A token's record, not an event naming a token (events have an event_id).
+    return any("token_id" in put and "event_id" not in put for put in puts)
 
 
 def cancelled(first, rest="None"):

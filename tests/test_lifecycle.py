@@ -79,16 +79,22 @@ def test_a_login_racing_a_password_change_does_not_survive_it(api, dynamodb):
         except InvalidCredentials as exc:
             raced.append(exc)
 
+    opened = []
+
     def login_meanwhile(params, **kwargs):
-        if not raced and after_the_check(params):
+        if opens_session(params):
+            opened.append(None)  # the raced login's write, which meets the fence
+        elif not raced and after_the_check(params):
             raced.append(threading.Thread(target=attempt))
             raced[0].start()
-            time.sleep(0.3)  # it reads the login, meets the fence and waits
+            deadline = time.monotonic() + 20
+            while not opened and time.monotonic() < deadline:
+                time.sleep(0.01)
 
     dynamodb.meta.events.register("before-call.dynamodb.TransactWriteItems", login_meanwhile)
     assert change(api, token).status == 200
     raced[0].join(timeout=30)
-    assert isinstance(raced[1], InvalidCredentials)
+    assert opened and isinstance(raced[1], InvalidCredentials)
     assert status(api, token) == 200
 
 
