@@ -35,20 +35,22 @@ class Session:
 
     @property
     def expiry(self):
-        return expiry(self.token_id, self.expires_at)
+        return expiry(self.token_id, self.expires_at, config.token_max_lifetime_seconds())
 
 
-def expiry(token_id, expires_at):
+def expiry(token_id, expires_at, max_lifetime):
     """When the token ``token_id`` dies without further use: its record's
-    ``expires_at``, never past its issue plus the TOKEN_MAX_LIFETIME_SECONDS
-    in force, which an operator may have lowered since (authorizer.cap: the
-    JWT's iat is the id's time, in whole seconds)."""
-    return min(expires_at, int(created_at(token_id)) + config.token_max_lifetime_seconds())
+    ``expires_at``, never past its issue plus ``max_lifetime`` (the
+    TOKEN_MAX_LIFETIME_SECONDS in force, which an operator may have lowered
+    since: authorizer.cap; the JWT's iat is the id's time, in whole seconds)."""
+    return min(expires_at, int(created_at(token_id)) + max_lifetime)
 
 
 def live_count(keys, now):
     """How many of ``keys`` (token_id, expires_at) are of live tokens."""
-    return sum(1 for token_id, expires_at in keys if expiry(token_id, expires_at) > now)
+    max_lifetime = config.token_max_lifetime_seconds()
+    return sum(1 for token_id, expires_at in keys
+               if expiry(token_id, expires_at, max_lifetime) > now)
 
 
 def _session(user_id, item):
