@@ -89,8 +89,9 @@ def openapi_document(request):
 @app.route(PREFIX + "/signup", methods=["POST"])
 @contract(body="SignupIn", answer="UserOut", status=201, errors=(409, 503))
 def signup(request, body):
-    """Creates a user."""
-    return service.account.signup(body["username"], body["email"], body["password"])
+    """Creates a user; a verification link goes to the address."""
+    return service.account.signup(body["username"], body["email"], body["password"],
+                                  origin=origin(request))
 
 
 @app.route(PREFIX + "/login", methods=["POST"])
@@ -141,6 +142,56 @@ def delete_me(request, body):
     """Deletes the user and all its tokens."""
     return {"deleted": True, "revoked": service.account.delete(
         identity(request), body["password"], origin(request))}
+
+
+@app.route(PREFIX + "/users/me/email/verification", methods=["POST"],
+           authorizer=token_authorizer)
+@contract(answer="SentOut", status=202, errors=(404, 409))
+def request_verification(request):
+    """Mails a new verification link to the caller's address."""
+    service.recovery.request_verification(identity(request), origin(request))
+    return {"sent": True}
+
+
+@app.route(PREFIX + "/users/me/email", methods=["POST"], authorizer=token_authorizer)
+@contract(body="EmailChangeIn", answer="SentOut", status=202, errors=(403, 404, 409, 429))
+def change_email(request, body):
+    """Mails a link to the new address; the address changes when it is used."""
+    service.recovery.change_email(identity(request), body["password"], body["new_email"],
+                                  origin(request))
+    return {"sent": True}
+
+
+@app.route(PREFIX + "/email/verify", methods=["POST"])
+@contract(body="VerifyIn", answer="UserOut", errors=(409, 503))
+def verify_email(request, body):
+    """Spends a verification link: the address is verified (or changed)."""
+    return service.recovery.verify(body["token"], origin(request))
+
+
+@app.route(PREFIX + "/password/forgot", methods=["POST"])
+@contract(body="ForgotIn", answer="SentOut", status=202, errors=(503,))
+def forgot_password(request, body):
+    """Mails a reset link, only to a verified address of an account; the
+    same answer whoever's the address is."""
+    service.recovery.forgot(body["email"], origin(request))
+    return {"sent": True}
+
+
+@app.route(PREFIX + "/password/reset", methods=["POST"])
+@contract(body="ResetIn", answer="RevokedOut", errors=(503,))
+def reset_password(request, body):
+    """Spends a reset link: the new password set, every token revoked."""
+    return {"revoked": service.recovery.reset(body["token"], body["new_password"],
+                                              origin(request))}
+
+
+@app.lambda_function(name="mailer")
+def mailer(event, context):
+    """The mail table's stream: each new item sent as mail (chalicelib/mailer.py)."""
+    from chalicelib import mailer as outbox_mailer  # only this function sends mail
+
+    outbox_mailer.handle(event)
 
 
 @app.route(PREFIX + "/tokens", authorizer=token_authorizer)

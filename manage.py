@@ -3,6 +3,7 @@
     python manage.py create-tables
     python manage.py create-admin USERNAME EMAIL      (password: prompt or stdin)
     python manage.py grant-admin USERNAME
+    python manage.py verify-email USERNAME
     python manage.py revoke-admin USERNAME
     python manage.py delete-user USERNAME
     python manage.py create-client NAME               (prints {"client_id", "client_secret"})
@@ -79,9 +80,16 @@ def delete_user(username):
     return f"{username} deleted, with its {service.admin.delete_user(username)} live tokens"
 
 
+def verify_email(username):
+    if service.admin.verify_email(username):
+        return f"the address of {username} is verified now"
+    return f"the address of {username} was already verified; nothing was changed"
+
+
 USER_COMMANDS = {
     "grant-admin": (grant_admin, "give an existing user the admin role"),
     "revoke-admin": (revoke_admin, "take the admin role from a user"),
+    "verify-email": (verify_email, "mark a user's address verified (checked another way)"),
     "delete-user": (delete_user, "delete a user, its tokens and its security log (also "
                                  "finishes a deletion that failed half-way)"),
 }

@@ -48,6 +48,10 @@ def ssm():
     return _client("ssm")
 
 
+def sesv2():
+    return _client("sesv2")
+
+
 # Error codes that mean this function may not make the call (its role, its
 # credentials, a KMS key it may not use): a deployment's mistake, which no
 # retry mends, never an outage.

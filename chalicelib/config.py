@@ -33,6 +33,9 @@ WHOLE_NUMBERS = {
     "MAX_TOKENS_PER_USER": (100, 1, 1000),
     # How long the security log keeps an event (DynamoDB TTL), in days.
     "EVENT_RETENTION_DAYS": (90, 1, 3650),
+    # How long a link sent by mail works (see chalicelib/link_store.py).
+    "RESET_LINK_SECONDS": (3600, 60, 86400),
+    "VERIFY_LINK_SECONDS": (86400, 60, 604800),
 }
 
 
@@ -65,6 +68,9 @@ def check(env=None, secret_required=True):
     for name in WHOLE_NUMBERS:
         _setting(name, env)
     _lifetimes(env)
+    for name in ("EMAIL_FROM", "PUBLIC_URL"):
+        if env.get(name):
+            _MAIL_SETTINGS[name](env[name])
     if env.get("JWT_SECRET_PARAMETER"):
         return
     if secret_required and not env.get("JWT_SECRET"):
@@ -134,8 +140,57 @@ def _chalice_command(args):
     return None
 
 
+def _email_from(value):
+    """EMAIL_FROM: one plain ASCII address (SES sends from a verified
+    identity, and a display name or a second address is not one)."""
+    if not re.fullmatch(r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9.-]+\.[A-Za-z0-9-]+", value):
+        raise ConfigurationError("EMAIL_FROM must be one plain address, such as "
+                                 f"no-reply@example.com, not {value[:40]!r}")
+    return value
+
+
+def _public_url(value):
+    """PUBLIC_URL: the sessions page's address, where links lead. https,
+    or http for localhost only (a link's secret must not cross a network in
+    clear); it ends with ``/`` so that ``#reset=...`` follows it."""
+    plain = re.fullmatch(r"(https://[A-Za-z0-9.-]+(:[0-9]{1,5})?|"
+                         r"http://(localhost|127\.0\.0\.1)(:[0-9]{1,5})?)(/[^\s#?]*)?", value)
+    if not plain:
+        raise ConfigurationError("PUBLIC_URL must be the page's https:// address (http:// only "
+                                 f"for localhost), with no query or fragment, not {value[:60]!r}")
+    return value if value.endswith("/") else value + "/"
+
+
+_MAIL_SETTINGS = {"EMAIL_FROM": _email_from, "PUBLIC_URL": _public_url}
+
+
+def email_from():
+    """The sender of every message; required where mail is sent."""
+    value = os.environ.get("EMAIL_FROM")
+    if not value:
+        raise ConfigurationError("EMAIL_FROM must be set where mail is sent")
+    return _email_from(value)
+
+
+def public_url():
+    """Where links lead (the sessions page), ending with ``/``."""
+    value = os.environ.get("PUBLIC_URL")
+    if not value:
+        raise ConfigurationError("PUBLIC_URL must be set where mail is sent")
+    return _public_url(value)
+
+
+def link_seconds(kind):
+    """How long a link of ``kind`` ("reset" or "verify") works."""
+    return _setting(f"{kind.upper()}_LINK_SECONDS")
+
+
 def users_table():
     return os.environ.get("USERS_TABLE", f"{SERVICE_NAME}-local-users")
+
+
+def mail_table():
+    return os.environ.get("MAIL_TABLE", f"{SERVICE_NAME}-local-mail")
 
 
 def tokens_table():

@@ -106,6 +106,19 @@ class EmailTaken(Conflict):
     message = "That email is already registered."
 
 
+class AlreadyVerified(Conflict):
+    code = "already_verified"
+    message = "This address is already verified."
+
+
+class InvalidLink(ServiceError):
+    """A link from a mail that is unknown, used, expired or superseded:
+    one answer for all, so that a link tells nothing but that it failed."""
+
+    code = "invalid_link"
+    message = "This link is not valid any more; ask for a new one."
+
+
 class TooManyAttempts(ServiceError):
     code = "too_many_attempts"
     message = "Too many failed logins for this username; wait and try again."

@@ -84,10 +84,16 @@ def NonEmpty(**kwargs):
     return Text(required=True, validate=validate.Length(min=1), **kwargs)
 
 
+def Email(**kwargs):
+    """An address: valid, at most 254 characters, in its plain form."""
+    return fields.Email(required=True, validate=[validate.Length(max=254), _plain_email],
+                        **kwargs)
+
+
 class SignupIn(Schema):
     username = Text(required=True, validate=_username,
                     metadata={"pattern": f"^{USERNAME.pattern}$"})
-    email = fields.Email(required=True, validate=[validate.Length(max=254), _plain_email])
+    email = Email()
     password = Password()
 
 
@@ -105,6 +111,30 @@ class PasswordChangeIn(Schema):
 
 class AccountDeleteIn(Schema):
     password = NonEmpty(load_only=True)
+
+
+class EmailChangeIn(Schema):
+    password = NonEmpty(load_only=True)
+    new_email = Email()
+
+
+class ForgotIn(Schema):
+    email = Email()
+
+
+def Link(**kwargs):
+    return Text(required=True, load_only=True, validate=validate.Length(min=1, max=200),
+                    metadata={"description": "The secret after `#verify=` or `#reset=` in the "
+                                             "link that was mailed."}, **kwargs)
+
+
+class VerifyIn(Schema):
+    token = Link()
+
+
+class ResetIn(Schema):
+    token = Link()
+    new_password = Password()
 
 
 class IntrospectIn(Schema):
@@ -133,6 +163,9 @@ class UserOut(Schema):
     id = Out()
     username = Out()
     email = Out()
+    email_verified = Out(fields.Boolean, metadata={
+        "description": "Whether a link mailed to the address was used (or an operator "
+                       "checked it another way)."})
     roles = Out(fields.List, cls_or_instance=fields.String())
     created_at = Time()
 
@@ -187,6 +220,11 @@ class RevokedOut(Schema):
 class DeletedOut(Schema):
     deleted = Out(fields.Boolean)
     revoked = Out(fields.Integer)
+
+
+class SentOut(Schema):
+    sent = Out(fields.Boolean, metadata={
+        "description": "Always true: the same answer whether or not mail goes out."})
 
 
 class ServiceOut(Schema):

@@ -16,7 +16,7 @@ from chalicelib.unit_of_work import StaleWrite, Transaction, after_lost_race
 from chalicelib.user_store import UserStore
 
 __all__ = ["Contended", "StaleWrite", "Transaction", "after_lost_race", "clients", "events",
-           "logins", "read", "tokens", "users"]
+           "links", "logins", "outbox", "read", "tokens", "users"]
 
 
 def users():
@@ -43,3 +43,17 @@ def clients():
     from chalicelib.client_store import ClientStore
 
     return ClientStore(config.users_table())
+
+
+def links():
+    # Links and mail limits are items of the users table too; loaded here,
+    # not at the top: the authorizer's cold start never needs them.
+    from chalicelib.link_store import LinkStore
+
+    return LinkStore(config.users_table())
+
+
+def outbox():
+    from chalicelib.outbox import Outbox
+
+    return Outbox(config.mail_table())

@@ -7,11 +7,12 @@ PAGE_SIZE = (1, 100, 50)  # smallest, largest, default
 ADMIN = "admin"  # the role that opens the admin routes
 EVENT_TYPES = ("login", "login_failed", "locked_out", "logout", "token_revoked",
                "tokens_revoked", "token_evicted", "password_changed", "role_granted",
-               "role_revoked")
+               "role_revoked", "email_verification_sent", "email_verified", "email_changed",
+               "password_reset_requested", "password_reset")
 # Who acted on an account: the user, an admin (which one is not shown), an
 # operator (manage.py), the service itself (eviction by the cap, a lock), or
-# a request not proven to be the user's (a failed login at /login: anyone
-# can type a name).
+# a request not proven to be the user's (a failed login at /login, a reset
+# asked for by address: anyone can type a name or an address).
 EVENT_ACTORS = ("self", "admin", "operator", "system", "unknown")
 PREFIX = "/api/v1"  # every route but GET / lives under it
 MAX_BODY_BYTES = 64 * 1024

@@ -1,14 +1,16 @@
 """The users table, and the profile and email items in it.
 
-One table, keyed by ``pk``, holding five kinds of item; each store owns its
+One table, keyed by ``pk``, holding seven kinds of item; each store owns its
 own:
 
-``user#<id>``           the profile: id, username, email, roles, created_at
-                        (this store)
+``user#<id>``           the profile: id, username, email, email_verified,
+                        roles, created_at (this store)
 ``email#<casefolded>``  user_id: the email's uniqueness guard (this store)
 ``username#<lower>``    the login (chalicelib/login_store.py)
 ``attempts#...``        failed attempts at a name's password (login_store.py)
 ``client#<id>``         an introspection client (chalicelib/client_store.py)
+``links#<user id>``     the links sent by mail (chalicelib/link_store.py)
+``mailrate#<address>``  what went to an address lately (link_store.py)
 
 The username and email items are the uniqueness guards: signup writes the
 profile, the login and the email in one transaction, each on condition that
@@ -29,6 +31,19 @@ from chalicelib.dynamo import S
 from chalicelib.login_store import roles_of, roles_value
 
 
+def folded_email(email):
+    """An address as its accounts and limits know it: the part before @
+    casefolded, the domain in lower case and in its ASCII form (an
+    internationalised domain and its xn-- form are one domain; signup has
+    already checked that it encodes, see schemas.py)."""
+    local, _, domain = email.rpartition("@")
+    try:
+        domain = domain.encode("idna").decode("ascii")
+    except UnicodeError:
+        pass  # not IDNA (never past signup): the name as it is
+    return local.casefold() + "@" + domain.lower()
+
+
 @dataclass
 class User:
     id: str
@@ -36,11 +51,14 @@ class User:
     email: str
     created_at: str
     roles: list = field(default_factory=list)
+    # Proven to be the user's by a link sent to it (or by an operator).
+    email_verified: bool = False
 
 
 def _user(item):
     return User(id=item["id"]["S"], username=item["username"]["S"], email=item["email"]["S"],
-                created_at=item["created_at"]["S"], roles=roles_of(item))
+                created_at=item["created_at"]["S"], roles=roles_of(item),
+                email_verified=item.get("email_verified", {}).get("BOOL", False))
 
 
 class UserStore:
@@ -53,15 +71,7 @@ class UserStore:
 
     @staticmethod
     def email_key(email):
-        # An internationalised domain and its xn-- form are one domain: the
-        # key holds the ASCII form (signup has already checked that it
-        # encodes, see schemas.py).
-        local, _, domain = email.rpartition("@")
-        try:
-            domain = domain.encode("idna").decode("ascii")
-        except UnicodeError:
-            pass  # not IDNA (never past signup): the name as it is
-        return {"pk": S("email#" + local.casefold() + "@" + domain.lower())}
+        return {"pk": S("email#" + folded_email(email))}
 
     def create(self, user):
         """The writes of a new user's profile and email, each only if its key
@@ -71,7 +81,7 @@ class UserStore:
             unit_of_work.put(self.table, {
                 **self.user_key(user.id), "id": S(user.id), "username": S(user.username),
                 "email": S(user.email), "roles": roles_value(user.roles),
-                "created_at": S(user.created_at),
+                "created_at": S(user.created_at), "email_verified": {"BOOL": user.email_verified},
             }, new, label="user"),
             unit_of_work.put(self.table, {**self.email_key(user.email), "user_id": S(user.id)},
                              new, label="email"),
@@ -82,6 +92,50 @@ class UserStore:
             "get_item", TableName=self.table, Key=self.user_key(user_id), ConsistentRead=True
         ).get("Item")
         return _user(item) if item else None
+
+    def read_user(self, user_id):
+        """The profile (None when the user is gone), as one read of a batch."""
+        return dynamo.Read(self.table, self.user_key(user_id), _user)
+
+    def owner_of(self, email):
+        """The id of the user whose address ``email`` is (any case), or None."""
+        item = dynamo.call("get_item", TableName=self.table, Key=self.email_key(email),
+                           ConsistentRead=True).get("Item")
+        return item["user_id"]["S"] if item else None
+
+    def set_verified(self, user):
+        """The write marking ``user``'s address verified, only while it is
+        still the address read (labelled ``user``)."""
+        return unit_of_work.update(
+            self.table, self.user_key(user.id), "SET email_verified = :yes",
+            {":yes": {"BOOL": True}, ":id": S(user.id), ":email": S(user.email)},
+            condition="id = :id AND email = :email", label="user")
+
+    def change_email(self, user, new_email):
+        """The writes moving ``user`` from its address to ``new_email``,
+        verified: only while the old one is still its address (labelled
+        ``user``) and the new one is free (labelled ``email``)."""
+        profile = unit_of_work.update(
+            self.table, self.user_key(user.id), "SET email = :new, email_verified = :yes",
+            {":new": S(new_email), ":yes": {"BOOL": True}, ":id": S(user.id),
+             ":old": S(user.email)},
+            condition="id = :id AND email = :old", label="user")
+        if folded_email(new_email) == folded_email(user.email):
+            return [profile]  # the same address, spelt in another case: one guard
+        return [
+            profile,
+            unit_of_work.delete(self.table, self.email_key(user.email),
+                                condition="user_id = :id", values={":id": S(user.id)},
+                                label="user"),
+            unit_of_work.put(self.table, {**self.email_key(new_email), "user_id": S(user.id)},
+                             "attribute_not_exists(pk)", label="email"),
+        ]
+
+    def email_free(self, email):
+        """A condition, for a transaction, that ``email`` is nobody's
+        address (labelled ``email``)."""
+        return unit_of_work.condition_check(self.table, self.email_key(email),
+                                            "attribute_not_exists(pk)", None, label="email")
 
     def read_roles(self, user_id):
         """The user's current roles (None when the user is gone), as one

@@ -1,4 +1,4 @@
-"""The three tables, defined once.
+"""The four tables, defined once.
 
 The tests, ``manage.py create-tables`` (and so `make run`) and the deployment
 template (deploy/template.py) all build their tables from these definitions,
@@ -8,6 +8,7 @@ none of this ships in the Lambda package.
 users  (pk)                   one item per kind of fact, see chalicelib/user_store.py
 tokens (user_id, token_id)    one item per live login session
 events (user_id, event_id)    the security log, see chalicelib/event_store.py
+mail   (id)                   the outbox: mail waiting to be sent, see chalicelib/outbox.py
 """
 import json
 import os
@@ -42,9 +43,14 @@ DEFINITIONS = {
             {"AttributeName": "event_id", "AttributeType": "S"},
         ],
     },
+    "mail": {
+        "KeySchema": [{"AttributeName": "id", "KeyType": "HASH"}],
+        "AttributeDefinitions": [{"AttributeName": "id", "AttributeType": "S"}],
+    },
 }
 # The environment variable that gives the functions each table's name.
-VARIABLES = {"users": "USERS_TABLE", "tokens": "TOKENS_TABLE", "events": "EVENTS_TABLE"}
+VARIABLES = {"users": "USERS_TABLE", "tokens": "TOKENS_TABLE", "events": "EVENTS_TABLE",
+             "mail": "MAIL_TABLE"}
 
 
 def create_tables(client, names, wait_seconds=60):

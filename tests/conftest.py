@@ -2,6 +2,7 @@
 import json
 import logging
 import os
+import re
 import threading
 from dataclasses import dataclass
 
@@ -17,6 +18,8 @@ from deploy import tables
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SECRET = "test-secret-" + "0123456789abcdef" * 4
 PASSWORD = "correct horse battery"
+SENDER = "no-reply@login.example"
+PUBLIC_URL = "https://login.example/"
 # Property tests: enough examples to find an edge, bounded for the suite's time.
 PROPERTY = settings(max_examples=150, deadline=None,
                     suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -25,7 +28,8 @@ PROPERTY = settings(max_examples=150, deadline=None,
 @pytest.fixture(autouse=True)
 def environment(monkeypatch):
     """Fake credentials, cheap bcrypt, and no way to reach a real endpoint."""
-    for name in ("AWS_ENDPOINT_URL_DYNAMODB", "AWS_ENDPOINT_URL", "AWS_PROFILE",
+    for name in ("AWS_ENDPOINT_URL_DYNAMODB", "AWS_ENDPOINT_URL_SESV2", "AWS_ENDPOINT_URL",
+                 "AWS_PROFILE", "RESET_LINK_SECONDS", "VERIFY_LINK_SECONDS",
                  "JWT_PREVIOUS_SECRET", "JWT_SECRET_PARAMETER", "TOKEN_LIFETIME_SECONDS",
                  "TOKEN_MAX_LIFETIME_SECONDS", "MAX_TOKENS_PER_USER", "EVENT_RETENTION_DAYS"):
         monkeypatch.delenv(name, raising=False)
@@ -35,6 +39,8 @@ def environment(monkeypatch):
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
     monkeypatch.setenv("JWT_SECRET", SECRET)
     monkeypatch.setenv("BCRYPT_ROUNDS", "4")
+    monkeypatch.setenv("EMAIL_FROM", SENDER)
+    monkeypatch.setenv("PUBLIC_URL", PUBLIC_URL)
     # The service's log lines go only to their own stdout handler (see
     # chalicelib/audit.py); here they also reach pytest's caplog.
     monkeypatch.setattr(logging.getLogger("login-service"), "propagate", True)
@@ -78,6 +84,8 @@ def dynamodb(environment, table_names, monkeypatch):
     with mock_aws():
         aws.reset()
         tables.create_tables(aws.dynamodb(), table_names)
+        # The sender is a verified identity, as SES requires.
+        aws.sesv2().create_email_identity(EmailIdentity=SENDER)
         yield aws.dynamodb()
     aws.reset()
 
@@ -159,3 +167,41 @@ def admin(api):
 
     service.account.signup("root", "root@example.com", PASSWORD, roles=["admin"])
     return api.token("root")
+
+
+class Mailbox:
+    """The outbox delivered by the mailer, and what SES (moto's) received."""
+
+    def deliver(self):
+        """Hand every waiting outbox item to the mailer, as the table's
+        stream would; the messages it sent."""
+        from chalicelib import mailer, stores
+
+        return mailer.handle({"Records": [{"eventName": "INSERT", "dynamodb": {"NewImage": item}}
+                                          for item in stores.outbox().waiting()]})
+
+    @staticmethod
+    def received():
+        """Every message SES accepted, oldest first."""
+        from moto.core import DEFAULT_ACCOUNT_ID
+        from moto.ses.models import ses_backends
+
+        return list(ses_backends[DEFAULT_ACCOUNT_ID]["us-east-1"].sent_messages)
+
+    def to(self, address):
+        """The messages SES accepted for ``address``."""
+        return [m for m in self.received() if address in m.destinations["ToAddresses"]]
+
+    def link(self, address, kind):
+        """Deliver, then the secret of the last ``kind`` link that went to ``address``."""
+        self.deliver()
+        for message in reversed(self.to(address)):
+            found = re.search(rf"#{kind}=(\S+)", message.body)
+            if found:
+                return found.group(1)
+        raise AssertionError(f"no {kind} link went to {address}")
+
+
+@pytest.fixture
+def mailbox(dynamodb):
+    return Mailbox()

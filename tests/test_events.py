@@ -7,7 +7,7 @@ import pytest
 
 import manage
 from chalicelib import login_store, service, stores
-from conftest import PASSWORD
+from conftest import Mailbox, PASSWORD
 from faults import answer, inject, reserves, transact_items
 
 EVENTS = "/api/v1/users/me/events"
@@ -186,8 +186,9 @@ def test_an_operators_role_change_is_by_operator_with_no_ip_or_device(api, comma
         kind, "operator", None, None, None)
 
 
-def test_every_type_and_every_actor_is_reachable(api, admin, monkeypatch, dynamodb, table_names):
-    """One account's life touches each of the ten types and the four actors."""
+def test_every_type_and_every_actor_is_reachable(api, admin, monkeypatch, dynamodb, table_names,
+                                                 mailbox):
+    """One account's life touches each of the fifteen types and the five actors."""
     monkeypatch.setenv("MAX_TOKENS_PER_USER", "3")
     api.user("alice")
     for _ in range(5):
@@ -206,6 +207,18 @@ def test_every_type_and_every_actor_is_reachable(api, admin, monkeypatch, dynamo
     api.call("DELETE", "/api/v1/tokens", token=token)
     token = api.token("alice", "a new password!")
     api.call("POST", "/api/v1/logout", token=token)
+    # The address proven, a reset asked for and made, the address changed.
+    api.call("POST", "/api/v1/email/verify", {"token": mailbox.link("alice@example.com",
+                                                                     "verify")})
+    start = time.time()
+    monkeypatch.setattr("chalicelib.clock.now", lambda: start + 61)
+    api.call("POST", "/api/v1/password/forgot", {"email": "alice@example.com"})
+    api.call("POST", "/api/v1/password/reset", {
+        "token": mailbox.link("alice@example.com", "reset"), "new_password": "newest password"})
+    api.call("POST", "/api/v1/users/me/email", token=api.token("alice", "newest password"),
+             body={"password": "newest password", "new_email": "alice@new.example"})
+    api.call("POST", "/api/v1/email/verify", {"token": mailbox.link("alice@new.example",
+                                                                     "verify")})
     events = log(api, admin, "/api/v1/admin/users/alice/events")
     from chalicelib.terms import EVENT_ACTORS as BY, EVENT_TYPES as TYPES
     assert {e["type"] for e in events} == set(TYPES)
@@ -383,6 +396,7 @@ def test_a_deletion_that_failed_half_way_is_finished_log_included(api, dynamodb,
     assert api.call("POST", "/api/v1/logout", token=token).json == {"revoked": 1}  # nor this
     assert stored(dynamodb, table_names) == []
     assert manage.main(["delete-user", "alice"]) == 0
+    Mailbox().deliver()  # the signup's mail finds nobody, and goes
     assert all(stored(dynamodb, table_names, kind) == [] for kind in table_names)
 
 

@@ -7,7 +7,7 @@ import pytest
 
 import manage
 from chalicelib import service, stores
-from conftest import PASSWORD
+from conftest import PASSWORD, Mailbox
 from faults import after_the_check, client_error, inject
 
 
@@ -54,6 +54,13 @@ def items(dynamodb, table_names):
     """Every item of every table, to show that a refusal wrote nothing."""
     return {kind: sorted(map(repr, dynamodb.scan(TableName=name)["Items"]))
             for kind, name in table_names.items()}
+
+
+def nothing_left(dynamodb, table_names):
+    """No item of any table, once the mail the user had asked for went to the
+    mailer (which finds nobody to send it to, and drops it)."""
+    sent = Mailbox().deliver()
+    return not sent and all(not found for found in items(dynamodb, table_names).values())
 
 
 def roles(username):
@@ -174,7 +181,7 @@ def test_delete_user_removes_the_user_and_every_token(cli, api, dynamodb, table_
     assert cli("delete-user", "Alice") == 0
     assert "2 live tokens" in capsys.readouterr().out
     assert all(api.call("GET", "/api/v1/users/me", token=t).status == 403 for t in tokens)
-    assert items(dynamodb, table_names) == {"users": [], "tokens": [], "events": []}
+    assert nothing_left(dynamodb, table_names)
 
 
 def test_delete_user_deletes_the_attempts_that_make_run_counted(cli, api, dynamodb, table_names,
@@ -187,7 +194,7 @@ def test_delete_user_deletes_the_attempts_that_make_run_counted(cli, api, dynamo
     api.login("alice", "wrong password")
     monkeypatch.delenv("JWT_SECRET")
     assert cli("delete-user", "alice") == 0
-    assert items(dynamodb, table_names) == {"users": [], "tokens": [], "events": []}
+    assert nothing_left(dynamodb, table_names)
 
 
 def test_delete_user_finishes_a_deletion_that_failed_half_way(cli, api, dynamodb, table_names):
@@ -203,7 +210,7 @@ def test_delete_user_finishes_a_deletion_that_failed_half_way(cli, api, dynamodb
     assert api.signup("alice").status == 409
     del token  # lost
     assert cli("delete-user", "alice") == 0
-    assert items(dynamodb, table_names) == {"users": [], "tokens": [], "events": []}
+    assert nothing_left(dynamodb, table_names)
     assert api.signup("alice", email="alice@example.com").status == 201
 
 
@@ -221,7 +228,7 @@ def test_delete_user_survives_a_password_change_between_its_read_and_its_mark(
     dynamodb.meta.events.register("before-call.dynamodb.UpdateItem", change_meanwhile)
     assert cli("delete-user", "alice") == 0
     assert changed == [200]
-    assert items(dynamodb, table_names) == {"users": [], "tokens": [], "events": []}
+    assert nothing_left(dynamodb, table_names)
 
 
 def test_delete_user_racing_the_users_own_deletion_reports_it_gone(cli, api, dynamodb,
@@ -231,7 +238,7 @@ def test_delete_user_racing_the_users_own_deletion_reports_it_gone(cli, api, dyn
     assert cli("delete-user", "alice") == 1
     assert raced == [200]
     assert "No such user" in capsys.readouterr().err
-    assert items(dynamodb, table_names) == {"users": [], "tokens": [], "events": []}
+    assert nothing_left(dynamodb, table_names)
 
 
 def test_a_prompt_asks_twice_on_a_terminal(monkeypatch):
@@ -330,3 +337,23 @@ def test_an_unreachable_endpoint_set_otherwise_is_named_with_its_setting(
     monkeypatch.setenv("DYNAMODB_PORT", "1")  # not the one tried
     err = unreachable(capsys, argv)
     assert nowhere in err and f"set by {how}" in err and "127.0.0.1:1 " not in err
+
+
+def test_verify_email_marks_the_address_verified_and_records_it(cli, api):
+    token = api.user()
+    assert cli("verify-email", "ALICE") == 0
+    assert api.call("GET", "/api/v1/users/me", token=token).json["email_verified"] is True
+    events = api.call("GET", "/api/v1/users/me/events", token=token).json["events"]
+    assert (events[0]["type"], events[0]["by"], events[0]["ip"]) == ("email_verified",
+                                                                     "operator", None)
+
+
+def test_verify_email_twice_changes_nothing(cli, api, capsys):
+    api.signup()
+    cli("verify-email", "alice")
+    assert cli("verify-email", "alice") == 0
+    assert "already verified" in capsys.readouterr().out
+
+
+def test_verify_email_refuses_an_unknown_user(cli):
+    assert cli("verify-email", "nobody") != 0

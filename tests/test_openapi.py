@@ -57,7 +57,7 @@ def test_the_event_object_is_documented_with_its_types_and_actors(api):
     event = document(api)["components"]["schemas"]["EventOut"]
     assert set(event["properties"]) == {"id", "type", "created_at", "ip", "device", "by",
                                         "token_id"}
-    assert event["properties"]["type"]["enum"] == list(TYPES) and len(TYPES) == 10
+    assert event["properties"]["type"]["enum"] == list(TYPES) and len(TYPES) == 15
     assert event["properties"]["by"]["enum"] == ["self", "admin", "operator", "system",
                                                  "unknown"] == list(BY)
 
@@ -140,7 +140,7 @@ def test_token_routes_document_api_gateways_own_answers_with_their_headers(api):
     doc = document(api)
     token_routes = [(p, m, op) for p, m, op in operations(doc)
                     if op.get("security") == [{"bearer": []}]]
-    assert len(token_routes) == 11
+    assert len(token_routes) == 13
     for kind in ("UNAUTHORIZED", "ACCESS_DENIED", "AUTHORIZER_FAILURE"):
         status, headers, _ = gateway_responses.http(kind)
         declared = set(headers) - set(gateway_responses.CORS) - {"Content-Type"}

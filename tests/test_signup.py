@@ -9,7 +9,7 @@ from marshmallow import ValidationError
 from chalicelib import schemas
 from conftest import PASSWORD, PROPERTY
 
-USER_FIELDS = {"id", "username", "email", "roles", "created_at"}
+USER_FIELDS = {"id", "username", "email", "email_verified", "roles", "created_at"}
 
 
 def test_signup_returns_the_user_as_typed(api):

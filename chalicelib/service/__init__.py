@@ -8,11 +8,12 @@ order:
               log and the account's deletion
 ``sessions``  logout, revocation and the listing of tokens
 ``admin``     what admins and operators do to other users
+``recovery``  getting back in by email, and proving an address
 
 Views parse and shape; these functions decide. They raise the errors of
 errors.py, never see an HTTP request, and reach the data only through the
 stores and their unit of work (stores.py), in the domain's terms.
 """
-from chalicelib.service import account, admin, login, sessions
+from chalicelib.service import account, admin, login, recovery, sessions
 
-__all__ = ["account", "admin", "login", "sessions"]
+__all__ = ["account", "admin", "login", "recovery", "sessions"]

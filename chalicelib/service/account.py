@@ -28,7 +28,7 @@ from chalicelib.errors import (EmailTaken, ServiceUnavailable, UsernameTaken, Us
 from chalicelib.event_store import new_event
 from chalicelib.identity import NOWHERE
 from chalicelib.ids import new_user_id
-from chalicelib.service.login import LOST_RACE, check_password, rereads
+from chalicelib.service.login import check_password, rereads
 from chalicelib.stores import Contended, StaleWrite, Transaction, after_lost_race
 from chalicelib.token_store import live_count
 from chalicelib.user_store import User
@@ -38,13 +38,15 @@ from chalicelib.user_store import User
 _CHANGE_TRIES = 3
 
 
-def signup(username, email, password, roles=()):
-    """A new user; the username and the email must be free (any case)."""
+def signup(username, email, password, roles=(), origin=NOWHERE):
+    """A new user; the username and the email must be free (any case). A
+    verification link goes to the address (the mailer sends it)."""
     user = User(id=new_user_id(), username=username, email=email,
                 created_at=clock.iso(clock.now()), roles=list(roles))
     tx = Transaction()
     tx.add(*stores.users().create(user),
-           stores.logins().create(user, passwords.hash_password(password)))
+           stores.logins().create(user, passwords.hash_password(password)),
+           stores.outbox().verification(user.id, email, origin))
     try:
         tx.commit()
     except StaleWrite as exc:
@@ -75,50 +77,62 @@ def list_events(user_id, page):
 
 
 def change_password(identity, current, new, origin=NOWHERE):
-    """Set a new password and revoke every other token (the steps above)."""
+    """Set a new password and revoke every other token (the steps above);
+    a notice goes to the account's address."""
     check = check_password(identity, current, "password_change", origin)
     new_hash = passwords.hash_password(new)
     with check.released_on_outage():
-        return _replace_password(identity, check, new_hash, origin)
+        event = new_event(clock.now(), "password_changed", "self", origin, identity.token_id)
+        revoked = replace_password(
+            check.login, check.name, new_hash, event, WrongPassword, keep=identity.token_id,
+            also=[stores.outbox().notice(identity.user_id, "password_changed", origin),
+                  *(stores.events().delete(identity.user_id, e) for e in check.failed)])
+    audit.event("password_changed", user_id=identity.user_id, revoked=revoked)
+    return revoked
 
 
-def _replace_password(identity, check, new_hash, origin):
-    """Fence, then the change's one transaction.
+def replace_password(login, name, new_hash, event, error, keep=None, also=(), refusals=None):
+    """Fence, then the change's one transaction; the live tokens revoked.
 
     While the fence stands no login can commit, so the tokens listed after
     it went up are every session opened with the old password; the write
     is conditional on the fence still being this change's. The same
-    transaction resets the failed attempts that the check counted, records
-    the change, and deletes the events that the check recorded as a failure.
+    transaction resets the failed attempts of ``name``, records ``event``
+    and makes the writes ``also`` (a notice, a link spent, the failures
+    a check recorded). Every token but ``keep`` goes. ``error`` is raised
+    when the password changed, or a deletion began, since ``login`` was
+    read; ``refusals`` maps the label of a write of ``also`` to the error
+    its failed condition means.
     """
     logins, sessions, log = stores.logins(), stores.tokens(), stores.events()
     fence_id = secrets.token_hex(8)
     try:
-        for login in rereads(check.login, _CHANGE_TRIES, WrongPassword):
+        for login in rereads(login, _CHANGE_TRIES, error):
             if not _fenced(logins, login, fence_id):
-                raise WrongPassword()  # the password changed, or a deletion began, meanwhile
-            others = [k for k in sessions.all_keys(identity.user_id) if k[0] != identity.token_id]
+                raise error()  # the password changed, or a deletion began, meanwhile
+            others = [k for k in sessions.all_keys(login.user_id) if k[0] != keep]
             tx = Transaction()
-            tx.add(logins.set_password(login, new_hash, fence_id),
-                   logins.forget_attempts(check.name),
-                   log.record(identity.user_id, new_event(clock.now(), "password_changed", "self",
-                                                          origin, identity.token_id)),
-                   *(log.delete(identity.user_id, e) for e in check.failed))
+            tx.add(logins.set_password(login, new_hash, fence_id), logins.forget_attempts(name),
+                   log.record(login.user_id, event), *also)
             # The oldest go first, outside the transaction, if they do not fit in it.
-            tx.add_spillable(*(sessions.delete(identity.user_id, t) for t, _ in others))
+            tx.add_spillable(*(sessions.delete(login.user_id, t) for t, _ in others))
             try:
                 tx.commit()
-            except LOST_RACE:
+            except StaleWrite as exc:
+                refused = [label for label in exc.failed if label in (refusals or {})]
+                if refused:
+                    logins.unfence(login, fence_id)
+                    raise refusals[refused[0]]() from None
                 continue
-            revoked = live_count(others, clock.now())
-            audit.event("password_changed", user_id=identity.user_id, revoked=revoked)
-            return revoked
+            except Contended:
+                continue
+            return live_count(others, clock.now())
     except ServiceUnavailable:
         # Wherever the outage met the change once its fence may be up (the
         # fence's own write answered late, the listing, the commit, every
         # race lost), the fence comes down: otherwise every login of the
         # account would be a 503 until it expired. Best effort: it expires.
-        logins.unfence(check.login, fence_id)
+        logins.unfence(login, fence_id)
         raise
 
 
@@ -168,7 +182,8 @@ def erase(login, name, keep, by):
     logged = log.all_ids(login.user_id)
     tx = Transaction()
     tx.add(*stores.logins().delete(login, name),
-           *users.delete(login.user_id, user.email if user else None))
+           *users.delete(login.user_id, user.email if user else None),
+           stores.links().delete(login.user_id))
     tx.add(*(sessions.delete(login.user_id, t) for t, _ in keys if t == keep))
     # What does not fit goes first: the oldest events, then the oldest tokens.
     tx.add_spillable(*(log.delete(login.user_id, e) for e in logged),

@@ -1,0 +1,196 @@
+"""The mailer: each item of the outbox (chalicelib/outbox.py) turned into a
+message and sent with SES, off the request path.
+
+Deployed, the mail table's stream invokes the mailer function
+(``app.mailer``) with the new items; under `make run`, devserver/mail_pump.py
+hands them over. For each item, in order:
+
+1. read what the item needs: the account an address belongs to, its
+   profile, its live links, what its address got in the last hour;
+2. decide: a reset link goes only to an account whose address is verified;
+   a verification link only to an address not yet verified; a link only
+   while the address got none in the last minute and fewer than five in the
+   last hour (link_store.allows); a notice always, to a verified address;
+3. one transaction: take the item (so a record delivered twice sends once),
+   issue the link (the older one of its kind dies), count the send, record
+   the event, each only while the account is as read (a lost race reads
+   and decides again);
+4. send, with SES's SendEmail from EMAIL_FROM.
+
+What a message says and where it went are never logged (the link is in
+it); the log says which kind went, for which account, or why it did not.
+:func:`handle` returns the messages sent, for `make run` to print.
+"""
+import logging
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from chalicelib import audit, aws, clock, config, dynamo, messages, stores
+from chalicelib.errors import ServiceUnavailable
+from chalicelib.event_store import new_event
+from chalicelib.identity import Identity, Origin
+from chalicelib.link_store import allows, new_link
+from chalicelib.stores import StaleWrite, Transaction, after_lost_race
+
+# Lost races for one item (two mailers deciding for one address at once).
+_TRIES = 4
+
+
+def handle(event):
+    """The messages sent for a stream's records (new items only)."""
+    sent = []
+    for record in event.get("Records", []):
+        if record.get("eventName") == "INSERT":
+            message = deliver(record["dynamodb"]["NewImage"])
+            if message is not None:
+                sent.append(message)
+    return sent
+
+
+def deliver(item):
+    """Send what the outbox item ``item`` asks for; the Message sent, or None."""
+    kind = item["kind"]["S"]
+    for attempt in range(_TRIES):
+        try:
+            message = _DECIDE[kind](item, clock.now())
+        except StaleWrite as exc:
+            if "outbox" in exc.failed:
+                return None  # another delivery of this record took it
+            after_lost_race(attempt)
+            continue
+        return _sent(message, kind, item) if message else None
+    raise ServiceUnavailable(operation="mailer", code="lost_races", attempts=_TRIES)
+
+
+def _origin(item):
+    return Origin(dynamo.text(item, "ip"), dynamo.text(item, "device"))
+
+
+def _owner(user):
+    """The account as a condition of the transaction (login_store.unchanged):
+    still this user's, no deletion begun."""
+    return Identity(user.id, None, user.username)
+
+
+def _reset(item, now):
+    """A reset link, asked for by address, by anyone."""
+    take = stores.outbox().take(item["id"]["S"])
+    user_id = stores.users().owner_of(item["to"]["S"])
+    if user_id is None:
+        return _only(take)  # nobody's address: nothing to record, nothing to send
+    links = stores.links()
+    user, rate = dynamo.read(stores.users().read_user(user_id),
+                             links.read_rate(item["to"]["S"]), attempts=3)
+    if user is None:
+        return _only(take)
+    tx = Transaction()
+    tx.add(take, stores.logins().unchanged(_owner(user)),
+           stores.events().record(user.id, new_event(now, "password_reset_requested",
+                                                     "unknown", _origin(item))))
+    message = None
+    if user.email_verified and allows(rate.sent if rate else [], now):
+        seconds = config.link_seconds("reset")
+        link, hashed = new_link(user.id)
+        tx.add(links.issue(user.id, "reset", hashed, now + seconds),
+               links.count_send(user.email, rate, now))
+        message = messages.reset_link(user.email, user.username,
+                                      f"{config.public_url()}#reset={link}", seconds)
+    return _committed(tx, take, message)
+
+
+def _verify(item, now):
+    """A verification link to the account's address, or to the new address
+    it asked for."""
+    take, to = stores.outbox().take(item["id"]["S"]), item["to"]["S"]
+    links = stores.links()
+    user, rate = dynamo.read(stores.users().read_user(item["user_id"]["S"]),
+                             links.read_rate(to), attempts=3)
+    own = user is not None and to == user.email  # else a new address (or its case changed)
+    if user is None or (own and user.email_verified) or not allows(
+            rate.sent if rate else [], now):
+        return _only(take)
+    seconds = config.link_seconds("verify")
+    link, hashed = new_link(user.id)
+    tx = Transaction()
+    tx.add(take, stores.logins().unchanged(_owner(user)),
+           links.issue(user.id, "verify", hashed, now + seconds, to=to),
+           links.count_send(to, rate, now),
+           stores.events().record(user.id, new_event(now, "email_verification_sent", "self",
+                                                     _origin(item))))
+    return _committed(tx, take, messages.verify_link(
+        to, user.username, f"{config.public_url()}#verify={link}", seconds))
+
+
+def _notice(item, now):
+    """A notice of a change, to the address in force (never limited)."""
+    take = stores.outbox().take(item["id"]["S"])
+    user = stores.users().get_user(item["user_id"]["S"])
+    to = dynamo.text(item, "to")
+    if to is None:
+        # The account's own address, when it is proven to be the owner's:
+        # an address nobody verified could be anyone's, and notices are
+        # not limited.
+        to = user.email if user is not None and user.email_verified else None
+    if to is None or user is None:
+        return _only(take)
+    return _committed(_one(take), take, messages.notice(to, user.username,
+                                                        item["notice"]["S"]))
+
+
+_DECIDE = {"reset": _reset, "verify": _verify, "notice": _notice}
+
+
+def _one(write):
+    tx = Transaction()
+    tx.add(write)
+    return tx
+
+
+def _only(take):
+    """Take the item and send nothing."""
+    _one(take).commit()
+    return None
+
+
+def _committed(tx, take, message):
+    """Commit ``tx``; when only the account changed meanwhile (it is being
+    deleted), take the item and send nothing."""
+    try:
+        tx.commit()
+    except StaleWrite as exc:
+        if exc.failed & {"outbox", "rate"}:
+            raise
+        return _only(take)
+    return message
+
+
+def _sent(message, kind, item):
+    """Send ``message`` with SES; the message, or None when SES refused it.
+
+    Not retried past botocore's own attempts: the item is taken, and a
+    person who got nothing asks again (the limit allows one a minute).
+    """
+    user_id = dynamo.text(item, "user_id")
+    try:
+        aws.sesv2().send_email(
+            FromEmailAddress=config.email_from(),
+            Destination={"ToAddresses": [_ascii_domain(message.to)]},
+            Content={"Simple": {"Subject": {"Data": message.subject, "Charset": "UTF-8"},
+                                "Body": {"Text": {"Data": message.text, "Charset": "UTF-8"}}}})
+    except (ClientError, BotoCoreError) as exc:
+        code = (exc.response.get("Error", {}).get("Code", "") if isinstance(exc, ClientError)
+                else type(exc).__name__)
+        audit.event("email_not_sent", level=logging.WARNING, kind=kind, user_id=user_id,
+                    code=code)
+        return None
+    audit.event("email_sent", kind=kind, user_id=user_id)
+    return message
+
+
+def _ascii_domain(address):
+    """SES takes an internationalised domain in its xn-- form."""
+    local, _, domain = address.rpartition("@")
+    try:
+        return local + "@" + domain.encode("idna").decode("ascii")
+    except UnicodeError:
+        return address
