@@ -23,7 +23,7 @@ import manage
 from chalicelib import config, login_store, stores
 from chalicelib.errors import Conflict, ServiceError
 from chalicelib.terms import ADMIN
-from devserver import kept_data
+from devserver import kept_data, mail_pump
 from devserver import stage as stages
 from devserver.embedded_dynamodb import EmbeddedDynamoDB
 
@@ -118,9 +118,20 @@ def serve(stage):
             print(f"make run refused to start: {getattr(exc, 'message', exc)}",
                   file=sys.stderr, flush=True)
             return 1
+    # Links lead to the page this stack serves; localhost, not 127.0.0.1,
+    # since WebAuthn refuses an IP address as a relying party id.
+    os.environ.setdefault("PUBLIC_URL", f"http://localhost:{port}/")
+    os.environ.setdefault("EMAIL_FROM", mail_pump.LOCAL_SENDER)
+    own_ses = mail_pump.use_local_ses(stages.local_endpoint() if embedded else None)
+    pump = mail_pump.MailPump().start()
+    print(f"mail goes to the embedded SES, and each message is printed here as a JSON line "
+          f"(links lead to {os.environ['PUBLIC_URL']})", flush=True)
     try:
         return supervise(local_server(port, stage))
     finally:
+        pump.stop()
+        if own_ses is not None:
+            own_ses.stop()
         if embedded is not None:
             embedded.stop()
 

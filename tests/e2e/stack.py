@@ -1,8 +1,11 @@
 """Starting the real `make run` stack (chalice local + the embedded
 DynamoDB) as processes, for the end-to-end tests."""
+import json
 import os
+import re
 import signal
 import subprocess
+import time
 
 from servers import free_port, serving
 
@@ -22,7 +25,9 @@ class Stack:
                     "LOCAL_DATA_DIR": os.path.join(os.path.dirname(log_path), "local")}
         for name in ("AWS_ENDPOINT_URL_DYNAMODB", "USERS_TABLE", "TOKENS_TABLE", "EVENTS_TABLE",
                      "ADMIN_USERNAME", "ADMIN_EMAIL", "ADMIN_PASSWORD", "TOKEN_LIFETIME_SECONDS",
-                     "TOKEN_MAX_LIFETIME_SECONDS", "MAX_TOKENS_PER_USER"):
+                     "TOKEN_MAX_LIFETIME_SECONDS", "MAX_TOKENS_PER_USER", "EMAIL_FROM",
+                     "PUBLIC_URL", "AWS_ENDPOINT_URL_SESV2", "RESET_LINK_SECONDS",
+                     "VERIFY_LINK_SECONDS"):
             self.env.pop(name, None)
         self.env.update(env)
         self.process = None
@@ -48,6 +53,24 @@ class Stack:
     def output(self):
         with open(self.log_path, "rb") as f:
             return f.read().decode("utf-8", "replace")
+
+    def mail(self, to=None):
+        """The messages make run printed (to ``to``), oldest first."""
+        lines = [json.loads(line) for line in self.output().splitlines()
+                 if line.startswith('{"event":"email",')]
+        return [m for m in lines if to is None or m["to"] == to]
+
+    def link(self, to, kind, seen=0, timeout=10):
+        """The secret of the first ``kind`` link to ``to`` printed after the
+        first ``seen`` messages to it, waiting for it to be sent."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for message in self.mail(to)[seen:]:
+                found = re.search(rf"#{kind}=(\S+)", message["text"])
+                if found:
+                    return found.group(1)
+            time.sleep(0.1)
+        raise AssertionError(f"no {kind} link to {to} within {timeout} s:\n" + self.output())
 
     def stop(self, sig=signal.SIGTERM, timeout=20):
         if self.process is None or self.process.poll() is not None:
