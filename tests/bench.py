@@ -10,7 +10,9 @@ The security log's cost: a login, a failed login and a revocation, each
 with its event writes and without them (the same handler, its transactions
 stripped of every write to the events table and of the check that guards
 them), in alternating runs. Results: a table on stdout and build/bench.json.
-The embedded DynamoDB as its tables grow: a login (and the bare 2-item
+POST /password/forgot for a verified account's address, an unverified
+one's and nobody's, side by side (their ratio shows whether its time tells
+accounts apart). The embedded DynamoDB as its tables grow: a login (and the bare 2-item
 transaction) against tables whose events table holds 50,000 events, side by
 side with the same against empty tables, on the embedded DynamoDB of `make
 run` in a process of its own (``--growth`` runs this part alone, printing
@@ -112,7 +114,7 @@ def environment(endpoint):
         "AWS_ENDPOINT_URL_DYNAMODB": endpoint, "AWS_ACCESS_KEY_ID": "bench",
         "AWS_SECRET_ACCESS_KEY": "bench", "AWS_DEFAULT_REGION": "us-east-1",
         "USERS_TABLE": "bench-users", "TOKENS_TABLE": "bench-tokens",
-        "EVENTS_TABLE": "bench-events",
+        "EVENTS_TABLE": "bench-events", "MAIL_TABLE": "bench-mail",
         "JWT_SECRET": secrets.token_urlsafe(48), "BCRYPT_ROUNDS": "12",
         "MAX_TOKENS_PER_USER": "1000",
     })
@@ -279,6 +281,33 @@ def request_figures():
     figures["revoke_all"] = {str(n): revoke_all(application, floor, names, n) for n in
                              (10, 100, 1000)}
     figures["events"] = event_figures(application, floor, names)
+    figures["forgot"] = forgot_figures(application)
+    return figures
+
+
+def forgot_figures(application):
+    """POST /password/forgot for a verified account's address, an
+    unverified one's and nobody's, in turn request by request: the answer
+    must not tell them apart by its time (the mail is decided and sent off
+    the request path, so the three make the same one write)."""
+    from chalicelib import service
+
+    service.admin.verify_email("bench")  # bench@example.com verified; slow@ not
+    calls = {}
+    for name, address in (("known", "bench@example.com"), ("unverified", "slow@example.com"),
+                          ("unknown", "nobody@example.com")):
+        event = proxy_event("POST", "/api/v1/password/forgot", None,
+                            json.dumps({"email": address}))
+
+        def call(event=event):
+            assert application.app(event, Context())["statusCode"] == 202
+        calls[name] = call
+    for call in calls.values():
+        timed(call, 50)
+    figures = paired(calls, count=300)
+    for name in ("known", "unverified"):
+        figures[name]["ratio_to_unknown"] = round(
+            figures[name]["median_ms"] / figures["unknown"]["median_ms"], 3)
     return figures
 
 
@@ -703,6 +732,10 @@ TARGETS = [
     ("peak RSS", lambda f: f["peak_rss_mb"], 128, "MB"),
     ("login with 50,000 events over empty", lambda f: f["embedded_growth"]["login_ratio"], 1.2,
      "x"),
+    ("forgot: known over unknown address", lambda f: f["forgot"]["known"]["ratio_to_unknown"],
+     1.1, "x"),
+    ("forgot: unverified over unknown", lambda f: f["forgot"]["unverified"]["ratio_to_unknown"],
+     1.1, "x"),
 ]
 
 
@@ -739,6 +772,11 @@ def report(figures):
             print(f"{label + (' + event' if kind == 'with' else ', no event'):34} "
                   f"{g['median_ms']:>10} {g['p95_ms']:>9} {spread:>17} "
                   f"{f['ratio'] if kind == 'with' else '':>6}")
+    for name in ("known", "unverified", "unknown"):
+        f = figures["forgot"][name]
+        spread = f"{f['spread_ms'][0]}-{f['spread_ms'][1]}"
+        print(f"{'POST /password/forgot, ' + name:34} {f['median_ms']:>10} {f['p95_ms']:>9} "
+              f"{f['mean_ms']:>9} {spread:>17} {f.get('ratio_to_unknown', ''):>6}")
     f = figures["events"]["revoke"]
     print(f"{'  floor: one DeleteItem':34} {f['floor_delete_item']['median_ms']:>10} "
           f"{f['floor_delete_item']['p95_ms']:>9} {'':>17} {f['ratio_to_delete_item']:>6}")
