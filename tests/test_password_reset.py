@@ -199,3 +199,26 @@ def test_a_deleted_account_leaves_no_link_behind(api, mailbox, verified, dynamod
     api.call("DELETE", "/api/v1/users/me", token=verified, body={"password": PASSWORD})
     keys = [i["pk"]["S"] for i in dynamodb.scan(TableName=table_names["users"])["Items"]]
     assert not [k for k in keys if k.startswith("links#")]
+
+
+def test_a_reset_wins_over_a_password_change_that_lands_while_it_works(api, mailbox, verified,
+                                                                       monkeypatch):
+    """The owner changes the password between the reset's read of the login
+    and its fence: the link is still good, and the reset still sets its
+    password (it never asked for the old one)."""
+    from chalicelib.login_store import LoginStore
+
+    forgot(api)
+    link = mailbox.link("alice@example.com", "reset")
+    fence, changed = LoginStore.fence, []
+
+    def change_first(self, login, now, fence_id):
+        if not changed:
+            changed.append("under way")  # the change's own fence goes straight through
+            changed[0] = api.call("POST", "/api/v1/users/me/password", token=verified, body={
+                "current_password": PASSWORD, "new_password": "changed meanwhile"}).status
+        return fence(self, login, now, fence_id)
+    monkeypatch.setattr(LoginStore, "fence", change_first)
+    assert reset(api, link).status == 200
+    assert changed == [200]
+    assert api.login(password=NEW_PASSWORD).status == 200

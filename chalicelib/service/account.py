@@ -91,7 +91,8 @@ def change_password(identity, current, new, origin=NOWHERE):
     return revoked
 
 
-def replace_password(login, name, new_hash, event, error, keep=None, also=(), refusals=None):
+def replace_password(login, name, new_hash, event, error, keep=None, also=(), refusals=None,
+                     checked=True):
     """Fence, then the change's one transaction; the live tokens revoked.
 
     While the fence stands no login can commit, so the tokens listed after
@@ -101,15 +102,18 @@ def replace_password(login, name, new_hash, event, error, keep=None, also=(), re
     and makes the writes ``also`` (a notice, a link spent, the failures
     a check recorded). Every token but ``keep`` goes. ``error`` is raised
     when the password changed, or a deletion began, since ``login`` was
-    read; ``refusals`` maps the label of a write of ``also`` to the error
-    its failed condition means.
+    read, when the old password was ``checked`` (a reset checked none: it
+    reads the login again and goes on); ``refusals`` maps the label of a
+    write of ``also`` to the error its failed condition means.
     """
     logins, sessions, log = stores.logins(), stores.tokens(), stores.events()
     fence_id = secrets.token_hex(8)
     try:
-        for login in rereads(login, _CHANGE_TRIES, error):
+        for login in rereads(login, _CHANGE_TRIES, error, any_password=not checked):
             if not _fenced(logins, login, fence_id):
-                raise error()  # the password changed, or a deletion began, meanwhile
+                if checked:
+                    raise error()  # the password changed, or a deletion began, meanwhile
+                continue
             others = [k for k in sessions.all_keys(login.user_id) if k[0] != keep]
             tx = Transaction()
             tx.add(logins.set_password(login, new_hash, fence_id), logins.forget_attempts(name),

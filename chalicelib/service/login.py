@@ -110,7 +110,7 @@ class Check(namedtuple("Check", "name login counted failed")):
             raise
 
 
-def rereads(login, tries, error, password=None):
+def rereads(login, tries, error, password=None, any_password=False):
     """``login``, then, after each lost race and a short random wait, the
     login read again, for a compare-and-swap loop: ``for login in
     rereads(...)`` whose body returns once its write commits and goes on
@@ -121,7 +121,9 @@ def rereads(login, tries, error, password=None):
     stored); when every try lost, ServiceUnavailable. Given the
     ``password`` checked, a new hash that still matches it (another login
     rehashed it at a new cost: see :func:`_rehashed`) is the same password;
-    bcrypt runs again only when the hash changed under the race.
+    bcrypt runs again only when the hash changed under the race. With
+    ``any_password`` (a reset, which never checked the old one), only a
+    deletion is refused.
     """
     yield login
     store = stores.logins()
@@ -129,7 +131,7 @@ def rereads(login, tries, error, password=None):
         after_lost_race(attempt)
         fresh = store.reread(login)
         if fresh is None or fresh.deleting or (
-                fresh.password_hash != login.password_hash
+                not any_password and fresh.password_hash != login.password_hash
                 and not (password and passwords.verify(password, fresh.password_hash))):
             raise error() from None
         login = fresh

@@ -136,7 +136,7 @@ def reset(link, new_password, origin=NOWHERE):
         login, name, new_hash, event, InvalidLink,
         also=[stores.links().spend(user.id, "reset", links.reset_hash, now),
               stores.outbox().notice(user.id, "password_reset", origin)],
-        refusals={"link": InvalidLink})
+        refusals={"link": InvalidLink}, checked=False)
     audit.event("password_reset", user_id=user.id, revoked=revoked)
     return revoked
 
