@@ -65,6 +65,7 @@ def check(env=None, secret_required=True):
     for name in WHOLE_NUMBERS:
         _setting(name, env)
     _lifetimes(env)
+    webauthn_rp_id(env)  # reads PUBLIC_URL too
     if env.get("JWT_SECRET_PARAMETER"):
         return
     if secret_required and not env.get("JWT_SECRET"):
@@ -199,6 +200,39 @@ def last_used_resolution_seconds():
     """
     lifetime = token_lifetime_seconds()
     return max(0, min(300, max(1, lifetime // 10), lifetime - 2))
+
+
+def public_url(env=None):
+    """The sessions page's address, ``PUBLIC_URL``: passkeys are bound to its
+    origin. Under `make run` ``http://localhost:$PORT/`` by default, a name
+    rather than 127.0.0.1, since WebAuthn refuses an IP address as a relying
+    party id."""
+    env = os.environ if env is None else env
+    url = env.get("PUBLIC_URL") or f"http://localhost:{env.get('PORT') or 8000}/"
+    match = re.fullmatch(r"(https?)://([a-z0-9.-]+)(:[0-9]{1,5})?(/[^\s?#]*)?", url)
+    if not match or not match.group(2).strip("."):
+        shown = url if len(url) <= 60 else url[:60] + "..."
+        raise ConfigurationError(f"PUBLIC_URL must be an http or https URL with a lower-case "
+                                 f"host name and no query or fragment, not {shown!r}")
+    return url
+
+
+def webauthn_origin(env=None):
+    """The origin that passkeys' client data must name: PUBLIC_URL's."""
+    scheme, rest = public_url(env).split("://", 1)
+    return f"{scheme}://{rest.split('/', 1)[0]}"
+
+
+def webauthn_rp_id(env=None):
+    """``WEBAUTHN_RP_ID``, default the host of PUBLIC_URL; it must be that
+    host or a parent domain of it (WebAuthn's rule), never an IP address."""
+    env = os.environ if env is None else env
+    host = webauthn_origin(env).split("://", 1)[1].split(":", 1)[0]
+    rp_id = env.get("WEBAUTHN_RP_ID") or host
+    if re.fullmatch(r"[0-9.]+", rp_id) or not (host == rp_id or host.endswith("." + rp_id)):
+        raise ConfigurationError(f"WEBAUTHN_RP_ID must be the host of PUBLIC_URL ({host}) or a "
+                                 f"parent domain of it, and not an IP address")
+    return rp_id
 
 
 def region():

@@ -16,7 +16,7 @@ from chalicelib.unit_of_work import StaleWrite, Transaction, after_lost_race
 from chalicelib.user_store import UserStore
 
 __all__ = ["Contended", "StaleWrite", "Transaction", "after_lost_race", "clients", "events",
-           "logins", "read", "tokens", "users"]
+           "factors", "logins", "read", "tokens", "users"]
 
 
 def users():
@@ -43,3 +43,12 @@ def clients():
     from chalicelib.client_store import ClientStore
 
     return ClientStore(config.users_table())
+
+
+def factors():
+    # Second factors, challenges and mfa tokens are items of the users table
+    # too, under prefixes the authorizer's role cannot read. Loaded here:
+    # the authorizer's cold start never needs it.
+    from chalicelib.factor_store import FactorStore
+
+    return FactorStore(config.users_table())

@@ -9,6 +9,8 @@ own:
 ``username#<lower>``    the login (chalicelib/login_store.py)
 ``attempts#...``        failed attempts at a name's password (login_store.py)
 ``client#<id>``         an introspection client (chalicelib/client_store.py)
+``factors#``, ``challenge#``, ``mfa_token#``  second factors
+                        (chalicelib/factor_store.py)
 
 The username and email items are the uniqueness guards: signup writes the
 profile, the login and the email in one transaction, each on condition that
@@ -82,6 +84,10 @@ class UserStore:
             "get_item", TableName=self.table, Key=self.user_key(user_id), ConsistentRead=True
         ).get("Item")
         return _user(item) if item else None
+
+    def read_user(self, user_id):
+        """The profile (None when the user is gone), as one read of a batch."""
+        return dynamo.Read(self.table, self.user_key(user_id), _user)
 
     def read_roles(self, user_id):
         """The user's current roles (None when the user is gone), as one
