@@ -5,6 +5,7 @@
     python manage.py grant-admin USERNAME
     python manage.py revoke-admin USERNAME
     python manage.py delete-user USERNAME
+    python manage.py reset-mfa USERNAME               (removes every second factor: a lost phone)
     python manage.py create-client NAME               (prints {"client_id", "client_secret"})
     python manage.py list-clients                     (one JSON object a line)
     python manage.py delete-client CLIENT_ID
@@ -79,11 +80,21 @@ def delete_user(username):
     return f"{username} deleted, with its {service.admin.delete_user(username)} live tokens"
 
 
+def reset_mfa(username):
+    from chalicelib.service import factors  # pyotp and webauthn only where they are needed
+
+    if factors.reset(username):
+        return f"{username} has no second factor now; its password alone logs in"
+    return f"{username} had no second factor; nothing was changed"
+
+
 USER_COMMANDS = {
     "grant-admin": (grant_admin, "give an existing user the admin role"),
     "revoke-admin": (revoke_admin, "take the admin role from a user"),
     "delete-user": (delete_user, "delete a user, its tokens and its security log (also "
                                  "finishes a deletion that failed half-way)"),
+    "reset-mfa": (reset_mfa, "remove every second factor of a user (TOTP, recovery codes, "
+                             "passkeys), as for a lost phone"),
 }
 
 
