@@ -14,7 +14,8 @@ only): none of them is ever listed, and none reaches a log.
                         mfa), challenge, user_id (none for a passwordless
                         login), expires_at (TTL)
 ``mfa_token#<sha256>``  the second step of a password login: user_id,
-                        username, description, wrong (codes so far),
+                        username, password (a SHA-256 of the hash it was
+                        issued for), description, wrong (codes so far),
                         challenge_id (its passkey's), expires_at (TTL)
 
 Writes for a transaction are labelled ``second_factor``: a StaleWrite
@@ -77,8 +78,8 @@ def none(user_id):
 
 
 Challenge = namedtuple("Challenge", "id purpose challenge user_id expires_at")
-MfaToken = namedtuple("MfaToken", "key user_id username description wrong challenge_id "
-                                  "expires_at")
+MfaToken = namedtuple("MfaToken", "key user_id username password description wrong "
+                                  "challenge_id expires_at")
 
 
 def recovery_hash(user_id, code):
@@ -90,6 +91,12 @@ def recovery_hash(user_id, code):
     """
     plain = re.sub(r"[\s-]", "", code).lower()
     return hashlib.sha256(f"{user_id}:{plain}".encode("utf-8")).hexdigest()
+
+
+def password_mark(password_hash):
+    """What an mfa_token keeps of the password it was issued for: enough to
+    tell that the password changed since, and no copy of the hash."""
+    return hashlib.sha256(password_hash.encode("utf-8")).hexdigest()
 
 
 def mfa_token_key(token):
@@ -226,7 +233,8 @@ class FactorStore:
     def new_mfa_token(self, token, login, description, now):
         """The write of a new mfa_token (its hash) for ``login``."""
         item = {**mfa_token_key(token), "user_id": S(login.user_id),
-                "username": S(login.username), "wrong": N(0),
+                "username": S(login.username), "password": S(password_mark(login.password_hash)),
+                "wrong": N(0),
                 "expires_at": N(int(now) + MFA_TOKEN_SECONDS)}
         if description is not None:
             item["description"] = S(description)
@@ -239,7 +247,7 @@ class FactorStore:
                            ConsistentRead=True).get("Item")
         if item is None:
             return None
-        return MfaToken(key, item["user_id"]["S"], item["username"]["S"],
+        return MfaToken(key, item["user_id"]["S"], item["username"]["S"], item["password"]["S"],
                         dynamo.text(item, "description"), int(item["wrong"]["N"]),
                         dynamo.text(item, "challenge_id"), int(item["expires_at"]["N"]))
 

@@ -349,3 +349,11 @@ def test_deleting_the_account_deletes_its_factors(user, api, dynamodb, table_nam
                     token=user.token).status == 200
     keys = [i["pk"]["S"] for i in dynamodb.scan(TableName=table_names["users"])["Items"]]
     assert not any(k.startswith("factors#") for k in keys)
+
+
+def test_a_password_change_ends_a_second_step_begun_with_the_old_password(user, api):
+    mfa_token = user.mfa_token()
+    assert api.call("POST", "/api/v1/users/me/password", token=user.token, body={
+        "current_password": PASSWORD, "new_password": "a brand new password"}).status == 200
+    reply = user.second_step(mfa_token, code=user.code())
+    assert reply.status == 400 and reply.json["error"] == "invalid_mfa_token"

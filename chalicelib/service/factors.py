@@ -5,7 +5,8 @@ login.with_password answered mfa_required:
 
 1. read the mfa_token (400 invalid_mfa_token: unknown, spent, expired or
    out of wrong codes);
-2. read the login, its failed attempts and the factors, in one call;
+2. read the login, its failed attempts and the factors, in one call (400
+   too when the password changed since the token was issued);
 3. a code: reserve, as a password is (a failed login until the login
    completes, an mfa_failed event, 429 while locked); a passkey: take the
    challenge of this step (it works once; a refused passkey counts nothing);
@@ -33,7 +34,7 @@ from chalicelib.errors import (InvalidCode, InvalidCredential, InvalidCredential
                                InvalidMfaToken, PasskeyNotFound, ServiceUnavailable,
                                TotpEnabled, TotpNotEnabled, TotpNotPending, UserNotFound)
 from chalicelib.event_store import new_event
-from chalicelib.factor_store import Challenge, Passkey, none, recovery_hash
+from chalicelib.factor_store import Challenge, Passkey, none, password_mark, recovery_hash
 from chalicelib.identity import NOWHERE, Origin
 from chalicelib.ids import USER_ID, new_timed_id
 from chalicelib.service.admin import find_user
@@ -274,8 +275,9 @@ def second_step(mfa_token, ip, code=None, recovery_code=None, credential=None):
     logins = stores.logins()
     login, attempts, factors = stores.read(logins.read_login(name), logins.read_attempts(name),
                                            factor_store.read(mfa.user_id), attempts=6)
-    if login is None or login.deleting or login.user_id != mfa.user_id:
-        raise InvalidMfaToken()
+    if (login is None or login.deleting or login.user_id != mfa.user_id
+            or password_mark(login.password_hash) != mfa.password):
+        raise InvalidMfaToken()  # the password changed (or was reset) since its check
     factors = factors or none(mfa.user_id)
     origin = Origin(ip, mfa.description)
     session = _new_session(login, now, mfa.description, ip)
