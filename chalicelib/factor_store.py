@@ -6,7 +6,8 @@ only): none of them is ever listed, and none reaches a log.
                         of the set counts one, and is conditional on the
                         count as read), ``totp_secret`` and ``totp_step``
                         (the last time step accepted) once confirmed,
-                        ``totp_pending`` until then, ``recovery`` (a set of
+                        ``totp_pending`` and ``pending_wrong`` (the wrong
+                        codes it met) until then, ``recovery`` (a set of
                         hashes), and one ``passkey_<id>`` map per passkey
                         (credential_id, public_key, sign_count, name,
                         created_at, last_used_at)
@@ -143,15 +144,35 @@ class FactorStore:
     def set_pending(self, seen, secret):
         """A new TOTP secret, pending until a code confirms it (replacing
         any pending one)."""
-        return self._change(seen, ["totp_pending = :s"], values={":s": S(secret)})
+        return self._change(seen, ["totp_pending = :s", "pending_wrong = :zero"],
+                            values={":s": S(secret), ":zero": N(0)})
 
     def confirm_totp(self, seen, step, hashes):
         """The pending secret confirmed by a code of ``step``, with new
         recovery codes."""
         return self._change(seen, ["totp_secret = :s", "totp_step = :step", "recovery = :r"],
-                            ["totp_pending"], {":s": S(seen.totp_pending), ":step": N(step),
+                            ["totp_pending", "pending_wrong"], {":s": S(seen.totp_pending), ":step": N(step),
                                                ":r": {"SS": list(hashes)}},
                             condition="totp_pending = :s")
+
+    def count_pending_wrong(self, seen):
+        """One more wrong code for the pending secret; the secret goes with
+        the last one allowed (setup starts over, with the password)."""
+        key, values = self.key(seen.user_id), {":s": S(seen.totp_pending)}
+        try:
+            dynamo.call("update_item", TableName=self.table, Key=key,
+                        UpdateExpression="ADD pending_wrong :one",
+                        ConditionExpression="totp_pending = :s AND pending_wrong < :last",
+                        ExpressionAttributeValues={**values, ":one": N(1),
+                                                   ":last": N(MFA_WRONG_CODES - 1)})
+        except dynamo.ConditionFailed:
+            try:
+                dynamo.call("update_item", TableName=self.table, Key=key,
+                            UpdateExpression="REMOVE totp_pending, pending_wrong",
+                            ConditionExpression="totp_pending = :s",
+                            ExpressionAttributeValues=values)
+            except dynamo.ConditionFailed:
+                pass  # replaced or confirmed meanwhile
 
     def disable_totp(self, seen, step):
         """TOTP and its recovery codes gone, by a code of ``step`` (spent)."""

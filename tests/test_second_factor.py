@@ -304,6 +304,7 @@ def test_disabling_needs_the_password_and_a_code(user, api):
 
 
 def test_a_wrong_code_when_disabling_counts_as_a_failed_login(user, api):
+    user.clock.tick(1)  # apart from the confirmation's event
     api.call("DELETE", MFA + "/totp", {"password": PASSWORD, "code": "000000"}, token=user.token)
     assert [e["type"] for e in events(api, user.token)][:1] == ["login_failed"]
 
@@ -357,3 +358,24 @@ def test_a_password_change_ends_a_second_step_begun_with_the_old_password(user, 
         "current_password": PASSWORD, "new_password": "a brand new password"}).status == 200
     reply = user.second_step(mfa_token, code=user.code())
     assert reply.status == 400 and reply.json["error"] == "invalid_mfa_token"
+
+
+def test_the_fifth_wrong_confirmation_code_drops_the_pending_secret(api, clock):
+    """A stolen token cannot enable, by guessing, a secret nobody holds."""
+    token = api.user()
+    secret = api.call("POST", MFA + "/totp", {"password": PASSWORD}, token=token).json["secret"]
+    for _ in range(5):
+        assert api.call("POST", MFA + "/totp/confirm", {"code": "000000"},
+                        token=token).status == 401
+    right = totp.code_at(secret, totp.step_of(clock.now))
+    reply = api.call("POST", MFA + "/totp/confirm", {"code": right}, token=token)
+    assert reply.status == 409 and reply.json["error"] == "totp_not_pending"
+
+
+def test_four_wrong_confirmation_codes_leave_it_pending(api, clock):
+    token = api.user()
+    secret = api.call("POST", MFA + "/totp", {"password": PASSWORD}, token=token).json["secret"]
+    for _ in range(4):
+        api.call("POST", MFA + "/totp/confirm", {"code": "000000"}, token=token)
+    right = totp.code_at(secret, totp.step_of(clock.now))
+    assert api.call("POST", MFA + "/totp/confirm", {"code": right}, token=token).status == 200

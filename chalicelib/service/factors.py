@@ -86,8 +86,9 @@ def _refuse_enabled(factors):
 
 def confirm_totp(identity, code, origin):
     """TOTP enabled by a first code of the pending secret; its 10 recovery
-    codes, shown this once. A wrong code here counts nothing: the pending
-    secret guards nothing yet."""
+    codes, shown this once. A wrong code does not count as a failed login
+    (the pending secret guards nothing yet), but the fifth drops the secret:
+    a stolen token must not enable, by guessing, a secret nobody knows."""
     now = clock.now()
     codes = _new_recovery_codes()
 
@@ -96,6 +97,7 @@ def confirm_totp(identity, code, origin):
             raise TotpNotPending()
         step = totp.matching_step(factors.totp_pending, code, now)
         if step is None:
+            stores.factors().count_pending_wrong(factors)
             raise InvalidCode()
         return [stores.factors().confirm_totp(factors, step, _hashes(identity.user_id, codes)),
                 stores.logins().set_second_factor(identity, True),
