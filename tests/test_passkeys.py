@@ -4,7 +4,7 @@ authenticator (tests/authenticator.py) signing real ES256 assertions."""
 import pytest
 
 import authenticator
-from authenticator import UP, UV
+from authenticator import UP
 from chalicelib.terms import CHALLENGE_SECONDS, FACTOR_EVENT_TYPES
 from conftest import PASSWORD
 
