@@ -95,7 +95,7 @@ def signup(request, body):
 
 
 @app.route(PREFIX + "/login", methods=["POST"])
-@contract(body="LoginIn", answer="LoginOut", errors=(401, 429, 503))
+@contract(body="LoginIn", answer="LoginOut", errors=(401, 403, 429, 503))
 def login(request, body):
     """Exchanges a username and password for a token."""
     description = body["description"]
@@ -257,3 +257,116 @@ def introspect(request, body):
 
     client_id, client_secret = client_credentials(request)
     return introspection.introspect(client_id, client_secret, body["token"])
+
+
+# Second factors and passkeys: their modules (and pyotp, webauthn, segno,
+# cryptography) are loaded by these views only, never at the authorizer's
+# cold start.
+@app.route(PREFIX + "/login/mfa", methods=["POST"])
+@contract(body="MfaIn", answer="LoginOut", errors=(400, 401, 429, 503))
+def login_mfa(request, body):
+    """Finishes a password login with a second factor."""
+    from chalicelib.service import factors
+
+    return factors.second_step(body["mfa_token"], client_ip(request), body.get("code"),
+                               body.get("recovery_code"), body.get("credential"))
+
+
+@app.route(PREFIX + "/login/passkey/options", methods=["POST"])
+@contract(body="PasskeyOptionsIn", answer="ChallengeOut", errors=(400, 503))
+def login_passkey_options(request, body):
+    """A challenge for a passkey login, or for a second step's passkey."""
+    from chalicelib.service import factors
+
+    return factors.login_options(body["mfa_token"])
+
+
+@app.route(PREFIX + "/login/passkey", methods=["POST"])
+@contract(body="PasskeyLoginIn", answer="LoginOut", errors=(401, 503))
+def login_passkey(request, body):
+    """Exchanges a passkey's assertion for a token, with no password."""
+    from chalicelib.service import factors
+
+    description = body["description"]
+    if description is None:
+        description = user_agent(request, DESCRIPTION_LENGTH)
+    return factors.with_passkey(body["challenge_id"], body["credential"], description,
+                                client_ip(request))
+
+
+@app.route(PREFIX + "/users/me/mfa", authorizer=token_authorizer)
+@contract(answer="MfaOut")
+def mfa_status(request):
+    """The caller's second factors."""
+    from chalicelib.service import factors
+
+    return factors.status(identity(request))
+
+
+@app.route(PREFIX + "/users/me/mfa/totp", methods=["POST"], authorizer=token_authorizer)
+@contract(body="PasswordIn", answer="TotpSetupOut", errors=(403, 409, 429))
+def totp_setup(request, body):
+    """Starts TOTP: a new secret, pending until a code confirms it."""
+    from chalicelib.service import factors
+
+    return factors.start_totp(identity(request), body["password"], origin(request))
+
+
+@app.route(PREFIX + "/users/me/mfa/totp/confirm", methods=["POST"], authorizer=token_authorizer)
+@contract(body="CodeIn", answer="RecoveryCodesOut", errors=(401, 409))
+def totp_confirm(request, body):
+    """Enables TOTP with a first code; the recovery codes, shown once."""
+    from chalicelib.service import factors
+
+    return factors.confirm_totp(identity(request), body["code"], origin(request))
+
+
+@app.route(PREFIX + "/users/me/mfa/totp", methods=["DELETE"], authorizer=token_authorizer)
+@contract(body="PasswordAndCodeIn", answer="TotpOffOut", errors=(401, 403, 409, 429))
+def totp_disable(request, body):
+    """Disables TOTP and its recovery codes."""
+    from chalicelib.service import factors
+
+    return factors.disable_totp(identity(request), body["password"], body["code"],
+                                origin(request))
+
+
+@app.route(PREFIX + "/users/me/mfa/recovery-codes", methods=["POST"],
+           authorizer=token_authorizer)
+@contract(body="PasswordAndCodeIn", answer="RecoveryCodesOut", errors=(401, 403, 409, 429))
+def renew_recovery_codes(request, body):
+    """Ten new recovery codes; the old ones die."""
+    from chalicelib.service import factors
+
+    return factors.renew_recovery_codes(identity(request), body["password"], body["code"],
+                                        origin(request))
+
+
+@app.route(PREFIX + "/users/me/passkeys/options", methods=["POST"], authorizer=token_authorizer)
+@contract(answer="ChallengeOut", errors=(404,))
+def passkey_options(request):
+    """A challenge for registering a passkey, excluding the caller's."""
+    from chalicelib.service import factors
+
+    return factors.registration_options(identity(request))
+
+
+@app.route(PREFIX + "/users/me/passkeys", methods=["POST"], authorizer=token_authorizer)
+@contract(body="PasskeyAddIn", answer="PasskeyOut", status=201, errors=(400, 404))
+def add_passkey(request, body):
+    """Registers a passkey made for a challenge of the caller's."""
+    from chalicelib.service import factors
+
+    return factors.add_passkey(identity(request), body["challenge_id"], body["credential"],
+                               body["name"], origin(request))
+
+
+@app.route(PREFIX + "/users/me/passkeys/{passkey_id}", methods=["DELETE"],
+           authorizer=token_authorizer)
+@contract(body="PasswordIn", answer="RemovedOut", errors=(403, 404, 429))
+def remove_passkey(request, body, passkey_id):
+    """Removes one of the caller's passkeys."""
+    from chalicelib.service import factors
+
+    factors.remove_passkey(identity(request), passkey_id, body["password"], origin(request))
+    return {"deleted": True}

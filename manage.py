@@ -6,6 +6,7 @@
     python manage.py verify-email USERNAME
     python manage.py revoke-admin USERNAME
     python manage.py delete-user USERNAME
+    python manage.py reset-mfa USERNAME               (removes every second factor: a lost phone)
     python manage.py create-client NAME               (prints {"client_id", "client_secret"})
     python manage.py list-clients                     (one JSON object a line)
     python manage.py delete-client CLIENT_ID
@@ -84,6 +85,12 @@ def verify_email(username):
     if service.admin.verify_email(username):
         return f"the address of {username} is verified now"
     return f"the address of {username} was already verified; nothing was changed"
+def reset_mfa(username):
+    from chalicelib.service import factors  # pyotp and webauthn only where they are needed
+
+    if factors.reset(username):
+        return f"{username} has no second factor now; its password alone logs in"
+    return f"{username} had no second factor; nothing was changed"
 
 
 USER_COMMANDS = {
@@ -92,6 +99,8 @@ USER_COMMANDS = {
     "verify-email": (verify_email, "mark a user's address verified (checked another way)"),
     "delete-user": (delete_user, "delete a user, its tokens and its security log (also "
                                  "finishes a deletion that failed half-way)"),
+    "reset-mfa": (reset_mfa, "remove every second factor of a user (TOTP, recovery codes, "
+                             "passkeys), as for a lost phone"),
 }
 
 

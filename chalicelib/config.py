@@ -68,9 +68,9 @@ def check(env=None, secret_required=True):
     for name in WHOLE_NUMBERS:
         _setting(name, env)
     _lifetimes(env)
-    for name in ("EMAIL_FROM", "PUBLIC_URL"):
-        if env.get(name):
-            _MAIL_SETTINGS[name](env[name])
+    if env.get("EMAIL_FROM"):
+        _email_from(env["EMAIL_FROM"])
+    webauthn_rp_id(env)  # reads PUBLIC_URL too
     if env.get("JWT_SECRET_PARAMETER"):
         return
     if secret_required and not env.get("JWT_SECRET"):
@@ -149,35 +149,12 @@ def _email_from(value):
     return value
 
 
-def _public_url(value):
-    """PUBLIC_URL: the sessions page's address, where links lead. https,
-    or http for localhost only (a link's secret must not cross a network in
-    clear); it ends with ``/`` so that ``#reset=...`` follows it."""
-    plain = re.fullmatch(r"(https://[A-Za-z0-9.-]+(:[0-9]{1,5})?|"
-                         r"http://(localhost|127\.0\.0\.1)(:[0-9]{1,5})?)(/[^\s#?]*)?", value)
-    if not plain:
-        raise ConfigurationError("PUBLIC_URL must be the page's https:// address (http:// only "
-                                 f"for localhost), with no query or fragment, not {value[:60]!r}")
-    return value if value.endswith("/") else value + "/"
-
-
-_MAIL_SETTINGS = {"EMAIL_FROM": _email_from, "PUBLIC_URL": _public_url}
-
-
 def email_from():
     """The sender of every message; required where mail is sent."""
     value = os.environ.get("EMAIL_FROM")
     if not value:
         raise ConfigurationError("EMAIL_FROM must be set where mail is sent")
     return _email_from(value)
-
-
-def public_url():
-    """Where links lead (the sessions page), ending with ``/``."""
-    value = os.environ.get("PUBLIC_URL")
-    if not value:
-        raise ConfigurationError("PUBLIC_URL must be set where mail is sent")
-    return _public_url(value)
 
 
 def link_seconds(kind):
@@ -254,6 +231,48 @@ def last_used_resolution_seconds():
     """
     lifetime = token_lifetime_seconds()
     return max(0, min(300, max(1, lifetime // 10), lifetime - 2))
+
+
+def public_url(env=None):
+    """The sessions page's address, ``PUBLIC_URL``, ending with ``/``: mailed
+    links lead to it, and passkeys are bound to its origin. https, or http
+    for localhost only (a link's secret must not cross a network in clear).
+    Under `make run` ``http://localhost:$PORT/`` by default, a name rather
+    than 127.0.0.1, since WebAuthn refuses an IP address as a relying party
+    id; a deployed function has no default (a link to localhost would
+    reach nobody)."""
+    env = os.environ if env is None else env
+    url = env.get("PUBLIC_URL")
+    if not url:
+        if in_lambda():
+            raise ConfigurationError("PUBLIC_URL must be set in a deployed stage")
+        url = f"http://localhost:{env.get('PORT') or 8000}/"
+    match = re.fullmatch(r"(https://([a-z0-9.-]+)|http://(localhost))(:[0-9]{1,5})?(/[^\s?#]*)?",
+                         url)
+    if not match or not (match.group(2) or match.group(3)).strip("."):
+        shown = url if len(url) <= 60 else url[:60] + "..."
+        raise ConfigurationError(f"PUBLIC_URL must be an https URL (http only for localhost) "
+                                 f"with a lower-case host name and no query or fragment, "
+                                 f"not {shown!r}")
+    return url if url.endswith("/") else url + "/"
+
+
+def webauthn_origin(env=None):
+    """The origin that passkeys' client data must name: PUBLIC_URL's."""
+    scheme, rest = public_url(env).split("://", 1)
+    return f"{scheme}://{rest.split('/', 1)[0]}"
+
+
+def webauthn_rp_id(env=None):
+    """``WEBAUTHN_RP_ID``, default the host of PUBLIC_URL; it must be that
+    host or a parent domain of it (WebAuthn's rule), never an IP address."""
+    env = os.environ if env is None else env
+    host = webauthn_origin(env).split("://", 1)[1].split(":", 1)[0]
+    rp_id = env.get("WEBAUTHN_RP_ID") or host
+    if re.fullmatch(r"[0-9.]+", rp_id) or not (host == rp_id or host.endswith("." + rp_id)):
+        raise ConfigurationError(f"WEBAUTHN_RP_ID must be the host of PUBLIC_URL ({host}) or a "
+                                 f"parent domain of it, and not an IP address")
+    return rp_id
 
 
 def region():

@@ -38,6 +38,12 @@ STATUS = {
     errors.ClientNotFound: 404,
     errors.UserNotFound: 404,
     errors.Conflict: 409,
+    errors.MfaRequired: 403,
+    errors.InvalidCode: 401,
+    errors.InvalidMfaToken: 400,
+    errors.InvalidCredential: 400,
+    errors.PasskeyNotFound: 404,
+    errors.FactorConflict: 409,
     errors.PayloadTooLarge: 413,
     errors.ValidationFailed: 422,
     errors.TooManyAttempts: 429,
@@ -70,6 +76,7 @@ def error_response(error, oauth=False):
         payload["error_description"] = error.message
     if error.fields is not None:
         payload["fields"] = error.fields
+    payload.update(getattr(error, "details", {}))  # mfa_required's token and methods
     retry_after = getattr(error, "retry_after", None)
     headers = {"Retry-After": str(retry_after)} if retry_after is not None else {}
     if type(error) in CHALLENGES:

@@ -140,3 +140,61 @@ class ServiceUnavailable(ServiceError):
         super().__init__(message=message)
         self.retry_after = retry_after
         self.cause = cause
+
+
+class MfaRequired(ServiceError):
+    """A right password of a user with a second factor: the login goes on
+    at /login/mfa with ``mfa_token``, by one of ``methods``."""
+
+    code = "mfa_required"
+    message = "A second factor is needed to finish this login."
+
+    def __init__(self, mfa_token, methods):
+        super().__init__()
+        self.details = {"mfa_token": mfa_token, "methods": list(methods)}
+
+
+class InvalidCode(ServiceError):
+    """A one-time code (TOTP or recovery) or a second step's passkey that
+    does not match."""
+
+    code = "invalid_code"
+    message = "The code is not valid."
+
+
+class InvalidMfaToken(ServiceError):
+    """Unknown, used, expired or out of attempts: one answer."""
+
+    code = "invalid_mfa_token"
+    message = "This second step is over; log in with the password again."
+
+
+class InvalidCredential(ServiceError):
+    """A passkey registration that does not verify."""
+
+    code = "invalid_credential"
+    message = "The passkey could not be registered."
+
+
+class PasskeyNotFound(ServiceError):
+    code = "passkey_not_found"
+    message = "No such passkey for this user."
+
+
+class FactorConflict(ServiceError):
+    """A second factor in a state that does not allow the change."""
+
+
+class TotpEnabled(FactorConflict):
+    code = "totp_enabled"
+    message = "TOTP is already enabled; disable it first."
+
+
+class TotpNotPending(FactorConflict):
+    code = "totp_not_pending"
+    message = "No TOTP setup is waiting for confirmation."
+
+
+class TotpNotEnabled(FactorConflict):
+    code = "totp_not_enabled"
+    message = "TOTP is not enabled."

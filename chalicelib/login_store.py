@@ -5,7 +5,9 @@ failed attempts.
                         roles, password_hash, logins (a counter),
                         ``deleting`` while an account deletion runs, and
                         ``fence_until`` and ``fence_id`` while a password
-                        change holds new logins off (:meth:`LoginStore.fence`)
+                        change holds new logins off (:meth:`LoginStore.fence`),
+                        ``second_factor`` while the user has one (so that a
+                        login knows it without another read)
 ``attempts#<hmac>``     attempts at the password of a username (any case):
                         failures, locked_until, expires_at (also the TTL)
 ``attempts#malformed#<hmac>``  the same for a name that breaks the username
@@ -87,13 +89,14 @@ class Login:
     key: dict  # the login item's own key
     logins: int = 0
     deleting: bool = False
+    second_factor: bool = False
 
 
 def _login(item):
     return Login(user_id=item["user_id"]["S"], username=item["username"]["S"],
                  roles=roles_of(item), password_hash=item["password_hash"]["S"],
                  key={"pk": item["pk"]}, logins=dynamo.number(item, "logins") or 0,
-                 deleting="deleting" in item)
+                 deleting="deleting" in item, second_factor="second_factor" in item)
 
 
 def roles_of(item):
@@ -280,6 +283,16 @@ class LoginStore:
             {":r": roles_value(roles), ":id": S(login.user_id)},
             condition="attribute_exists(pk) AND user_id = :id AND attribute_not_exists(deleting)",
             names={"#r": "roles"}, label="login")  # roles: a reserved word
+
+    def set_second_factor(self, owner, on):
+        """The login's mark that the user has a second factor (``on``) or
+        none, for the transaction that changes the factors; only while the
+        login is the user's and no deletion has begun."""
+        key = owner.key if isinstance(owner, Login) else name(owner.username).login_key
+        return unit_of_work.update(
+            self.table, key, "SET second_factor = :on" if on else "REMOVE second_factor",
+            {":id": S(owner.user_id), **({":on": {"BOOL": True}} if on else {})},
+            condition="user_id = :id AND attribute_not_exists(deleting)", label="login")
 
     def mark_deleting(self, login, now):
         """Stop new logins for this user before its tokens are deleted."""

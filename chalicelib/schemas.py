@@ -7,11 +7,11 @@ load-only, so a dump can never put one in a response.
 """
 import unicodedata
 
-from marshmallow import Schema, ValidationError, fields, validate
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from chalicelib import passwords
 from chalicelib.plain_text import is_plain
-from chalicelib.terms import DESCRIPTION_LENGTH, EVENT_ACTORS, EVENT_TYPES
+from chalicelib.terms import DESCRIPTION_LENGTH, EVENT_ACTORS, EVENT_TYPES, LOGIN_METHODS
 from chalicelib.usernames import USERNAME
 
 PASSWORD_LENGTH = validate.Length(min=8, max=1024)
@@ -135,6 +135,61 @@ class VerifyIn(Schema):
 class ResetIn(Schema):
     token = Link()
     new_password = Password()
+class PasswordIn(Schema):
+    password = NonEmpty(load_only=True)
+
+
+def Code():
+    return Text(required=True, load_only=True, validate=validate.Length(min=1, max=64),
+                metadata={"description": "A 6-digit TOTP code."})
+
+
+class CodeIn(Schema):
+    code = Code()
+
+
+class PasswordAndCodeIn(Schema):
+    password = NonEmpty(load_only=True)
+    code = Code()
+
+
+def Credential(**kwargs):
+    """A WebAuthn credential as the browser's toJSON() gives it; the
+    library that verifies it reads its fields."""
+    return fields.Dict(keys=fields.String(), load_only=True, **kwargs)
+
+
+class MfaIn(Schema):
+    """The second step: exactly one of code, recovery_code, credential."""
+
+    mfa_token = NonEmpty(load_only=True)
+    code = Text(load_only=True, validate=validate.Length(min=1, max=64))
+    recovery_code = Text(load_only=True, validate=validate.Length(min=1, max=64))
+    credential = Credential()
+
+    @validates_schema
+    def _one_factor(self, data, **kwargs):
+        given = [name for name in ("code", "recovery_code", "credential") if name in data]
+        if len(given) != 1:
+            message = "Give exactly one of code, recovery_code and credential."
+            raise ValidationError({name: [message] for name in given or ["code"]})
+
+
+class PasskeyOptionsIn(Schema):
+    mfa_token = Text(load_only=True, load_default=None, validate=validate.Length(min=1))
+
+
+class PasskeyLoginIn(Schema):
+    challenge_id = Text(required=True, validate=validate.Length(min=1, max=64))
+    credential = Credential(required=True)
+    description = Text(allow_none=True, load_default=None,
+                       validate=[validate.Length(max=DESCRIPTION_LENGTH), _plain])
+
+
+class PasskeyAddIn(Schema):
+    challenge_id = Text(required=True, validate=validate.Length(min=1, max=64))
+    credential = Credential(required=True)
+    name = Text(required=True, validate=[validate.Length(min=1, max=DESCRIPTION_LENGTH), _plain])
 
 
 class IntrospectIn(Schema):
@@ -198,6 +253,9 @@ class EventOut(Schema):
                                                         "operator, the service itself, or a "
                                                         "request not proven to be the user's."})
     token_id = Out(allow_none=True, metadata={"description": "The token concerned."})
+    method = Out(allow_none=True, metadata={"enum": list(LOGIN_METHODS) + [None],
+                                            "description": "How a login was made; null for "
+                                                           "every other type."})
 
 
 class EventPageOut(Schema):
@@ -211,6 +269,45 @@ class LoginOut(Schema):
     token_id = Out()
     expires_at = Time(metadata={"description": "The expiry without further use."})
     expires_in = Out(fields.Integer, metadata={"description": "Seconds until expires_at."})
+
+
+class PasskeyOut(Schema):
+    id = Out()
+    name = Out()
+    created_at = Time()
+    last_used_at = Time(allow_none=True)
+
+
+class MfaOut(Schema):
+    totp = Out(fields.Boolean)
+    passkeys = Out(fields.List, cls_or_instance=fields.Nested(PasskeyOut))
+    recovery_codes_left = Out(fields.Integer)
+
+
+class TotpSetupOut(Schema):
+    secret = Out(metadata={"description": "The base32 secret, for typing into an app."})
+    otpauth_uri = Out()
+    qr_svg = Out(metadata={"description": "otpauth_uri as a QR code: an SVG document."})
+
+
+class RecoveryCodesOut(Schema):
+    recovery_codes = Out(fields.List, cls_or_instance=fields.String(),
+                         metadata={"description": "Shown this once; each works once."})
+
+
+class TotpOffOut(Schema):
+    totp = Out(fields.Boolean, metadata={"enum": [False]})
+
+
+class ChallengeOut(Schema):
+    challenge_id = Out()
+    options = Out(fields.Dict, metadata={
+        "description": "PublicKeyCredentialCreationOptions or PublicKeyCredentialRequestOptions "
+                       "as JSON (binary fields in base64url)."})
+
+
+class RemovedOut(Schema):
+    deleted = Out(fields.Boolean, metadata={"enum": [True]})
 
 
 class RevokedOut(Schema):
@@ -255,6 +352,11 @@ class Error(Schema):
     fields_ = fields.Dict(keys=fields.String(), values=fields.List(fields.String()),
                           data_key="fields",
                           metadata={"description": "On 422 only: each offending field's messages."})
+    mfa_token = fields.String(metadata={
+        "description": "On mfa_required only: the second step's token (300 s, works once)."})
+    methods = fields.List(fields.String(metadata={"enum": ["totp", "passkey", "recovery_code"]}),
+                          metadata={"description": "On mfa_required only: the ways the second "
+                                                   "step can be made."})
     error_description = fields.String(metadata={
         "description": "On introspection's 400 and 401 only: `message` again, where RFC 6749 "
                        "(section 5.2) has OAuth clients read it."})

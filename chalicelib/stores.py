@@ -16,7 +16,7 @@ from chalicelib.unit_of_work import StaleWrite, Transaction, after_lost_race
 from chalicelib.user_store import UserStore
 
 __all__ = ["Contended", "StaleWrite", "Transaction", "after_lost_race", "clients", "events",
-           "links", "logins", "outbox", "read", "tokens", "users"]
+           "factors", "links", "logins", "outbox", "read", "tokens", "users"]
 
 
 def users():
@@ -57,3 +57,10 @@ def outbox():
     from chalicelib.outbox import Outbox
 
     return Outbox(config.mail_table())
+def factors():
+    # Second factors, challenges and mfa tokens are items of the users table
+    # too, under prefixes the authorizer's role cannot read. Loaded here:
+    # the authorizer's cold start never needs it.
+    from chalicelib.factor_store import FactorStore
+
+    return FactorStore(config.users_table())

@@ -1,6 +1,6 @@
 """The users table, and the profile and email items in it.
 
-One table, keyed by ``pk``, holding seven kinds of item; each store owns its
+One table, keyed by ``pk``, holding ten kinds of item; each store owns its
 own:
 
 ``user#<id>``           the profile: id, username, email, email_verified,
@@ -11,6 +11,8 @@ own:
 ``client#<id>``         an introspection client (chalicelib/client_store.py)
 ``links#<user id>``     the links sent by mail (chalicelib/link_store.py)
 ``mailrate#<address>``  what went to an address lately (link_store.py)
+``factors#``, ``challenge#``, ``mfa_token#``  second factors
+                        (chalicelib/factor_store.py)
 
 The username and email items are the uniqueness guards: signup writes the
 profile, the login and the email in one transaction, each on condition that

@@ -19,7 +19,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SECRET = "test-secret-" + "0123456789abcdef" * 4
 PASSWORD = "correct horse battery"
 SENDER = "no-reply@login.example"
-PUBLIC_URL = "https://login.example/"
+PUBLIC_URL = "http://localhost:8000/"  # make run's default; passkeys are bound to its origin
 # Property tests: enough examples to find an edge, bounded for the suite's time.
 PROPERTY = settings(max_examples=150, deadline=None,
                     suppress_health_check=[HealthCheck.function_scoped_fixture])

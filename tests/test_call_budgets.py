@@ -168,6 +168,44 @@ def test_a_login_that_rehashes_the_password_is_still_four_calls(api, calls, monk
     assert seen["view"] == RESERVED + ["Query", "TransactWriteItems"]
 
 
+def totp_user(api):
+    """A user with TOTP enabled; its secret."""
+    from chalicelib import clock, totp
+
+    token = api.user()
+    secret = api.call("POST", "/api/v1/users/me/mfa/totp", {"password": PASSWORD},
+                      token=token).json["secret"]
+    api.call("POST", "/api/v1/users/me/mfa/totp/confirm",
+             {"code": totp.code_at(secret, totp.step_of(clock.now()))}, token=token)
+    return secret
+
+
+def test_a_password_login_of_a_user_with_a_second_factor_costs_one_read_more(api, calls):
+    """The factors, for the ways the second step may go; then the mfa
+    token's write, which also deletes the reservation's failed login."""
+    totp_user(api)
+    seen = calls()
+    assert api.login().status == 403
+    assert seen["view"] == RESERVED + ["GetItem", "TransactWriteItems"]
+
+
+def test_the_second_step_reads_the_token_then_the_rest_in_one_call(api, calls, monkeypatch):
+    """The mfa token; the login, attempts and factors together; the
+    code's reservation; the login's transaction (spending the code and the
+    token in it)."""
+    from chalicelib import clock, totp
+
+    secret = totp_user(api)
+    mfa_token = api.login().json["mfa_token"]
+    later = clock.now() + 30
+    monkeypatch.setattr("chalicelib.clock.now", lambda: later)
+    seen = calls()
+    reply = api.call("POST", "/api/v1/login/mfa", {
+        "mfa_token": mfa_token, "code": totp.code_at(secret, totp.step_of(later))})
+    assert reply.status == 200
+    assert seen["view"] == ["GetItem"] + RESERVED + ["Query", "TransactWriteItems"]
+
+
 def test_a_failed_login_is_two_calls(api, calls):
     api.signup()
     seen = calls()

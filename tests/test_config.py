@@ -151,3 +151,40 @@ def test_plain_chalice_local_stops_at_once_saying_to_run_make_run(extra):
                          timeout=60)
     assert run.stderr.strip().splitlines()[-1] == config.PLAIN_CHALICE_LOCAL
     assert "Serving on" not in run.stdout + run.stderr
+
+
+# --- the sessions page's address, and passkeys' relying party ---------------------
+
+def test_public_url_defaults_to_localhost_on_make_runs_port():
+    assert config.public_url({}) == "http://localhost:8000/"
+    assert config.public_url({"PORT": "9001"}) == "http://localhost:9001/"
+
+
+def test_the_rp_id_defaults_to_public_urls_host_and_the_origin_is_its_origin():
+    env = {"PUBLIC_URL": "https://login.example.com:8443/app/"}
+    assert config.webauthn_rp_id(env) == "login.example.com"
+    assert config.webauthn_origin(env) == "https://login.example.com:8443"
+
+
+def test_the_rp_id_may_be_a_parent_domain_of_the_host():
+    env = {"PUBLIC_URL": "https://login.example.com/", "WEBAUTHN_RP_ID": "example.com"}
+    assert config.webauthn_rp_id(env) == "example.com"
+
+
+@pytest.mark.parametrize("env,name", [
+    ({"PUBLIC_URL": "ftp://example.com/"}, "PUBLIC_URL"),
+    ({"PUBLIC_URL": "https://example.com/?next=1"}, "PUBLIC_URL"),
+    ({"PUBLIC_URL": "https://Example.com/"}, "PUBLIC_URL"),
+    ({"PUBLIC_URL": "http://127.0.0.1:8000/"}, "PUBLIC_URL"),
+    ({"PUBLIC_URL": "https://127.0.0.1:8443/"}, "WEBAUTHN_RP_ID"),
+    ({"PUBLIC_URL": "http://login.example.com/"}, "PUBLIC_URL"),
+    ({"PUBLIC_URL": "https://login.example.com/", "WEBAUTHN_RP_ID": "other.com"},
+     "WEBAUTHN_RP_ID"),
+    ({"PUBLIC_URL": "https://login.example.com/", "WEBAUTHN_RP_ID": "ample.com"},
+     "WEBAUTHN_RP_ID"),
+])
+def test_a_bad_public_url_or_rp_id_stops_the_start_by_name(monkeypatch, env, name):
+    for variable, value in env.items():
+        monkeypatch.setenv(variable, value)
+    with pytest.raises(config.ConfigurationError, match=name):
+        config.check()

@@ -33,10 +33,12 @@ def source_of(path):
 
 
 STORES = ["chalicelib.stores", "chalicelib.user_store", "chalicelib.login_store",
-          "chalicelib.token_store", "chalicelib.event_store", "chalicelib.client_store"]
+          "chalicelib.token_store", "chalicelib.event_store", "chalicelib.client_store",
+          "chalicelib.factor_store"]
 USE_CASES = ["chalicelib/service/__init__.py", "chalicelib/service/login.py",
              "chalicelib/service/account.py", "chalicelib/service/sessions.py",
-             "chalicelib/service/admin.py", "chalicelib/introspection.py", "chalicelib/clients.py"]
+             "chalicelib/service/admin.py", "chalicelib/service/factors.py",
+             "chalicelib/introspection.py", "chalicelib/clients.py"]
 DRIVER = ["chalicelib.dynamo", "chalicelib.aws", "boto3", "botocore"]
 
 

@@ -357,3 +357,54 @@ def test_verify_email_twice_changes_nothing(cli, api, capsys):
 
 def test_verify_email_refuses_an_unknown_user(cli):
     assert cli("verify-email", "nobody") != 0
+# --- reset-mfa: a lost phone ----------------------------------------------------
+
+def with_second_factors(api):
+    """Alice, with TOTP enabled and a passkey."""
+    import authenticator
+    from chalicelib import clock, totp
+
+    token = api.user("alice")
+    secret = api.call("POST", "/api/v1/users/me/mfa/totp", {"password": PASSWORD},
+                      token=token).json["secret"]
+    code = totp.code_at(secret, totp.step_of(clock.now()))
+    assert api.call("POST", "/api/v1/users/me/mfa/totp/confirm", {"code": code},
+                    token=token).status == 200
+    options = api.call("POST", "/api/v1/users/me/passkeys/options", token=token).json
+    _, made = authenticator.create(options["options"])
+    assert api.call("POST", "/api/v1/users/me/passkeys", {
+        "challenge_id": options["challenge_id"], "credential": made, "name": "phone"},
+        token=token).status == 201
+    return token
+
+
+def test_reset_mfa_removes_every_second_factor(cli, api, capsys):
+    token = with_second_factors(api)
+    assert api.login().status == 403
+    assert cli("reset-mfa", "ALICE") == 0
+    assert "no second factor now" in capsys.readouterr().out
+    assert api.login().status == 200
+    assert api.call("GET", "/api/v1/users/me/mfa", token=token).json == {
+        "totp": False, "passkeys": [], "recovery_codes_left": 0}
+
+
+def test_reset_mfa_is_recorded_by_the_operator(cli, api):
+    token = with_second_factors(api)
+    cli("reset-mfa", "alice")
+    latest = api.call("GET", "/api/v1/users/me/events", token=token).json["events"][0]
+    assert (latest["type"], latest["by"], latest["ip"], latest["device"]) == (
+        "mfa_disabled", "operator", None, None)
+
+
+def test_reset_mfa_of_a_user_without_factors_changes_nothing(cli, api, capsys,
+                                                             dynamodb, table_names):
+    api.user("alice")
+    before = items(dynamodb, table_names)
+    assert cli("reset-mfa", "alice") == 0
+    assert "nothing was changed" in capsys.readouterr().out
+    assert items(dynamodb, table_names) == before
+
+
+def test_reset_mfa_refuses_an_unknown_user(cli, capsys):
+    assert cli("reset-mfa", "nobody") == 1
+    assert "refused" in capsys.readouterr().err

@@ -56,8 +56,8 @@ def test_the_event_object_is_documented_with_its_types_and_actors(api):
 
     event = document(api)["components"]["schemas"]["EventOut"]
     assert set(event["properties"]) == {"id", "type", "created_at", "ip", "device", "by",
-                                        "token_id"}
-    assert event["properties"]["type"]["enum"] == list(TYPES) and len(TYPES) == 15
+                                        "token_id", "method"}
+    assert event["properties"]["type"]["enum"] == list(TYPES) and len(TYPES) == 22
     assert event["properties"]["by"]["enum"] == ["self", "admin", "operator", "system",
                                                  "unknown"] == list(BY)
 
@@ -96,7 +96,8 @@ def test_operations_come_from_the_route_table_and_the_views(api):
 def test_every_error_status_has_the_one_error_schema(api):
     doc = document(api)
     error = doc["components"]["schemas"]["Error"]
-    assert set(error["properties"]) == {"error", "message", "fields", "error_description"}
+    assert set(error["properties"]) == {"error", "message", "fields", "error_description",
+                                        "mfa_token", "methods"}
     assert set(error["required"]) == {"error", "message"}
     for path, method, op in operations(doc):
         for status, response in op["responses"].items():
@@ -109,7 +110,8 @@ def test_every_output_field_is_required_and_nullable_exactly_where_null_is_possi
     schemas = document(api)["components"]["schemas"]
     nullable = {("TokenOut", "description"), ("TokenOut", "ip"), ("TokenOut", "last_used_at"),
                 ("TokenPageOut", "next_cursor"), ("EventOut", "ip"), ("EventOut", "device"),
-                ("EventOut", "token_id"), ("EventPageOut", "next_cursor")}
+                ("EventOut", "token_id"), ("EventOut", "method"), ("EventPageOut", "next_cursor"),
+                ("PasskeyOut", "last_used_at")}
     outputs = [name for name in schemas if name.endswith("Out")]
     assert {"UserOut", "TokenOut", "TokenPageOut", "LoginOut", "RevokedOut", "DeletedOut",
             "ServiceOut", "EventOut", "EventPageOut"} <= set(outputs)
@@ -127,7 +129,8 @@ def test_times_are_date_times(api):
              if prop.get("format") == "date-time"}
     assert times == {("UserOut", "created_at"), ("TokenOut", "created_at"),
                      ("TokenOut", "expires_at"), ("TokenOut", "last_used_at"),
-                     ("LoginOut", "expires_at"), ("EventOut", "created_at")}
+                     ("LoginOut", "expires_at"), ("EventOut", "created_at"),
+                     ("PasskeyOut", "created_at"), ("PasskeyOut", "last_used_at")}
 
 
 def header_names(response):
@@ -140,7 +143,7 @@ def test_token_routes_document_api_gateways_own_answers_with_their_headers(api):
     doc = document(api)
     token_routes = [(p, m, op) for p, m, op in operations(doc)
                     if op.get("security") == [{"bearer": []}]]
-    assert len(token_routes) == 13
+    assert len(token_routes) == 21
     for kind in ("UNAUTHORIZED", "ACCESS_DENIED", "AUTHORIZER_FAILURE"):
         status, headers, _ = gateway_responses.http(kind)
         declared = set(headers) - set(gateway_responses.CORS) - {"Content-Type"}

@@ -71,10 +71,10 @@ def test_a_deletion_that_cannot_fit_keeps_the_callers_token_to_the_last(api, dyn
     batches, transactions = sent(dynamodb, "BatchWriteItem"), sent(dynamodb, "TransactWriteItems")
     reply = api.call("DELETE", ME, token=current, body={"password": PASSWORD})
     assert reply.json == {"deleted": True, "revoked": 120}
-    # The login, profile, attempts, email and links, the caller's token,
-    # and the 94 newest others; the 25 oldest go first.
-    assert deleted_ids(batches) == ids[:25]
-    assert sorted(transacted_deletes(transactions)) == ids[25:]
+    # The login, profile, attempts, email, links and second factors, the
+    # caller's token, and the 93 newest others; the 26 oldest go first.
+    assert deleted_ids(batches) == ids[:26]
+    assert sorted(transacted_deletes(transactions)) == ids[26:]
 
 
 def test_a_login_over_a_lowered_cap_evicts_only_what_its_transaction_holds(api, dynamodb,

@@ -9,6 +9,9 @@ order:
 ``sessions``  logout, revocation and the listing of tokens
 ``admin``     what admins and operators do to other users
 ``recovery``  getting back in by email, and proving an address
+``factors``   second factors and passkeys, and the logins they make;
+              imported by its routes only (it loads pyotp and webauthn
+              lazily, but the authorizer's cold start loads nothing of it)
 
 Views parse and shape; these functions decide. They raise the errors of
 errors.py, never see an HTTP request, and reach the data only through the

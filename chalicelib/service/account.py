@@ -70,7 +70,8 @@ def list_events(user_id, page):
     found, more = stores.events().page(user_id, clock.now(), page.limit, page.before)
     return {
         "events": [{"id": e.id, "type": e.type, "created_at": clock.iso(e.created_at),
-                    "ip": e.ip, "device": e.device, "by": e.by, "token_id": e.token_id}
+                    "ip": e.ip, "device": e.device, "by": e.by, "token_id": e.token_id,
+                    "method": e.method}
                    for e in found],
         "next_cursor": cursor.issue(page.scope, found[-1].id) if more else None,
     }
@@ -168,7 +169,8 @@ def begin_deletion(login):
 
 
 def erase(login, name, keep, by):
-    """Remove the user, its uniqueness guards, every token and its log.
+    """Remove the user, its uniqueness guards, its second factors, every
+    token and its log.
 
     The user's items and its remaining tokens go in one transaction, so no
     failure can leave a user without its tokens' revocation or tokens
@@ -187,7 +189,7 @@ def erase(login, name, keep, by):
     tx = Transaction()
     tx.add(*stores.logins().delete(login, name),
            *users.delete(login.user_id, user.email if user else None),
-           stores.links().delete(login.user_id))
+           stores.links().delete(login.user_id), stores.factors().delete(login.user_id))
     tx.add(*(sessions.delete(login.user_id, t) for t, _ in keys if t == keep))
     # What does not fit goes first: the oldest events, then the oldest tokens.
     tx.add_spillable(*(log.delete(login.user_id, e) for e in logged),

@@ -11,6 +11,8 @@ A login, top-down (:func:`with_password`):
 5. open the session: one transaction writes the token, counts the login,
    clears the attempts and records the events (the re-read after a lost
    race is part of this step); on an outage, release the reservation;
+   for a user with a second factor, instead, answer mfa_required with a
+   token for the second step (service/factors.py finishes the login);
 6. sign the JWT.
 
 The password routes (account.py) run steps 1 to 4 through
@@ -19,11 +21,12 @@ password, so each check counts in the same backoff as a login.
 """
 import contextlib
 import logging
+import secrets
 from collections import namedtuple
 
 from chalicelib import audit, backoff, clock, config, jwtcodec, login_store, passwords, stores
-from chalicelib.errors import (InvalidCredentials, ServiceUnavailable, TooManyAttempts,
-                               WrongPassword)
+from chalicelib.errors import (InvalidCredentials, MfaRequired, ServiceUnavailable,
+                               TooManyAttempts, WrongPassword)
 from chalicelib.event_store import new_event
 from chalicelib.identity import Origin
 from chalicelib.ids import new_timed_id
@@ -58,6 +61,8 @@ def with_password(username, password, description, ip):
     check = _reserve(name, login, attempts, now, origin)
     if not passwords.verify(password, _hash(login)) or login.deleting:
         raise _failed(check, InvalidCredentials)
+    if login.second_factor:
+        raise _second_step(check, now, description)
     session = _new_session(login, now, description, ip)
     with check.released_on_outage():
         evicted = _open(check, session, password, now, origin)
@@ -152,7 +157,7 @@ def _failed(check, error, **context):
 
 
 def _reserve(name, login, attempts, now, origin, token_id=None, tries=_RESERVE_TRIES,
-             **context):
+             failure="login_failed", **context):
     """Count this attempt at the password of ``name`` before it is checked.
 
     A compare-and-swap on the attempts record as read: of any number of
@@ -164,7 +169,8 @@ def _reserve(name, login, attempts, now, origin, token_id=None, tries=_RESERVE_T
     in its log (and the lock, when this count sets one): a failure writes
     nothing after bcrypt, so this is the write it makes. A check that then
     succeeds deletes those events in its own write. An unknown name goes
-    through a transaction too, so that both take the same time.
+    through a transaction too, so that both take the same time. A second
+    step's code records ``failure`` "mfa_failed" instead.
     """
     store, log, owner = stores.logins(), stores.events(), login
     for attempt in range(tries):
@@ -174,7 +180,7 @@ def _reserve(name, login, attempts, now, origin, token_id=None, tries=_RESERVE_T
         if wait:
             break
         counted = backoff.after_failure(attempts, now)
-        failed = _failure_events(owner, counted, now, origin, token_id)
+        failed = _failure_events(owner, counted, now, origin, token_id, failure)
         tx = Transaction()
         tx.add(store.swap_attempts(name, attempts, counted))
         if failed:
@@ -196,15 +202,14 @@ def _reserve(name, login, attempts, now, origin, token_id=None, tries=_RESERVE_T
     raise TooManyAttempts(wait)
 
 
-def _failure_events(login, counted, now, origin, token_id):
+def _failure_events(login, counted, now, origin, token_id, failure="login_failed"):
     """The events of a failed attempt at ``login``'s password: none for a
     name that is nobody's (no one to show them to) or whose deletion has
     begun. An attempt made with one of the user's tokens (``token_id``, on
     a password route) is the user's own; one at /login is anybody's."""
     if login is None or login.deleting:
         return []
-    failed = [new_event(now, "login_failed", "self" if token_id else "unknown", origin,
-                        token_id)]
+    failed = [new_event(now, failure, "self" if token_id else "unknown", origin, token_id)]
     if counted.locked_until:
         failed.append(new_event(now, "locked_out", "system", origin, token_id, after=1))
     return failed
@@ -227,11 +232,35 @@ def _rehashed(login, password):
     """The password hashed anew when its hash has another cost (made before
     a cost change, or by an operator at another setting), for the login's
     write: afterwards a wrong password costs this user what it costs an
-    unknown name. None when the hash is current."""
-    return passwords.hash_password(password) if passwords.outdated(login.password_hash) else None
+    unknown name. None when the hash is current, or when no password was
+    given (a passkey, a second step)."""
+    if password is None or not passwords.outdated(login.password_hash):
+        return None
+    return passwords.hash_password(password)
 
 
-def _open(check, session, password, now, origin):
+def _second_step(check, now, description):
+    """A right password of a user with a second factor: no session yet.
+
+    The attempt stays counted (only a completed login clears the count, so
+    the password cannot be used to reset the backoff that guards the
+    codes); the failed login its reservation recorded goes, in the write of
+    the mfa_token that carries the login on (its lock, if it set one,
+    stays). Costs one read more than a login without a second factor: the
+    factors, for the ways the second step may go.
+    """
+    factors, login = stores.factors(), check.login
+    methods = factors.get(login.user_id).methods
+    token = secrets.token_urlsafe(32)
+    tx = Transaction()
+    tx.add(factors.new_mfa_token(token, login, description, now),
+           *(stores.events().delete(login.user_id, e) for e in check.failed[:1]))
+    tx.commit()
+    audit.event("mfa_required", user_id=login.user_id, methods=methods)
+    return MfaRequired(token, methods)
+
+
+def _open(check, session, password, now, origin, method="password", spent=()):
     """Write ``session``, evicting the oldest tokens over the cap; returns
     the evicted ones.
 
@@ -241,8 +270,11 @@ def _open(check, session, password, now, origin):
     deletion began, lists the tokens again, the winner's included. The
     password is checked again only when the hash changed meanwhile (see
     :func:`rereads`): it was right for the hash read.
-    The same transaction records the login and each eviction, and deletes
-    the events that the reservation recorded.
+    The same transaction records the login (by ``method``) and each
+    eviction, deletes the events that the reservation recorded, and makes
+    the writes ``spent`` (a second factor's code, token or counter, each
+    labelled ``second_factor``): when one of those fails, the StaleWrite
+    goes to the caller, since reading the login again cannot help.
     """
     sessions, logins, log = stores.tokens(), stores.logins(), stores.events()
     user_id = session.user_id
@@ -255,8 +287,9 @@ def _open(check, session, password, now, origin):
                logins.count_login(login, now,
                                   rehashed if passwords.outdated(login.password_hash) else None),
                logins.forget_attempts(check.name),
-               log.record(user_id, new_event(now, "login", "self", origin, session.token_id)),
-               *(log.delete(user_id, e) for e in check.failed))
+               log.record(user_id, new_event(now, "login", "self", origin, session.token_id,
+                                             method=method)),
+               *(log.delete(user_id, e) for e in check.failed), *spent)
         # Each eviction is two writes: the token's delete and its event.
         evicted = _over_cap(sessions.all_keys(user_id), now, tx.room // 2)
         for n, token_id in enumerate(evicted, 1):
@@ -266,7 +299,10 @@ def _open(check, session, password, now, origin):
         try:
             tx.commit()
             return evicted
-        except LOST_RACE:
+        except StaleWrite as exc:
+            if "second_factor" in exc.failed:
+                raise
+        except Contended:
             continue
 
 

@@ -1,0 +1,438 @@
+"""Second factors and passkeys: setting them up, and the logins they make.
+
+The second step of a password login (:func:`second_step`), after
+login.with_password answered mfa_required:
+
+1. read the mfa_token (400 invalid_mfa_token: unknown, spent, expired or
+   out of wrong codes);
+2. read the login, its failed attempts and the factors, in one call (400
+   too when the password changed since the token was issued);
+3. a code: reserve, as a password is (a failed login until the login
+   completes, an mfa_failed event, 429 while locked); a passkey: take the
+   challenge of this step (it works once; a refused passkey counts nothing);
+4. check the code (a TOTP step later than the last one used, or an unused
+   recovery code) or verify the passkey's assertion (401 invalid_code; a
+   wrong code also counts on the token, which dies with the fifth);
+5. open the session as a password login does (login._open): the same
+   transaction spends the token, the code and the passkey's counter, so a
+   code raced by another request opens one session at most.
+
+A passkey login (:func:`with_passkey`): take the challenge, read the user
+and the factors that the assertion claims, verify it, open the session.
+
+Changes of the factors (TOTP set up, confirmed, disabled; recovery codes
+renewed; passkeys added and removed; an operator's reset): each is one
+transaction of the factors (conditional on their version as read), the
+login's second_factor mark, and the event; a change that needs the password
+checks it first (login.check_password: counted, 403, 429 while locked) and
+clears the count in the same transaction.
+"""
+import secrets
+
+from chalicelib import audit, clock, config, login_store, passkeys, stores, totp
+from chalicelib.errors import (InvalidCode, InvalidCredential, InvalidCredentials,
+                               InvalidMfaToken, PasskeyNotFound, ServiceUnavailable,
+                               TotpEnabled, TotpNotEnabled, TotpNotPending, UserNotFound)
+from chalicelib.event_store import new_event
+from chalicelib.factor_store import Challenge, Passkey, none, password_mark, recovery_hash
+from chalicelib.identity import NOWHERE, Origin
+from chalicelib.ids import USER_ID, new_timed_id
+from chalicelib.service.admin import find_user
+from chalicelib.service.login import (Check, _new_session, _open, _reserve, _signed,
+                                      check_password)
+from chalicelib.stores import StaleWrite, Transaction
+from chalicelib.terms import CHALLENGE_SECONDS, RECOVERY_CODES
+
+# A change of the factors that keeps meeting another change of them.
+_CHANGE_TRIES = 3
+_RECOVERY_ALPHABET = "abcdefghijklmnopqrstuvwxyz234567"
+
+
+# --- what the user has --------------------------------------------------------
+
+def status(identity):
+    factors = stores.factors().get(identity.user_id)
+    return {"totp": bool(factors.totp_secret),
+            "passkeys": [_shown(p) for p in factors.passkeys],
+            "recovery_codes_left": len(factors.recovery)}
+
+
+def _shown(passkey):
+    return {"id": passkey.id, "name": passkey.name, "created_at": clock.iso(passkey.created_at),
+            "last_used_at": clock.iso(passkey.last_used_at) if passkey.last_used_at else None}
+
+
+# --- TOTP and recovery codes --------------------------------------------------
+
+def start_totp(identity, password, origin):
+    """A new TOTP secret, pending until :func:`confirm_totp` (a new call
+    replaces a pending one); 409 while TOTP is enabled."""
+    if stores.factors().get(identity.user_id).totp_secret:
+        raise TotpEnabled()
+    check = check_password(identity, password, "totp_setup", origin)
+    secret = totp.new_secret()
+    with check.released_on_outage():
+        _change(identity, lambda factors: _refuse_enabled(factors) or [
+            stores.factors().set_pending(factors, secret), *_settled(check)])
+    audit.event("totp_pending", user_id=identity.user_id)
+    uri = totp.uri(secret, identity.username, config.SERVICE_NAME)
+    return {"secret": secret, "otpauth_uri": uri, "qr_svg": totp.qr_svg(uri)}
+
+
+def _refuse_enabled(factors):
+    if factors.totp_secret:
+        raise TotpEnabled()
+
+
+def confirm_totp(identity, code, origin):
+    """TOTP enabled by a first code of the pending secret; its 10 recovery
+    codes, shown this once. A wrong code does not count as a failed login
+    (the pending secret guards nothing yet), but the fifth drops the secret:
+    a stolen token must not enable, by guessing, a secret nobody knows."""
+    now = clock.now()
+    codes = _new_recovery_codes()
+
+    def writes(factors):
+        if not factors.totp_pending:
+            raise TotpNotPending()
+        step = totp.matching_step(factors.totp_pending, code, now)
+        if step is None:
+            stores.factors().count_pending_wrong(factors)
+            raise InvalidCode()
+        return [stores.factors().confirm_totp(factors, step, _hashes(identity.user_id, codes)),
+                stores.logins().set_second_factor(identity, True),
+                _event(identity, now, "mfa_enabled", origin)]
+    _change(identity, writes)
+    audit.event("mfa_enabled", user_id=identity.user_id, method="totp")
+    return {"recovery_codes": codes}
+
+
+def disable_totp(identity, password, code, origin):
+    """TOTP off, with its recovery codes, by the password and a code."""
+    now = clock.now()
+    check = _checked_with_code(identity, password, code, now, "totp_disable", origin)
+    with check.released_on_outage():
+        _change(identity, lambda factors: [
+            stores.factors().disable_totp(factors, _step(factors, code, now)),
+            stores.logins().set_second_factor(identity, bool(factors.passkeys)),
+            _event(identity, now, "mfa_disabled", origin), *_settled(check)])
+    audit.event("mfa_disabled", user_id=identity.user_id, method="totp", by="self")
+    return {"totp": False}
+
+
+def renew_recovery_codes(identity, password, code, origin):
+    """Ten new recovery codes, the old ones dead, by the password and a code."""
+    now = clock.now()
+    check = _checked_with_code(identity, password, code, now, "recovery_codes", origin)
+    codes = _new_recovery_codes()
+    with check.released_on_outage():
+        _change(identity, lambda factors: [
+            stores.factors().renew_recovery(factors, _step(factors, code, now),
+                                            _hashes(identity.user_id, codes)),
+            _event(identity, now, "recovery_codes_renewed", origin), *_settled(check)])
+    audit.event("recovery_codes_renewed", user_id=identity.user_id)
+    return {"recovery_codes": codes}
+
+
+def _checked_with_code(identity, password, code, now, via, origin):
+    """The password's Check, once the code is right too. A wrong code
+    leaves the check counted as a failed login: a stolen token and a known
+    password must not buy unlimited guesses at the codes."""
+    factors = stores.factors().get(identity.user_id)
+    if not factors.totp_secret:
+        raise TotpNotEnabled()
+    check = check_password(identity, password, via, origin)
+    _step(factors, code, now)
+    return check
+
+
+def _step(factors, code, now):
+    """The time step of a right, unused ``code`` of the factors' TOTP."""
+    if not factors.totp_secret:
+        raise TotpNotEnabled()
+    step = totp.matching_step(factors.totp_secret, code, now, factors.totp_step)
+    if step is None:
+        raise InvalidCode()
+    return step
+
+
+def _new_recovery_codes():
+    """Ten codes of 16 characters of base32 (80 random bits each), shown in
+    groups of four; typed with or without the dashes, in any case."""
+    codes = []
+    for _ in range(RECOVERY_CODES):
+        plain = "".join(secrets.choice(_RECOVERY_ALPHABET) for _ in range(16))
+        codes.append("-".join(plain[i:i + 4] for i in range(0, 16, 4)))
+    return codes
+
+
+def _hashes(user_id, codes):
+    return [recovery_hash(user_id, c) for c in codes]
+
+
+# --- passkeys -------------------------------------------------------------------
+
+def registration_options(identity):
+    """A challenge, and the options for ``navigator.credentials.create``
+    that exclude the user's passkeys."""
+    user, factors = stores.read(stores.users().read_user(identity.user_id),
+                                stores.factors().read(identity.user_id), attempts=6)
+    if user is None:
+        raise UserNotFound()
+    challenge = _new_challenge("register", identity.user_id)
+    exclude = [p.credential_id for p in (factors or none(identity.user_id)).passkeys]
+    return {"challenge_id": challenge.id,
+            "options": passkeys.creation_options(challenge.challenge, identity.user_id,
+                                                 user.username, exclude)}
+
+
+def add_passkey(identity, challenge_id, credential, name, origin):
+    """A passkey made for the challenge ``challenge_id`` of this user."""
+    now = clock.now()
+    challenge = _taken(challenge_id, "register", now)
+    if challenge is None or challenge.user_id != identity.user_id:
+        raise InvalidCredential()
+    try:
+        made = passkeys.verify_registration(credential, challenge.challenge)
+    except passkeys.Refused as exc:
+        audit.event("passkey_refused", user_id=identity.user_id, step="registration",
+                    reason=str(exc))
+        raise InvalidCredential() from None
+    passkey = Passkey(new_timed_id(now), made.credential_id, made.public_key, made.sign_count,
+                      name, int(now), None)
+
+    def writes(factors):
+        if factors.passkey(made.credential_id):
+            raise InvalidCredential("This passkey is registered already.")
+        return [stores.factors().add_passkey(factors, passkey),
+                stores.logins().set_second_factor(identity, True),
+                _event(identity, now, "passkey_added", origin)]
+    _change(identity, writes)
+    audit.event("passkey_added", user_id=identity.user_id)
+    return _shown(passkey)
+
+
+def remove_passkey(identity, passkey_id, password, origin):
+    """One of the user's passkeys removed, by the password."""
+    if not any(p.id == passkey_id for p in stores.factors().get(identity.user_id).passkeys):
+        raise PasskeyNotFound()
+    check = check_password(identity, password, "passkey_removal", origin)
+    now = clock.now()
+
+    def writes(factors):
+        if not any(p.id == passkey_id for p in factors.passkeys):
+            raise PasskeyNotFound()
+        left = [p for p in factors.passkeys if p.id != passkey_id]
+        return [stores.factors().remove_passkey(factors, passkey_id),
+                stores.logins().set_second_factor(identity, bool(factors.totp_secret or left)),
+                _event(identity, now, "passkey_removed", origin), *_settled(check)]
+    with check.released_on_outage():
+        _change(identity, writes)
+    audit.event("passkey_removed", user_id=identity.user_id)
+
+
+def login_options(mfa_token=None):
+    """A challenge, and the options for ``navigator.credentials.get``: any
+    passkey of this relying party, or, for the second step ``mfa_token``,
+    only that user's."""
+    if mfa_token is None:
+        challenge = _new_challenge("login", None)
+        return {"challenge_id": challenge.id,
+                "options": passkeys.request_options(challenge.challenge)}
+    store = stores.factors()
+    mfa = _live_mfa_token(mfa_token, clock.now())
+    challenge = _new_challenge("mfa", mfa.user_id)
+    if not store.attach_challenge(mfa, challenge.id):
+        raise InvalidMfaToken()
+    allow = [p.credential_id for p in store.get(mfa.user_id).passkeys]
+    return {"challenge_id": challenge.id,
+            "options": passkeys.request_options(challenge.challenge, allow)}
+
+
+def _new_challenge(purpose, user_id):
+    now = clock.now()
+    challenge = Challenge(secrets.token_urlsafe(24), purpose, passkeys.new_challenge(), user_id,
+                          int(now) + CHALLENGE_SECONDS)
+    stores.factors().put_challenge(challenge)
+    return challenge
+
+
+def _taken(challenge_id, purpose, now):
+    """The challenge ``challenge_id`` of ``purpose``, spent as it is read;
+    None when it is unknown, spent, expired or of another purpose."""
+    challenge = stores.factors().take_challenge(challenge_id) if challenge_id else None
+    if challenge is None or challenge.purpose != purpose or challenge.expires_at <= now:
+        return None
+    return challenge
+
+
+# --- the logins ------------------------------------------------------------------
+
+def second_step(mfa_token, ip, code=None, recovery_code=None, credential=None):
+    """The login that mfa_required began, finished by one second factor
+    (the steps above)."""
+    now, factor_store = clock.now(), stores.factors()
+    mfa = _live_mfa_token(mfa_token, now)
+    name = login_store.name(mfa.username)
+    logins = stores.logins()
+    login, attempts, factors = stores.read(logins.read_login(name), logins.read_attempts(name),
+                                           factor_store.read(mfa.user_id), attempts=6)
+    if (login is None or login.deleting or login.user_id != mfa.user_id
+            or password_mark(login.password_hash) != mfa.password):
+        raise InvalidMfaToken()  # the password changed (or was reset) since its check
+    factors = factors or none(mfa.user_id)
+    origin = Origin(ip, mfa.description)
+    session = _new_session(login, now, mfa.description, ip)
+    if credential is not None:
+        check = Check(name, login, None, [])
+        spent, method = [_asserted(factors, credential, _taken(mfa.challenge_id, "mfa", now),
+                                   now, InvalidCode)], "password+passkey"
+    else:
+        check = _reserve(name, login, attempts, now, origin, failure="mfa_failed", via="mfa")
+        spent, method = _spent_code(factors, code, recovery_code, now, origin, session)
+        if spent is None:
+            factor_store.count_wrong(mfa)
+            audit.event("mfa_failed", **audit.attempt(name, login),
+                        failures=check.counted.failures)
+            raise InvalidCode()
+    spent.append(factor_store.spend_mfa_token(mfa))
+    with check.released_on_outage():
+        try:
+            evicted = _open(check, session, None, now, origin, method, spent)
+        except StaleWrite:
+            # Another request spent the token, the code or the counter first.
+            raise InvalidCode() from None
+    audit.event("login", user_id=login.user_id, token_id=session.token_id, evicted=len(evicted),
+                method=method)
+    return _signed(session, int(now))
+
+
+def _live_mfa_token(mfa_token, now):
+    mfa = stores.factors().get_mfa_token(mfa_token)
+    if mfa is None or mfa.expires_at <= now:
+        raise InvalidMfaToken()
+    return mfa
+
+
+def _spent_code(factors, code, recovery_code, now, origin, session):
+    """The writes that spend a right code, and the login's method; (None,
+    None) for a wrong one."""
+    store = stores.factors()
+    if code is not None:
+        step = (totp.matching_step(factors.totp_secret, code, now, factors.totp_step)
+                if factors.totp_secret else None)
+        return ([store.spend_step(factors, step)], "password+totp") if step is not None \
+            else (None, None)
+    hashed = recovery_hash(factors.user_id, recovery_code)
+    if hashed not in factors.recovery:
+        return None, None
+    used = new_event(now, "recovery_code_used", "self", origin, session.token_id, after=1)
+    return ([store.spend_recovery(factors.user_id, hashed),
+             stores.events().record(factors.user_id, used)], "password+recovery_code")
+
+
+def _asserted(factors, credential, challenge, now, error):
+    """The write of the passkey's new counter, once ``credential`` verifies
+    as an assertion of one of ``factors``' passkeys for ``challenge``;
+    ``error`` otherwise."""
+    if challenge is None or challenge.user_id not in (None, factors.user_id):
+        raise error()
+    try:
+        credential_id, _ = passkeys.claimed(credential)
+        passkey = factors.passkey(credential_id)
+        if passkey is None:
+            raise passkeys.Refused("not a passkey of this user")
+        count = passkeys.verify_assertion(credential, challenge.challenge, passkey.public_key,
+                                          passkey.sign_count)
+    except passkeys.Refused as exc:
+        audit.event("passkey_refused", user_id=factors.user_id, step="assertion",
+                    reason=str(exc))
+        raise error() from None
+    return stores.factors().count_use(factors.user_id, passkey, count, now)
+
+
+def with_passkey(challenge_id, credential, description, ip):
+    """A token for whoever holds the passkey that ``credential`` asserts,
+    for the challenge ``challenge_id``: no password. The backoff does not
+    refuse it (an assertion cannot be guessed), and a success clears it."""
+    now = clock.now()
+    challenge = _taken(challenge_id, "login", now)
+    try:
+        _, handle = passkeys.claimed(credential)
+    except passkeys.Refused:
+        raise InvalidCredentials() from None
+    if challenge is None or not handle or not USER_ID.fullmatch(handle):
+        raise InvalidCredentials()
+    user, factors = stores.read(stores.users().read_user(handle), stores.factors().read(handle),
+                                attempts=6)
+    if user is None or factors is None:
+        raise InvalidCredentials()
+    spent = [_asserted(factors, credential, challenge, now, InvalidCredentials)]
+    name = login_store.name(user.username)
+    login = stores.logins().get_login(name)
+    if login is None or login.deleting or login.user_id != user.id:
+        raise InvalidCredentials()
+    check = Check(name, login, None, [])
+    session = _new_session(login, now, description, ip)
+    with check.released_on_outage():
+        try:
+            evicted = _open(check, session, None, now, Origin(ip, description), "passkey", spent)
+        except StaleWrite:
+            raise InvalidCredentials() from None  # the counter moved: a racing use
+    audit.event("login", user_id=login.user_id, token_id=session.token_id, evicted=len(evicted),
+                method="passkey")
+    return _signed(session, int(now))
+
+
+# --- an operator's reset ----------------------------------------------------------
+
+def reset(username):
+    """Every second factor of ``username`` removed (a lost phone), by an
+    operator; False when there was none."""
+    login = find_user(username)
+    factors = stores.factors().get(login.user_id)
+    if factors.version is None:
+        return False
+    tx = Transaction()
+    tx.add(stores.factors().delete(login.user_id), stores.logins().set_second_factor(login, False),
+           stores.events().record(login.user_id, new_event(clock.now(), "mfa_disabled",
+                                                           "operator", NOWHERE)))
+    try:
+        tx.commit()
+    except StaleWrite:
+        raise UserNotFound("That user was deleted, or its deletion began, meanwhile.") from None
+    # The notice of this reset to the account's address belongs here, once
+    # the service sends mail.
+    audit.event("mfa_disabled", user_id=login.user_id, method="all", by="operator")
+    return True
+
+
+# --- shared steps ------------------------------------------------------------------
+
+def _change(identity, writes):
+    """One transaction of ``writes(factors)`` (the factors as read now),
+    tried again when another change of the factors won the race."""
+    for _ in range(_CHANGE_TRIES):
+        tx = Transaction()
+        tx.add(*writes(stores.factors().get(identity.user_id)))
+        try:
+            return tx.commit()
+        except StaleWrite as exc:
+            if "login" in exc.failed:
+                raise UserNotFound("This account's deletion is under way.") from None
+            if "second_factor" not in exc.failed:
+                raise
+    raise ServiceUnavailable(operation="change_factors", code="lost_races",
+                             attempts=_CHANGE_TRIES)
+
+
+def _settled(check):
+    """The writes that end a right password's check: the attempts cleared,
+    the failed login its reservation recorded deleted."""
+    return [stores.logins().forget_attempts(check.name),
+            *(stores.events().delete(check.login.user_id, e) for e in check.failed)]
+
+
+def _event(identity, now, kind, origin):
+    return stores.events().record(identity.user_id, new_event(now, kind, "self", origin,
+                                                              identity.token_id))
