@@ -50,6 +50,19 @@ _NOTICES = {
     "email_changed": ("Your {service} email address was changed",
                       "The email address of the account {username} was changed: mail about "
                       "the account no longer comes to this address."),
+    "mfa_enabled": ("A second factor was turned on for your {service} account",
+                    "An authenticator app (TOTP) now guards the account {username}: a login "
+                    "with the password also asks for its code."),
+    "mfa_disabled": ("A second factor was turned off for your {service} account",
+                     "The authenticator app (TOTP) of the account {username} was turned off, "
+                     "or an operator removed every second factor of it."),
+    "recovery_codes_renewed": ("New recovery codes for your {service} account",
+                               "New recovery codes were made for the account {username}; "
+                               "the old ones no longer work."),
+    "passkey_added": ("A passkey was added to your {service} account",
+                      "A new passkey can now sign in to the account {username}."),
+    "passkey_removed": ("A passkey was removed from your {service} account",
+                        "A passkey of the account {username} was removed."),
 }
 
 

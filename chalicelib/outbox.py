@@ -25,7 +25,8 @@ from chalicelib.ids import new_timed_id
 # verification link for the account's address, or for the new address it
 # asked for; notice: a change the owner must learn of (never limited).
 KINDS = ("reset", "verify", "notice")
-NOTICES = ("password_changed", "password_reset", "email_changed")
+NOTICES = ("password_changed", "password_reset", "email_changed", "mfa_enabled", "mfa_disabled",
+           "recovery_codes_renewed", "passkey_added", "passkey_removed")
 _KEPT_SECONDS = 86400
 
 

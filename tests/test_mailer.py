@@ -196,3 +196,28 @@ def test_a_deleted_accounts_mail_is_dropped(api, mailbox):
     api.call("DELETE", "/api/v1/users/me", token=token, body={"password": "correct horse battery"})
     assert mailbox.deliver() == []
     assert stores.outbox().waiting() == []
+
+
+def test_a_second_factor_turned_on_is_noticed(api, mailbox, alice):
+    from chalicelib import totp, clock
+
+    token = api.token()
+    secret = api.call("POST", "/api/v1/users/me/mfa/totp", {"password": "correct horse battery"},
+                      token=token).json["secret"]
+    api.call("POST", "/api/v1/users/me/mfa/totp/confirm",
+             {"code": totp.code_at(secret, totp.step_of(clock.now()))}, token=token)
+    assert "second factor was turned on" in mailbox.deliver()[-1].subject
+
+
+def test_an_operators_reset_of_the_second_factors_is_noticed(api, mailbox, alice):
+    from chalicelib import totp, clock
+    from chalicelib.service import factors
+
+    token = api.token()
+    secret = api.call("POST", "/api/v1/users/me/mfa/totp", {"password": "correct horse battery"},
+                      token=token).json["secret"]
+    api.call("POST", "/api/v1/users/me/mfa/totp/confirm",
+             {"code": totp.code_at(secret, totp.step_of(clock.now()))}, token=token)
+    mailbox.deliver()
+    assert factors.reset("alice")
+    assert "second factor was turned off" in mailbox.deliver()[-1].subject

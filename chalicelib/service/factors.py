@@ -101,7 +101,7 @@ def confirm_totp(identity, code, origin):
             raise InvalidCode()
         return [stores.factors().confirm_totp(factors, step, _hashes(identity.user_id, codes)),
                 stores.logins().set_second_factor(identity, True),
-                _event(identity, now, "mfa_enabled", origin)]
+                *_noticed(identity, now, "mfa_enabled", origin)]
     _change(identity, writes)
     audit.event("mfa_enabled", user_id=identity.user_id, method="totp")
     return {"recovery_codes": codes}
@@ -115,7 +115,7 @@ def disable_totp(identity, password, code, origin):
         _change(identity, lambda factors: [
             stores.factors().disable_totp(factors, _step(factors, code, now)),
             stores.logins().set_second_factor(identity, bool(factors.passkeys)),
-            _event(identity, now, "mfa_disabled", origin), *_settled(check)])
+            *_noticed(identity, now, "mfa_disabled", origin), *_settled(check)])
     audit.event("mfa_disabled", user_id=identity.user_id, method="totp", by="self")
     return {"totp": False}
 
@@ -129,7 +129,7 @@ def renew_recovery_codes(identity, password, code, origin):
         _change(identity, lambda factors: [
             stores.factors().renew_recovery(factors, _step(factors, code, now),
                                             _hashes(identity.user_id, codes)),
-            _event(identity, now, "recovery_codes_renewed", origin), *_settled(check)])
+            *_noticed(identity, now, "recovery_codes_renewed", origin), *_settled(check)])
     audit.event("recovery_codes_renewed", user_id=identity.user_id)
     return {"recovery_codes": codes}
 
@@ -206,7 +206,7 @@ def add_passkey(identity, challenge_id, credential, name, origin):
             raise InvalidCredential("This passkey is registered already.")
         return [stores.factors().add_passkey(factors, passkey),
                 stores.logins().set_second_factor(identity, True),
-                _event(identity, now, "passkey_added", origin)]
+                *_noticed(identity, now, "passkey_added", origin)]
     _change(identity, writes)
     audit.event("passkey_added", user_id=identity.user_id)
     return _shown(passkey)
@@ -225,7 +225,7 @@ def remove_passkey(identity, passkey_id, password, origin):
         left = [p for p in factors.passkeys if p.id != passkey_id]
         return [stores.factors().remove_passkey(factors, passkey_id),
                 stores.logins().set_second_factor(identity, bool(factors.totp_secret or left)),
-                _event(identity, now, "passkey_removed", origin), *_settled(check)]
+                *_noticed(identity, now, "passkey_removed", origin), *_settled(check)]
     with check.released_on_outage():
         _change(identity, writes)
     audit.event("passkey_removed", user_id=identity.user_id)
@@ -396,13 +396,12 @@ def reset(username):
     tx = Transaction()
     tx.add(stores.factors().delete(login.user_id), stores.logins().set_second_factor(login, False),
            stores.events().record(login.user_id, new_event(clock.now(), "mfa_disabled",
-                                                           "operator", NOWHERE)))
+                                                           "operator", NOWHERE)),
+           stores.outbox().notice(login.user_id, "mfa_disabled", NOWHERE))
     try:
         tx.commit()
     except StaleWrite:
         raise UserNotFound("That user was deleted, or its deletion began, meanwhile.") from None
-    # The notice of this reset to the account's address belongs here, once
-    # the service sends mail.
     audit.event("mfa_disabled", user_id=login.user_id, method="all", by="operator")
     return True
 
@@ -433,6 +432,9 @@ def _settled(check):
             *(stores.events().delete(check.login.user_id, e) for e in check.failed)]
 
 
-def _event(identity, now, kind, origin):
-    return stores.events().record(identity.user_id, new_event(now, kind, "self", origin,
-                                                              identity.token_id))
+def _noticed(identity, now, kind, origin):
+    """The event of a change of the factors, and its notice to the account's
+    address (the owner learns of a factor added by whoever holds a token)."""
+    return [stores.events().record(identity.user_id, new_event(now, kind, "self", origin,
+                                                               identity.token_id)),
+            stores.outbox().notice(identity.user_id, kind, origin)]
