@@ -124,10 +124,12 @@ class LinkStore:
             expression, values[":to"] = expression + ", verify_to = :to", S(to)
         return unit_of_work.update(self.table, self.links_key(user_id), expression, values)
 
-    def spend(self, user_id, kind, hashed, now):
-        """The write spending the link ``hashed`` of ``kind``: refused
-        (labelled ``link``) unless it is still the live one."""
-        removed = f"{kind}_hash, {kind}_until" + (", verify_to" if kind == "verify" else "")
+    def spend(self, user_id, kind, hashed, now, killing=()):
+        """The write spending the link ``hashed`` of ``kind``, and killing
+        the live links of the kinds ``killing``: refused (labelled
+        ``link``) unless it is still the live one."""
+        removed = ", ".join(f"{k}_hash, {k}_until" for k in (kind, *killing)) + (
+            ", verify_to" if kind == "verify" else "")
         return unit_of_work.update(
             self.table, self.links_key(user_id), f"REMOVE {removed}",
             {":h": S(hashed), ":now": N(int(now))},

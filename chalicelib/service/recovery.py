@@ -92,11 +92,16 @@ def verify(link, origin=NOWHERE):
     if user is None or not links.matches("verify", secret, now):
         raise InvalidLink()
     users, log, store = stores.users(), stores.events(), stores.links()
-    tx = Transaction()
-    tx.add(store.spend(user.id, "verify", links.verify_hash, now),
-           stores.logins().unchanged(Identity(user.id, None, user.username)))
     to = links.verify_to
-    if folded_email(to) == folded_email(user.email) and to == user.email:
+    moving = to != user.email
+    tx = Transaction()
+    # A reset link went to the address in force: once the account moves
+    # to another mailbox, the old one must hold no way back in.
+    other_mailbox = folded_email(to) != folded_email(user.email)
+    tx.add(store.spend(user.id, "verify", links.verify_hash, now,
+                       killing=("reset",) if other_mailbox else ()),
+           stores.logins().unchanged(Identity(user.id, None, user.username)))
+    if not moving:
         tx.add(users.set_verified(user),
                log.record(user.id, new_event(now, "email_verified", "self", origin)))
         changed = False
