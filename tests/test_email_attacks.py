@@ -199,8 +199,9 @@ def test_a_reset_link_decided_before_a_change_of_address_is_not_issued_after_it(
     def change_first(params, **kwargs):
         # The mailer has read the account (old address, verified) and is
         # about to commit the link: the change by link lands in between.
-        if not moved and "reset_hash" in params["body"].decode():
-            moved.append(api.call("POST", VERIFY, {"token": move}).status)
+        if not moved and "SET reset_hash" in params["body"].decode():
+            moved.append("pending")
+            moved[0] = api.call("POST", VERIFY, {"token": move}).status
     dynamodb.meta.events.register("before-call.dynamodb.TransactWriteItems", change_first)
     sent = mailbox.deliver()
     assert moved == [200]
@@ -231,3 +232,26 @@ def test_a_late_verification_of_the_old_address_cannot_move_the_account_back(
         link = re.search(r"#verify=(\S+)", late[-1].body).group(1)
         api.call("POST", VERIFY, {"token": link})
     assert api.call("GET", "/api/v1/users/me", token=token).json["email"] == NEW
+
+
+def test_a_verification_decided_before_a_move_is_not_issued_after_it(
+        api, mailbox, dynamodb, clock_at):
+    token = api.user()
+    mailbox.deliver()  # the signup's link
+    api.call("POST", CHANGE, {"password": PASSWORD, "new_email": NEW}, token=token)
+    move = mailbox.link(NEW, "verify")
+    clock_at(61)
+    api.call("POST", "/api/v1/users/me/email/verification", token=token)
+    moved = []
+
+    def move_first(params, **kwargs):
+        # The mailer has read the account at its old address and is about
+        # to issue the old address's link: the move lands in between.
+        if not moved and "SET verify_hash" in params["body"].decode():
+            moved.append("pending")
+            moved[0] = api.call("POST", VERIFY, {"token": move}).status
+    dynamodb.meta.events.register("before-call.dynamodb.TransactWriteItems", move_first)
+    mailbox.deliver()
+    assert moved == [200]
+    late = [m for m in mailbox.to(ALICE) if "#verify=" in m.body][1:]
+    assert late == []

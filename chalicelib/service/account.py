@@ -46,7 +46,7 @@ def signup(username, email, password, roles=(), origin=NOWHERE):
     tx = Transaction()
     tx.add(*stores.users().create(user),
            stores.logins().create(user, passwords.hash_password(password)),
-           stores.outbox().verification(user.id, email, origin))
+           stores.outbox().verification(user.id, email, origin, email))
     try:
         tx.commit()
     except StaleWrite as exc:

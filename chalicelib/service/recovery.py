@@ -55,7 +55,7 @@ def request_verification(identity, origin=NOWHERE):
     if user.email_verified:
         raise AlreadyVerified()
     outbox = stores.outbox()
-    outbox.send(outbox.verification(user.id, user.email, origin))
+    outbox.send(outbox.verification(user.id, user.email, origin, user.email))
 
 
 def change_email(identity, password, new_email, origin=NOWHERE):
@@ -65,11 +65,12 @@ def change_email(identity, password, new_email, origin=NOWHERE):
     succeeded = [logins.forget_attempts(check.name),
                  *(log.delete(identity.user_id, e) for e in check.failed)]
     with check.released_on_outage():
-        tx = Transaction()
-        tx.add(*succeeded, stores.outbox().verification(identity.user_id, new_email, origin))
         current = users.get_user(identity.user_id)
         if current is None:
             raise UserNotFound()
+        tx = Transaction()
+        tx.add(*succeeded, stores.outbox().verification(identity.user_id, new_email, origin,
+                                                        current.email))
         if folded_email(new_email) != folded_email(current.email):
             # Free now; the link checks again when it is used.
             tx.add(users.email_free(new_email))
