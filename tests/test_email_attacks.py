@@ -342,3 +342,29 @@ def test_a_sent_reset_link_is_logged_with_its_account(api, mailbox, alice, caplo
     user_id = api.call("GET", "/api/v1/users/me", token=alice).json["id"]
     lines = [r.getMessage() for r in caplog.records if '"email_sent"' in r.getMessage()]
     assert f'"kind":"reset","user_id":"{user_id}"' in lines[-1]
+
+
+# A password known to an attacker is enough to ask for a change of address
+# to the attacker's mailbox; the owner's remedy (a reset, or a change of the
+# password) must kill that pending change, or the attacker uses the link
+# afterwards, gets the address, and with it the next reset.
+EVIL = "mallory@evil.example"
+
+
+def test_a_reset_kills_a_pending_change_of_address(api, mailbox, alice, clock_at):
+    api.call("POST", CHANGE, {"password": PASSWORD, "new_email": EVIL}, token=alice)
+    stolen = mailbox.link(EVIL, "verify")
+    api.call("POST", FORGOT, {"email": ALICE})
+    assert reset(api, mailbox.link(ALICE, "reset")).status == 200
+    reply = api.call("POST", VERIFY, {"token": stolen})
+    assert (reply.status, reply.json.get("error")) == (400, "invalid_link")
+
+
+def test_a_password_change_kills_a_pending_change_of_address(api, mailbox, alice):
+    api.call("POST", CHANGE, {"password": PASSWORD, "new_email": EVIL}, token=alice)
+    stolen = mailbox.link(EVIL, "verify")
+    assert api.call("POST", "/api/v1/users/me/password",
+                    {"current_password": PASSWORD, "new_password": "another good passphrase"},
+                    token=alice).status == 200
+    reply = api.call("POST", VERIFY, {"token": stolen})
+    assert (reply.status, reply.json.get("error")) == (400, "invalid_link")
