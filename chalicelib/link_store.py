@@ -97,6 +97,12 @@ def _rate(item):
                 dynamo.number(item, "version"))
 
 
+def _removing(*kinds):
+    """The update expression removing the links of ``kinds``."""
+    fields = [f"{k}_{part}" for k in kinds for part in ("hash", "until")]
+    return "REMOVE " + ", ".join(fields + (["verify_to"] if "verify" in kinds else []))
+
+
 class LinkStore:
     def __init__(self, table):
         self.table = table
@@ -128,12 +134,16 @@ class LinkStore:
         """The write spending the link ``hashed`` of ``kind``, and killing
         the live links of the kinds ``killing``: refused (labelled
         ``link``) unless it is still the live one."""
-        removed = ", ".join(f"{k}_hash, {k}_until" for k in (kind, *killing)) + (
-            ", verify_to" if kind == "verify" else "")
         return unit_of_work.update(
-            self.table, self.links_key(user_id), f"REMOVE {removed}",
+            self.table, self.links_key(user_id), _removing(kind, *killing),
             {":h": S(hashed), ":now": N(int(now))},
             condition=f"{kind}_hash = :h AND {kind}_until > :now", label="link")
+
+    def kill(self, user_id):
+        """The write killing every live link of the account (a password
+        changed: a change of address asked for with the old one, or a reset
+        asked for before, must not outlive it)."""
+        return unit_of_work.update(self.table, self.links_key(user_id), _removing(*KINDS), None)
 
     def delete(self, user_id):
         """The delete of the account's links, for its deletion."""

@@ -68,7 +68,6 @@ def test_a_message_ses_refused_leaves_the_older_link_alive(api, mailbox, alice, 
     assert reset(api, delivered).status == 200
 
 
-# OPEN: a reset link outlives a change of the password it would replace.
 def test_a_password_change_kills_an_outstanding_reset_link(api, mailbox, alice):
     api.call("POST", FORGOT, {"email": ALICE})
     link = mailbox.link(ALICE, "reset")

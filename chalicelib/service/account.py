@@ -86,6 +86,7 @@ def change_password(identity, current, new, origin=NOWHERE):
         revoked = replace_password(
             check.login, check.name, new_hash, event, WrongPassword, keep=identity.token_id,
             also=[stores.outbox().notice(identity.user_id, "password_changed", origin),
+                  stores.links().kill(identity.user_id),
                   *(stores.events().delete(identity.user_id, e) for e in check.failed)])
     audit.event("password_changed", user_id=identity.user_id, revoked=revoked)
     return revoked

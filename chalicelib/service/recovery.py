@@ -140,7 +140,8 @@ def reset(link, new_password, origin=NOWHERE):
     event = new_event(clock.now(), "password_reset", "self", origin)
     revoked = replace_password(
         login, name, new_hash, event, InvalidLink,
-        also=[stores.links().spend(user.id, "reset", links.reset_hash, now),
+        # A change of address pending, asked for with the old password, dies.
+        also=[stores.links().spend(user.id, "reset", links.reset_hash, now, killing=("verify",)),
               stores.outbox().notice(user.id, "password_reset", origin)],
         refusals={"link": InvalidLink})
     audit.event("password_reset", user_id=user.id, revoked=revoked)
