@@ -28,7 +28,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from chalicelib import audit, aws, clock, config, dynamo, messages, stores
 from chalicelib.errors import ServiceUnavailable
 from chalicelib.event_store import new_event
-from chalicelib.identity import Identity, Origin
+from chalicelib.identity import NOWHERE, Identity, Origin
 from chalicelib.link_store import allows, new_link
 from chalicelib.stores import StaleWrite, Transaction, after_lost_race
 
@@ -83,10 +83,14 @@ def _reset(item, now):
                              links.read_rate(item["to"]["S"]), attempts=3)
     if user is None:
         return _only(take)
+    # Who asked is shown only to an owner the address is proven to be: an
+    # address held unverified may be anyone's, and the person asking at it
+    # is most likely its real owner.
+    origin = _origin(item) if user.email_verified else NOWHERE
     tx = Transaction()
     tx.add(take, stores.logins().unchanged(_owner(user)),
            stores.events().record(user.id, new_event(now, "password_reset_requested",
-                                                     "unknown", _origin(item))))
+                                                     "unknown", origin)))
     message = None
     if user.email_verified and allows(rate.sent if rate else [], now):
         seconds = config.link_seconds("reset")

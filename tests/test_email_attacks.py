@@ -367,3 +367,18 @@ def test_a_password_change_kills_a_pending_change_of_address(api, mailbox, alice
                     token=alice).status == 200
     reply = api.call("POST", VERIFY, {"token": stolen})
     assert (reply.status, reply.json.get("error")) == (400, "invalid_link")
+
+
+# Whoever holds an address unverified (anyone can sign up with any
+# address) learns the IP address and browser of each person who asks for a
+# reset at it, most likely the address's real owner.
+def test_a_squatter_does_not_learn_who_asked_for_a_reset_of_their_address(api, mailbox):
+    api.signup("squatter", email="victim@example.com")
+    mailbox.deliver()
+    squatter = api.token("squatter")
+    api.call("POST", FORGOT, {"email": "victim@example.com"},
+             headers={"User-Agent": "Victim's Browser 1.0"})
+    mailbox.deliver()
+    events = api.call("GET", "/api/v1/users/me/events", token=squatter).json["events"]
+    asked = [e for e in events if e["type"] == "password_reset_requested"]
+    assert all(e["device"] != "Victim's Browser 1.0" for e in asked)
