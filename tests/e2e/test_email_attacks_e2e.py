@@ -125,3 +125,17 @@ def test_only_the_mail_lines_hold_an_address_or_a_link(stack):
     assert leaks == []
     assert all(json.loads(line)["to"] for line in stack.output().splitlines()
                if line.startswith('{"event":"email",'))
+
+
+def test_logins_racing_a_reset_leave_no_session_of_the_old_password(stack):
+    email = verified_user(stack, "raceli")
+    link = reset_link(stack, email)
+    answers = race(
+        stack,
+        lambda s: post(stack, "/password/reset", {"token": link, "new_password": NEW}, session=s),
+        *(lambda s: post(stack, "/login", {"username": "raceli", "password": PASSWORD},
+                         session=s) for _ in range(4)))
+    assert answers[0].status_code == 200, answers[0].text
+    opened = [a.json()["token"] for a in answers[1:] if a.status_code == 200]
+    assert all(me(stack, token).status_code == 403 for token in opened)
+    assert login(stack, "raceli", PASSWORD).status_code == 401
