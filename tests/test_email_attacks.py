@@ -162,7 +162,8 @@ def test_a_fault_at_any_call_of_forgot_is_503(api, injector, fresh, fault):  # n
 def test_a_fault_at_any_call_of_a_change_of_address_is_503_and_counts_nothing(
         api, injector, fresh, fault):  # noqa: F811
     def run(w):
-        return api.call("POST", CHANGE, {"password": PASSWORD, "new_email": f"n{w['name']}@x.example"},
+        return api.call("POST", CHANGE,
+                        {"password": PASSWORD, "new_email": f"n{w['name']}@x.example"},
                         token=w["token"])
     for site, status, w in _each_site(api, injector, fault, fresh, run):
         assert status == 503, site

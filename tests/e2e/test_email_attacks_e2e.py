@@ -121,7 +121,8 @@ def test_only_the_mail_lines_hold_an_address_or_a_link(stack):
     threading.Event().wait(1)
     other = [line for line in stack.output().splitlines()
              if not line.startswith('{"event":"email",')]
-    leaks = [line for line in other if "@example.com" in line or re.search(r"#(reset|verify)=", line)]
+    leaks = [line for line in other
+             if "@example.com" in line or re.search(r"#(reset|verify)=", line)]
     assert leaks == []
     assert all(json.loads(line)["to"] for line in stack.output().splitlines()
                if line.startswith('{"event":"email",'))
