@@ -395,3 +395,44 @@ def test_a_squatter_does_not_learn_who_asked_for_a_reset_of_their_address(api, m
     events = api.call("GET", "/api/v1/users/me/events", token=squatter).json["events"]
     asked = [e for e in events if e["type"] == "password_reset_requested"]
     assert all(e["device"] != "Victim's Browser 1.0" for e in asked)
+
+
+# The mailer meeting a DynamoDB fault at each of its calls: the item stays
+# for the stream's retry, which then sends one link and records one request.
+
+@pytest.mark.parametrize("fault", ["throttled", "5xx"])
+def test_a_fault_at_any_call_of_the_mailer_leaves_one_send_for_the_retry(
+        api, mailbox, dynamodb, monkeypatch, fault):
+    from chalicelib import mailer
+    state = {"calls": 0, "fail_at": None}
+
+    def hook(params, **kwargs):
+        state["calls"] += 1
+        if state["calls"] - 1 == state["fail_at"]:
+            return FAULTS[fault](params)
+        return None
+    dynamodb.meta.events.register("before-call.dynamodb", hook)
+    base = time.time()
+    for site in range(3):  # the owner's id, the account and its limit, the transaction
+        monkeypatch.setattr("chalicelib.clock.now", lambda: base + site * 200)
+        name = f"user{site}"
+        api.signup(name)
+        mailbox.deliver()
+        service.admin.verify_email(name)
+        monkeypatch.setattr("chalicelib.clock.now", lambda: base + site * 200 + 61)
+        service.recovery.forgot(f"{name}@example.com")
+        (item,) = stores.outbox().waiting()
+        state.update(calls=0, fail_at=site)
+        try:
+            mailer.deliver(item)
+        except Exception:  # noqa: BLE001 - the stream retries the batch
+            pass
+        state["fail_at"] = None
+        sent = mailbox.deliver()
+        links = [m for m in mailbox.to(f"{name}@example.com") if "#reset=" in m.body]
+        assert len(links) == 1, (site, sent)
+        link = re.search(r"#reset=(\S+)", links[0].body).group(1)
+        assert reset(api, link).status == 200, site
+        events = api.call("GET", "/api/v1/users/me/events",
+                          token=api.token(name, NEW_PASSWORD)).json["events"]
+        assert [e["type"] for e in events].count("password_reset_requested") == 1, site
