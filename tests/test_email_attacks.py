@@ -200,7 +200,7 @@ def test_a_fault_at_any_call_of_a_change_by_link_is_503_and_the_link_still_works
         assert (reply.status, reply.json["email"]) == (200, f"{w['name']}@new.example"), site
 
 
-# OPEN: the mailer's transaction does not hold the profile as it read it.
+# The mailer's transaction holds the profile as it read it.
 def test_a_reset_link_decided_before_a_change_of_address_is_not_issued_after_it(
         api, mailbox, alice, dynamodb):
     api.call("POST", CHANGE, {"password": PASSWORD, "new_email": NEW}, token=alice)
@@ -221,8 +221,8 @@ def test_a_reset_link_decided_before_a_change_of_address_is_not_issued_after_it(
 
 
 
-# OPEN: a verification of the address in force, delivered after a move, is
-# taken for a change of address back to it (no password asked).
+# A verification of the address in force, delivered after a move, must not
+# be taken for a change of address back to it (no password asked).
 def test_a_late_verification_of_the_old_address_cannot_move_the_account_back(
         api, mailbox, clock_at):
     from chalicelib import mailer
