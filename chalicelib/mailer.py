@@ -28,7 +28,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from chalicelib import audit, aws, clock, config, dynamo, messages, stores
 from chalicelib.errors import ServiceUnavailable
 from chalicelib.event_store import new_event
-from chalicelib.identity import Identity, Origin
+from chalicelib.identity import NOWHERE, Identity, Origin
 from chalicelib.link_store import allows, new_link
 from chalicelib.stores import StaleWrite, Transaction, after_lost_race
 
@@ -83,15 +83,19 @@ def _reset(item, now):
                              links.read_rate(item["to"]["S"]), attempts=3)
     if user is None:
         return _only(take)
+    # Who asked is shown only to an owner the address is proven to be: an
+    # address held unverified may be anyone's, and the person asking at it
+    # is most likely its real owner.
+    origin = _origin(item) if user.email_verified else NOWHERE
     tx = Transaction()
     tx.add(take, stores.logins().unchanged(_owner(user)),
            stores.events().record(user.id, new_event(now, "password_reset_requested",
-                                                     "unknown", _origin(item))))
+                                                     "unknown", origin)))
     message = None
     if user.email_verified and allows(rate.sent if rate else [], now):
         seconds = config.link_seconds("reset")
         link, hashed = new_link(user.id)
-        tx.add(links.issue(user.id, "reset", hashed, now + seconds),
+        tx.add(stores.users().as_read(user), links.issue(user.id, "reset", hashed, now + seconds),
                links.count_send(user.email, rate, now))
         message = messages.reset_link(user.email, user.username,
                                       f"{config.public_url()}#reset={link}", seconds)
@@ -106,13 +110,17 @@ def _verify(item, now):
     user, rate = dynamo.read(stores.users().read_user(item["user_id"]["S"]),
                              links.read_rate(to), attempts=3)
     own = user is not None and to == user.email  # else a new address (or its case changed)
-    if user is None or (own and user.email_verified) or not allows(
+    asked_at = dynamo.text(item, "from")
+    moved = user is not None and asked_at is not None and asked_at != user.email
+    if user is None or moved or (own and user.email_verified) or not allows(
             rate.sent if rate else [], now):
+        # Gone, or moved since it asked (a link to the address it left
+        # would move it back), or nothing to prove, or over the limit.
         return _only(take)
     seconds = config.link_seconds("verify")
     link, hashed = new_link(user.id)
     tx = Transaction()
-    tx.add(take, stores.logins().unchanged(_owner(user)),
+    tx.add(take, stores.logins().unchanged(_owner(user)), stores.users().as_read(user),
            links.issue(user.id, "verify", hashed, now + seconds, to=to),
            links.count_send(to, rate, now),
            stores.events().record(user.id, new_event(now, "email_verification_sent", "self",
@@ -153,12 +161,13 @@ def _only(take):
 
 
 def _committed(tx, take, message):
-    """Commit ``tx``; when only the account changed meanwhile (it is being
-    deleted), take the item and send nothing."""
+    """Commit ``tx``; when the account's address changed meanwhile, decide
+    again; when only the account changed meanwhile (it is being deleted),
+    take the item and send nothing."""
     try:
         tx.commit()
     except StaleWrite as exc:
-        if exc.failed & {"outbox", "rate"}:
+        if exc.failed & {"outbox", "rate", "profile"}:
             raise
         return _only(take)
     return message
