@@ -139,6 +139,32 @@ class LinkStore:
             {":h": S(hashed), ":now": N(int(now))},
             condition=f"{kind}_hash = :h AND {kind}_until > :now", label="link")
 
+    def restore(self, user_id, kind, issued, before):
+        """The write undoing the issue of ``issued`` (a message SES did not
+        take): the link of ``kind`` the account had ``before`` lives again,
+        only while ``issued`` is still its live one."""
+        old_hash, until = getattr(before, f"{kind}_hash"), getattr(before, f"{kind}_until")
+        condition, values = f"{kind}_hash = :issued", {":issued": S(issued)}
+        if old_hash is None:
+            return unit_of_work.update(self.table, self.links_key(user_id), _removing(kind),
+                                       values, condition=condition)
+        expression = f"SET {kind}_hash = :h, {kind}_until = :u"
+        values.update({":h": S(old_hash), ":u": N(until)})
+        if kind == "verify":
+            expression, values[":to"] = expression + ", verify_to = :to", S(before.verify_to)
+        return unit_of_work.update(self.table, self.links_key(user_id), expression, values,
+                                   condition=condition)
+
+    def uncount(self, address, seen, now):
+        """The write undoing :meth:`count_send` of ``seen`` at ``now`` (a
+        message SES did not take), only while nothing counted since."""
+        counted = (seen.version or 0) + 1 if seen else 1
+        return unit_of_work.update(
+            self.table, self.rate_key(address), "SET sent = :sent, version = :next",
+            {":sent": {"L": [N(t) for t in recent(seen.sent if seen else [], now)]},
+             ":next": N(counted + 1), ":counted": N(counted)},
+            condition="version = :counted")
+
     def kill(self, user_id):
         """The write killing every live link of the account (a password
         changed: a change of address asked for with the old one, or a reset

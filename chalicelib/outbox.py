@@ -75,6 +75,14 @@ class Outbox:
         return unit_of_work.delete(self.table, {"id": S(item_id)},
                                    condition="attribute_exists(id)", label="outbox")
 
+    def again(self, item):
+        """The write putting ``item`` back, for another try after SES could
+        not take its message (a new record for the stream); its ``tries``
+        counted."""
+        tries = (dynamo.number(item, "tries") or 0) + 1
+        return unit_of_work.put(self.table, {**item, "tries": N(tries)},
+                                "attribute_not_exists(id)")
+
     def waiting(self):
         """Every item not yet taken, oldest first (the local pump's scan)."""
         items = dynamo.every("scan", TableName=self.table, ConsistentRead=True)
