@@ -591,6 +591,8 @@ def test_bursts_of_parallel_right_logins_never_hold_more_than_the_cap(tuned):
 
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 # Written under build/ so that a test run leaves the work tree clean; the
 # pictures in docs/screenshots/ are copies of these, refreshed by hand.
 SCREENSHOTS = os.path.join(ROOT, "build", "screenshots")
@@ -611,9 +613,7 @@ def test_the_sessions_page_in_chromium(stack):
     assert post(stack, "/api/v1/signup", body).status_code == 201
     os.makedirs(SCREENSHOTS, exist_ok=True)
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-            "--disable-background-networking", "--disable-component-update", "--disable-sync"])
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
             pages = []
             for device, agent in (("work laptop", None), ("", PHONE_AGENT)):
