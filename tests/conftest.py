@@ -4,6 +4,7 @@ import logging
 import os
 import re
 import threading
+import time
 from dataclasses import dataclass
 
 import jwt
@@ -205,3 +206,35 @@ class Mailbox:
 @pytest.fixture
 def mailbox(dynamodb):
     return Mailbox()
+
+
+@pytest.fixture
+def later(monkeypatch):
+    """Moves the service's clock ``seconds`` ahead of the real one."""
+    def move(seconds):
+        monkeypatch.setattr("chalicelib.clock.now", lambda: time.time() + seconds)
+    return move
+
+
+@pytest.fixture
+def clock_at(monkeypatch):
+    """Stops the service's clock at ``seconds`` after the test began."""
+    start = time.time()
+
+    def move(seconds):
+        monkeypatch.setattr("chalicelib.clock.now", lambda: start + seconds)
+    move(0)
+    return move
+
+
+@pytest.fixture
+def alice(api, mailbox, clock_at):
+    """alice, her address verified (by an operator), no link sent to it in
+    the last hour; her token."""
+    from chalicelib import service
+
+    api.signup()
+    mailbox.deliver()
+    service.admin.verify_email("alice")
+    clock_at(3601)
+    return api.token()

@@ -19,24 +19,8 @@ CHANGE = "/api/v1/users/me/email"
 NEW_PASSWORD = "a brand new passphrase"
 
 
-@pytest.fixture
-def clock_at(monkeypatch):
-    start = time.time()
-
-    def move(seconds):
-        monkeypatch.setattr("chalicelib.clock.now", lambda: start + seconds)
-    move(0)
-    return move
 
 
-@pytest.fixture
-def alice(api, mailbox, clock_at):
-    """alice, her address verified, no link sent to it in the last hour; her token."""
-    api.signup()
-    mailbox.deliver()
-    service.admin.verify_email("alice")
-    clock_at(3601)
-    return api.token()
 
 
 def reset(api, link, password=NEW_PASSWORD):

@@ -1,6 +1,5 @@
 """Proving an address: the link mailed at signup and on request, and the
 change of address, which takes effect only through a link to the new one."""
-import time
 
 import pytest
 
@@ -12,12 +11,6 @@ RESEND = "/api/v1/users/me/email/verification"
 CHANGE = "/api/v1/users/me/email"
 
 
-@pytest.fixture
-def later(monkeypatch):
-    """Moves the service's clock ``seconds`` ahead of now."""
-    def move(seconds):
-        monkeypatch.setattr("chalicelib.clock.now", lambda: time.time() + seconds)
-    return move
 
 
 def events_of(api, token):

@@ -2,7 +2,6 @@
 per-address limits, one message per item however often it is delivered,
 and what reaches the log (never a message's text, a link or an address)."""
 import json
-import time
 
 import pytest
 
@@ -13,24 +12,8 @@ from conftest import SENDER
 ALICE = "alice@example.com"
 
 
-@pytest.fixture
-def clock_at(monkeypatch):
-    start = time.time()
-
-    def move(seconds):
-        monkeypatch.setattr("chalicelib.clock.now", lambda: start + seconds)
-    move(0)
-    return move
 
 
-@pytest.fixture
-def alice(api, mailbox, clock_at):
-    """alice, verified, with no link sent yet in the last hour."""
-    api.signup()
-    mailbox.deliver()
-    service.admin.verify_email("alice")
-    clock_at(3601)
-    return ALICE
 
 
 @pytest.fixture
@@ -198,26 +181,25 @@ def test_a_deleted_accounts_mail_is_dropped(api, mailbox):
     assert stores.outbox().waiting() == []
 
 
-def test_a_second_factor_turned_on_is_noticed(api, mailbox, alice):
-    from chalicelib import totp, clock
+def with_totp(api, token):
+    """TOTP turned on for the caller, as its owner would."""
+    from chalicelib import clock, totp
 
-    token = api.token()
     secret = api.call("POST", "/api/v1/users/me/mfa/totp", {"password": "correct horse battery"},
                       token=token).json["secret"]
     api.call("POST", "/api/v1/users/me/mfa/totp/confirm",
              {"code": totp.code_at(secret, totp.step_of(clock.now()))}, token=token)
+
+
+def test_a_second_factor_turned_on_is_noticed(api, mailbox, alice):
+    with_totp(api, alice)
     assert "second factor was turned on" in mailbox.deliver()[-1].subject
 
 
 def test_an_operators_reset_of_the_second_factors_is_noticed(api, mailbox, alice):
-    from chalicelib import totp, clock
     from chalicelib.service import factors
 
-    token = api.token()
-    secret = api.call("POST", "/api/v1/users/me/mfa/totp", {"password": "correct horse battery"},
-                      token=token).json["secret"]
-    api.call("POST", "/api/v1/users/me/mfa/totp/confirm",
-             {"code": totp.code_at(secret, totp.step_of(clock.now()))}, token=token)
+    with_totp(api, alice)
     mailbox.deliver()
     assert factors.reset("alice")
     assert "second factor was turned off" in mailbox.deliver()[-1].subject

@@ -1,5 +1,4 @@
 """A way back in: a reset link asked for by address, and the reset itself."""
-import time
 
 import pytest
 
@@ -11,11 +10,6 @@ RESET = "/api/v1/password/reset"
 NEW_PASSWORD = "a brand new passphrase"
 
 
-@pytest.fixture
-def later(monkeypatch):
-    def move(seconds):
-        monkeypatch.setattr("chalicelib.clock.now", lambda: time.time() + seconds)
-    return move
 
 
 @pytest.fixture
