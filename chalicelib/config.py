@@ -85,6 +85,12 @@ def in_lambda():
     return bool(os.environ.get("AWS_LAMBDA_FUNCTION_NAME"))
 
 
+def handler():
+    """The entry point Lambda runs in this process (its ``_HANDLER``, such
+    as ``app.mailer``); None outside Lambda."""
+    return os.environ.get("_HANDLER")
+
+
 def check_at_cold_start():
     """:func:`check`, when this process is a Lambda function.
 
@@ -140,10 +146,17 @@ def _chalice_command(args):
     return None
 
 
+# Whole values, in a syntax that CloudFormation's AllowedPattern reads the
+# same way (deploy/mail.py).
+EMAIL_FROM_PATTERN = r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9.-]+\.[A-Za-z0-9-]+"
+PUBLIC_URL_PATTERN = (r"(https://[A-Za-z0-9.-]+(:[0-9]{1,5})?|"
+                      r"http://(localhost|127\.0\.0\.1)(:[0-9]{1,5})?)(/[^\s#?]*)?")
+
+
 def _email_from(value):
     """EMAIL_FROM: one plain ASCII address (SES sends from a verified
     identity, and a display name or a second address is not one)."""
-    if not re.fullmatch(r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9.-]+\.[A-Za-z0-9-]+", value):
+    if not re.fullmatch(EMAIL_FROM_PATTERN, value):
         raise ConfigurationError("EMAIL_FROM must be one plain address, such as "
                                  f"no-reply@example.com, not {value[:40]!r}")
     return value
@@ -153,8 +166,7 @@ def _public_url(value):
     """PUBLIC_URL: the sessions page's address, where links lead. https,
     or http for localhost only (a link's secret must not cross a network in
     clear); it ends with ``/`` so that ``#reset=...`` follows it."""
-    plain = re.fullmatch(r"(https://[A-Za-z0-9.-]+(:[0-9]{1,5})?|"
-                         r"http://(localhost|127\.0\.0\.1)(:[0-9]{1,5})?)(/[^\s#?]*)?", value)
+    plain = re.fullmatch(PUBLIC_URL_PATTERN, value)
     if not plain:
         raise ConfigurationError("PUBLIC_URL must be the page's https:// address (http:// only "
                                  f"for localhost), with no query or fragment, not {value[:60]!r}")

@@ -4,11 +4,12 @@ import logging
 import os
 import re
 
+import boto3
 import jwt
 import pytest
 
-from chalicelib import authorizer, aws, signing_keys
-from conftest import PASSWORD, ROOT
+from chalicelib import authorizer, aws, mailer, outbox, signing_keys, stores
+from conftest import PASSWORD, ROOT, SENDER
 from deploy import tables
 from faults import client_error, inject
 
@@ -105,7 +106,9 @@ TRANSACT_ACTIONS = {"Put": "PutItem", "Update": "UpdateItem", "Delete": "DeleteI
 
 
 def iam_actions(operation, params):
-    """The IAM actions (and tables) one DynamoDB or SSM call needs."""
+    """The IAM actions (and tables) one DynamoDB, SSM or SES call needs."""
+    if operation == "SendEmail":
+        return {("ses:SendEmail", params["FromEmailAddress"])}
     if operation == "GetParameter":
         return {("ssm:GetParameter", params["Name"].split(":")[0])}
     if operation == "TransactWriteItems":
@@ -117,11 +120,12 @@ def iam_actions(operation, params):
 
 
 def policy_actions(path, names):
-    """The same pairs, read from a policy file (tables by their template refs)."""
+    """The same pairs, read from a policy file (tables by their template
+    refs, the sender by the parameter its identity is named from)."""
     with open(path, encoding="utf-8") as f:
         statements = json.load(f)["Statement"]
     refs = {"UsersTable": names["users"], "TokensTable": names["tokens"],
-            "EventsTable": names["events"]}
+            "EventsTable": names["events"], "MailTable": names["mail"]}
     pairs = set()
     for statement in statements:
         resource = statement["Resource"]
@@ -129,18 +133,21 @@ def policy_actions(path, names):
             target = refs[resource["Fn::GetAtt"][0]]
         elif ":parameter/" in resource["Fn::Sub"]:
             target = PARAMETER
+        elif resource["Fn::Sub"].endswith(":identity/${EmailFrom}"):
+            target = SENDER
         else:
-            continue  # the function's own log group
+            continue  # the function's own log group, the mail table's stream
         pairs |= {(action, target) for action in statement["Action"]}
     return pairs
 
 
 @pytest.fixture
-def recorded(api, ssm, monkeypatch):
+def recorded(api, ssm, monkeypatch, table_names):
     """Every action the code needs, split by the function that needs it."""
-    seen = {"api": set(), "authorizer": set(), "authorizer updates": [], "authorizer reads": []}
+    seen = {"api": set(), "authorizer": set(), "mailer": set(), "authorizer updates": [],
+            "authorizer reads": [], "mailer keys": set(), "make run": set()}
     where = ["api"]
-    decide = authorizer.decide
+    decide, handle = authorizer.decide, mailer.handle
 
     def traced(header):
         # Two functions, two processes: neither sees the other's cached secret.
@@ -154,17 +161,55 @@ def recorded(api, ssm, monkeypatch):
 
     monkeypatch.setattr(authorizer, "decide", traced)
 
+    def mailing(event):
+        # The mail table's stream invokes its own function, in its own process.
+        where[0] = "mailer"
+        signing_keys.forget()
+        try:
+            return handle(event)
+        finally:
+            signing_keys.forget()
+            where[0] = "api"
+
+    monkeypatch.setattr(mailer, "handle", mailing)
+
+    def scanned():
+        # The tests' mailbox reads the outbox as make run's pump does; no
+        # deployed function scans it.
+        where[0] = "make run"
+        try:
+            return waiting(stores.outbox())
+        finally:
+            where[0] = "api"
+
+    waiting = outbox.Outbox.waiting
+    monkeypatch.setattr(outbox.Outbox, "waiting", lambda self: scanned())
+
     def hook(params, model, **kwargs):
         seen[where[0]].update(iam_actions(model.name, params))
+        if where[0] == "mailer" and model.service_model.service_name == "dynamodb":
+            seen["mailer keys"].update(users_keys(model.name, params, table_names["users"]))
         if where[0] == "authorizer" and model.name == "UpdateItem":
             seen["authorizer updates"].append(params)
         if where[0] == "authorizer" and model.name == "BatchGetItem":
             seen["authorizer reads"].append(params)
 
-    for client in (aws.dynamodb(), ssm):
+    for client in (aws.dynamodb(), ssm, aws.sesv2()):
         client.meta.events.register(f"provide-client-params.{client.meta.service_model.service_name}",
                                     hook)
     return seen
+
+
+def users_keys(operation, params, table):
+    """The users table's keys one DynamoDB call names."""
+    if operation == "TransactWriteItems":
+        bodies = [body for item in params["TransactItems"] for body in item.values()]
+    elif operation == "BatchGetItem":
+        bodies = [{"TableName": name, "Key": key}
+                  for name, request in params["RequestItems"].items() for key in request["Keys"]]
+    else:
+        bodies = [params]
+    return {body["Key"]["pk"]["S"] for body in bodies if body["TableName"] == table}
 
 
 def exercise_every_route(api, monkeypatch):
@@ -192,9 +237,12 @@ def exercise_every_route(api, monkeypatch):
     introspect(api, carol)
     introspect(api, "not-a-token")
     api.call("DELETE", "/api/v1/users/me", token=carol, body={"password": PASSWORD})
+    exercise_mail(api, monkeypatch)
     # What does not fit in one transaction goes before it, in batches: with
-    # transactions of five writes, a revoke-all of four tokens and the
-    # deletion of an account (whose log is deleted too).
+    # transactions of five writes, a revoke-all of four tokens; with six,
+    # the deletion of an account (whose log is deleted too): room for its
+    # own writes (the login, attempts, profile, email, links and the
+    # caller's token) and no more.
     from chalicelib import unit_of_work
 
     monkeypatch.setenv("MAX_TOKENS_PER_USER", "10")
@@ -203,7 +251,55 @@ def exercise_every_route(api, monkeypatch):
         api.token("dave")
     monkeypatch.setattr(unit_of_work, "TRANSACTION_LIMIT", 5)
     api.call("DELETE", "/api/v1/tokens?keep_current=true", token=dave)
+    monkeypatch.setattr(unit_of_work, "TRANSACTION_LIMIT", 6)
     api.call("DELETE", "/api/v1/users/me", token=dave, body={"password": PASSWORD})
+
+
+def exercise_mail(api, monkeypatch):
+    """Every route of mail and every path of the mailer (tests/test_mailer.py's
+    among them): a link to an account's own address and to a new one, a
+    reset for a verified address, an unverified one and nobody's, a request
+    over the limit, notices, a record delivered twice, a deleted account's
+    mail, and a message SES refuses."""
+    import time
+
+    from chalicelib import clock, stores
+    from conftest import Mailbox
+
+    mailbox, start, now = Mailbox(), time.time(), clock.now
+    monkeypatch.setattr("chalicelib.clock.now", lambda: start)
+    erin = api.user("erin")  # a verification link at signup
+    mailbox.deliver()
+    link = mailbox.link("erin@example.com", "verify")
+    api.call("POST", "/api/v1/email/verify", {"token": link})
+    api.call("POST", "/api/v1/users/me/email/verification", token=erin)  # already verified
+    monkeypatch.setattr("chalicelib.clock.now", lambda: start + 61)  # past the minute's limit
+    for address in ("erin@example.com", "frank@example.com", "nobody@example.com"):
+        api.call("POST", "/api/v1/password/forgot", {"email": address})
+    api.signup("frank")
+    mailbox.deliver()
+    api.call("POST", "/api/v1/password/forgot", {"email": "erin@example.com"})  # within the minute
+    pending = stores.outbox().waiting()
+    mailer.handle({"Records": [{"eventName": "INSERT", "dynamodb": {"NewImage": item}}
+                               for item in pending * 2]})  # each record twice
+    reset = mailbox.link("erin@example.com", "reset")
+    api.call("POST", "/api/v1/password/reset", {"token": reset, "new_password": "erin's new one"})
+    erin = api.token("erin", "erin's new one")
+    api.call("POST", "/api/v1/users/me/email", token=erin,
+             body={"password": "erin's new one", "new_email": "erin@new.example"})
+    api.call("POST", "/api/v1/email/verify", {"token": mailbox.link("erin@new.example", "verify")})
+    mailbox.deliver()  # the notice of the change, to the old address
+    gina = api.user("gina")
+    api.call("DELETE", "/api/v1/users/me", token=gina, body={"password": PASSWORD})
+    mailbox.deliver()  # gina's link: the account is gone
+    ses = boto3.client("sesv2", region_name="us-east-1")  # the test's, not the service's
+    ses.delete_email_identity(EmailIdentity=SENDER)  # SES now refuses the sender
+    api.call("POST", "/api/v1/users/me/password", token=erin,
+             body={"current_password": "erin's new one", "new_password": "erin's newer one"})
+    mailbox.deliver()
+    ses.create_email_identity(EmailIdentity=SENDER)
+    monkeypatch.setattr("chalicelib.clock.now", now)
+    assert mailbox.to("erin@example.com") and mailbox.to("erin@new.example")
 
 
 def introspect(api, token):
@@ -219,7 +315,8 @@ def introspect(api, token):
 
 
 @pytest.mark.parametrize("function,policy", [("api", "policy-dev.json"),
-                                             ("authorizer", "policy-authorizer-dev.json")])
+                                             ("authorizer", "policy-authorizer-dev.json"),
+                                             ("mailer", "policy-mailer-dev.json")])
 def test_each_role_allows_exactly_what_its_code_calls(api, recorded, monkeypatch, table_names,
                                                       function, policy):
     exercise_every_route(api, monkeypatch)
@@ -307,11 +404,80 @@ def test_iam_allows_every_write_the_authorizer_makes(api, recorded, monkeypatch,
         assert iam_allows(statement["Condition"], context), params
 
 
-@pytest.mark.parametrize("kind", ["events"])
-def test_the_authorizer_cannot_touch_the_events_table(table_names, kind):
+@pytest.mark.parametrize("kind", ["events", "mail"])
+def test_the_authorizer_cannot_touch_the_events_or_mail_table(table_names, kind):
     allowed = policy_actions(os.path.join(ROOT, ".chalice", "policy-authorizer-dev.json"),
                              table_names)
     assert not any(table == table_names[kind] for _, table in allowed)
+
+
+def string_like(patterns, value):
+    """IAM's StringLike: ``*`` any run of characters, ``?`` one."""
+    return any(re.fullmatch("".join(".*" if c == "*" else "." if c == "?" else re.escape(c)
+                                    for c in pattern), value, re.S) for pattern in patterns)
+
+
+def statement(path, sid):
+    with open(path, encoding="utf-8") as f:
+        (found,) = [s for s in json.load(f)["Statement"] if s["Sid"] == sid]
+    return found
+
+
+@pytest.mark.parametrize("stage", ["dev", "prod"])
+def test_the_authorizer_cannot_read_links_or_mail_counts(api, recorded, monkeypatch, stage):
+    """The users table's items of mail (a link's hash, the sends to an
+    address) are the mailer's: the authorizer's one read of that table is
+    held to profiles by their keys."""
+    exercise_every_route(api, monkeypatch)
+    profiles = statement(os.path.join(ROOT, ".chalice", f"policy-authorizer-{stage}.json"),
+                         "ReadProfiles")
+    prefixes = profiles["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"]
+    mail_keys = {k for k in recorded["mailer keys"] if k.startswith(("links#", "mailrate#"))}
+    assert {k.split("#")[0] for k in mail_keys} == {"links", "mailrate"}
+    assert not any(string_like(prefixes, key) for key in mail_keys)
+
+
+@pytest.mark.parametrize("stage", ["dev", "prod"])
+def test_the_mailer_may_touch_only_the_kinds_of_users_item_it_touches(api, recorded,
+                                                                      monkeypatch, stage):
+    """Never a login's attempts or an introspection client; by key prefix,
+    as IAM's dynamodb:LeadingKeys sees them."""
+    exercise_every_route(api, monkeypatch)
+    users = statement(os.path.join(ROOT, ".chalice", f"policy-mailer-{stage}.json"),
+                      "ReadAccountsAndCountSends")
+    prefixes = users["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"]
+    touched = recorded["mailer keys"]
+    assert all(string_like(prefixes, key) for key in touched)
+    assert {p.removesuffix("*") for p in prefixes} == {k.split("#")[0] + "#" for k in touched}
+
+
+@pytest.mark.parametrize("stage", ["dev", "prod"])
+def test_the_mailer_may_send_only_as_the_stacks_sender(stage):
+    """An address identity, named from the EmailFrom parameter: the role
+    cannot send as any other identity of the account."""
+    send = statement(os.path.join(ROOT, ".chalice", f"policy-mailer-{stage}.json"),
+                     "SendFromTheSender")
+    assert send["Action"] == ["ses:SendEmail"]
+    assert send["Resource"] == {"Fn::Sub": "arn:${AWS::Partition}:ses:${AWS::Region}:"
+                                           "${AWS::AccountId}:identity/${EmailFrom}"}
+
+
+@pytest.mark.parametrize("stage", ["dev", "prod"])
+def test_the_mailer_may_read_only_the_mail_tables_stream(stage):
+    """What Lambda's event source mapping reads with the function's role."""
+    read = statement(os.path.join(ROOT, ".chalice", f"policy-mailer-{stage}.json"),
+                     "ReadOutboxStream")
+    assert sorted(read["Action"]) == ["dynamodb:DescribeStream", "dynamodb:GetRecords",
+                                      "dynamodb:GetShardIterator", "dynamodb:ListStreams"]
+    assert read["Resource"] == {"Fn::Sub": "${MailTable.Arn}/stream/*"}
+
+
+@pytest.mark.parametrize("policy", ["policy-dev.json", "policy-authorizer-dev.json"])
+def test_no_other_function_may_send_mail_or_read_the_stream(policy):
+    with open(os.path.join(ROOT, ".chalice", policy), encoding="utf-8") as f:
+        actions = {a for s in json.load(f)["Statement"] for a in s["Action"]}
+    assert not {a for a in actions if a.startswith("ses:")}
+    assert not actions & {"dynamodb:GetRecords", "dynamodb:GetShardIterator"}
 
 
 @pytest.mark.parametrize("stage", ["dev", "prod"])
@@ -341,6 +507,7 @@ def test_dev_and_prod_policies_differ_only_in_names():
 
     assert normalised("policy-dev.json") == normalised("policy-prod.json")
     assert normalised("policy-authorizer-dev.json") == normalised("policy-authorizer-prod.json")
+    assert normalised("policy-mailer-dev.json") == normalised("policy-mailer-prod.json")
 
 
 # A misconfiguration is never an outage: a 500 whose log line names the
