@@ -290,7 +290,29 @@ def test_each_log_metric_counts_lines_the_service_really_writes(api, dynamodb, l
     counts = {name: sum(filter_matches(metric.pattern, line) for line in written)
               for name, metric in observability.METRICS.items() if metric.log_group != "AccessLogs"}
     assert counts == {"FailedLogins": 5, "Lockouts": 1, "LockedOutAttempts": 1,
-                      "AuthorizerErrors": 1, "UnhandledErrors": 1, "ServerErrors": 1}
+                      "AuthorizerErrors": 1, "UnhandledErrors": 1, "ServerErrors": 1,
+                      "MailNotSent": 0}
+
+
+def test_the_mail_metric_counts_each_message_ses_refused(api, mailbox, lines):
+    import boto3
+
+    from conftest import SENDER
+
+    api.signup("alice")
+    api.signup("bob")
+    boto3.client("sesv2", region_name="us-east-1").delete_email_identity(EmailIdentity=SENDER)
+    assert mailbox.deliver() == []
+    metric = observability.METRICS["MailNotSent"]
+    assert metric.log_group == "MailerLogs"
+    assert sum(filter_matches(metric.pattern, line) for line in lines()) == 2
+
+
+def test_a_failing_mailer_raises_an_alarm(template):
+    alarm = properties(template, "MailerErrorsAlarm")
+    assert (alarm["Namespace"], alarm["MetricName"], alarm["Threshold"]) == \
+        ("AWS/Lambda", "Errors", 1)
+    assert alarm["Dimensions"] == [{"Name": "FunctionName", "Value": {"Ref": "Mailer"}}]
 
 
 def access_log_line(**context):
