@@ -145,7 +145,7 @@ def policy_actions(path, names):
 def recorded(api, ssm, monkeypatch, table_names):
     """Every action the code needs, split by the function that needs it."""
     seen = {"api": set(), "authorizer": set(), "mailer": set(), "authorizer updates": [],
-            "authorizer reads": [], "mailer keys": set(), "make run": set()}
+            "authorizer reads": [], "mailer keys": set(), "mailer writes": set(), "make run": set()}
     where = ["api"]
     decide, handle = authorizer.decide, mailer.handle
 
@@ -189,6 +189,7 @@ def recorded(api, ssm, monkeypatch, table_names):
         seen[where[0]].update(iam_actions(model.name, params))
         if where[0] == "mailer" and model.service_model.service_name == "dynamodb":
             seen["mailer keys"].update(users_keys(model.name, params, table_names["users"]))
+            seen["mailer writes"].update(users_actions(model.name, params, table_names["users"]))
         if where[0] == "authorizer" and model.name == "UpdateItem":
             seen["authorizer updates"].append(params)
         if where[0] == "authorizer" and model.name == "BatchGetItem":
@@ -210,6 +211,20 @@ def users_keys(operation, params, table):
     else:
         bodies = [params]
     return {body["Key"]["pk"]["S"] for body in bodies if body["TableName"] == table}
+
+
+def users_actions(operation, params, table):
+    """(IAM action, key prefix) of each users item one DynamoDB call names."""
+    if operation == "TransactWriteItems":
+        named = [(TRANSACT_ACTIONS[kind], body) for item in params["TransactItems"]
+                 for kind, body in item.items()]
+    elif operation == "BatchGetItem":
+        named = [(operation, {"TableName": name, "Key": key})
+                 for name, request in params["RequestItems"].items() for key in request["Keys"]]
+    else:
+        named = [(operation, params)]
+    return {(f"dynamodb:{action}", body["Key"]["pk"]["S"].split("#")[0] + "#")
+            for action, body in named if body["TableName"] == table}
 
 
 def exercise_every_route(api, monkeypatch):
@@ -438,17 +453,22 @@ def test_the_authorizer_cannot_read_links_or_mail_counts(api, recorded, monkeypa
 
 
 @pytest.mark.parametrize("stage", ["dev", "prod"])
-def test_the_mailer_may_touch_only_the_kinds_of_users_item_it_touches(api, recorded,
-                                                                      monkeypatch, stage):
-    """Never a login's attempts or an introspection client; by key prefix,
-    as IAM's dynamodb:LeadingKeys sees them."""
+def test_the_mailer_may_do_to_each_kind_of_users_item_only_what_it_does(api, recorded,
+                                                                        monkeypatch, stage):
+    """By action and key prefix, as IAM's dynamodb:LeadingKeys sees them: it
+    reads profiles, addresses' owners and send counts, checks logins (never
+    reads one: no password hash), writes links and send counts; never a
+    login's attempts or an introspection client."""
     exercise_every_route(api, monkeypatch)
-    users = statement(os.path.join(ROOT, ".chalice", f"policy-mailer-{stage}.json"),
-                      "ReadAccountsAndCountSends")
-    prefixes = users["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"]
-    touched = recorded["mailer keys"]
-    assert all(string_like(prefixes, key) for key in touched)
-    assert {p.removesuffix("*") for p in prefixes} == {k.split("#")[0] + "#" for k in touched}
+    with open(os.path.join(ROOT, ".chalice", f"policy-mailer-{stage}.json"),
+              encoding="utf-8") as f:
+        users = [s for s in json.load(f)["Statement"]
+                 if s["Resource"] == {"Fn::GetAtt": ["UsersTable", "Arn"]}]
+    allowed = {(action, prefix.removesuffix("*")) for s in users for action in s["Action"]
+               for prefix in s["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"]}
+    assert recorded["mailer writes"] == allowed
+    assert all(string_like([p + "*" for _, p in allowed], key)
+               for key in recorded["mailer keys"])
 
 
 @pytest.mark.parametrize("stage", ["dev", "prod"])
