@@ -58,7 +58,8 @@ package: $(STAMP)
 # stage's signing secret created in SSM if missing, the code and template
 # uploaded to BUCKET, the stack login-service-$(STAGE) created or updated,
 # its URL printed (and kept in $(BUILD)/url), then `make smoke` against it.
-# PARAMETERS='Name=value ...' sets the template's parameters.
+# PARAMETERS='Name=value ...' sets the template's parameters; EMAIL_FROM and
+# PUBLIC_URL (required) come from the environment or the command line.
 deploy: $(STAMP)
 	@test -n "$(BUCKET)" || { echo "make deploy needs BUCKET=an-s3-bucket, in the stage's region, for the code and the template: make deploy STAGE=$(STAGE) BUCKET=my-bucket" >&2; exit 2; }
 	$(PY) -m deploy.stack --stage $(STAGE) --bucket "$(BUCKET)" --check

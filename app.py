@@ -10,7 +10,8 @@ from chalicelib.web import (FORM_OR_JSON, PAGED, client_credentials, client_ip, 
                             origin, requested_page, user_agent)
 
 config.check_at_cold_start()
-signing_keys.check_at_cold_start()
+if config.handler() != "app.mailer":  # it signs nothing: its role may not read the secret
+    signing_keys.check_at_cold_start()
 config.refuse_plain_chalice_local()
 # The app's logger has the service's name, which is audit's logger: Chalice
 # must not configure it (it would set it to ERROR, silencing every line).

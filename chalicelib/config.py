@@ -85,6 +85,12 @@ def in_lambda():
     return bool(os.environ.get("AWS_LAMBDA_FUNCTION_NAME"))
 
 
+def handler():
+    """The entry point Lambda runs in this process (its ``_HANDLER``, such
+    as ``app.mailer``); None outside Lambda."""
+    return os.environ.get("_HANDLER")
+
+
 def check_at_cold_start():
     """:func:`check`, when this process is a Lambda function.
 
@@ -140,10 +146,18 @@ def _chalice_command(args):
     return None
 
 
+# Whole values, in a syntax that CloudFormation's AllowedPattern reads the
+# same way (deploy/mail.py).
+EMAIL_FROM_PATTERN = r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9.-]+\.[A-Za-z0-9-]+"
+# https, or http for localhost only; a lower-case host (WebAuthn compares it
+# as written); no query or fragment.
+PUBLIC_URL_PATTERN = r"(https://([a-z0-9.-]+)|http://(localhost))(:[0-9]{1,5})?(/[^\s?#]*)?"
+
+
 def _email_from(value):
     """EMAIL_FROM: one plain ASCII address (SES sends from a verified
     identity, and a display name or a second address is not one)."""
-    if not re.fullmatch(r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9.-]+\.[A-Za-z0-9-]+", value):
+    if not re.fullmatch(EMAIL_FROM_PATTERN, value):
         raise ConfigurationError("EMAIL_FROM must be one plain address, such as "
                                  f"no-reply@example.com, not {value[:40]!r}")
     return value
@@ -247,8 +261,7 @@ def public_url(env=None):
         if in_lambda():
             raise ConfigurationError("PUBLIC_URL must be set in a deployed stage")
         url = f"http://localhost:{env.get('PORT') or 8000}/"
-    match = re.fullmatch(r"(https://([a-z0-9.-]+)|http://(localhost))(:[0-9]{1,5})?(/[^\s?#]*)?",
-                         url)
+    match = re.fullmatch(PUBLIC_URL_PATTERN, url)
     if not match or not (match.group(2) or match.group(3)).strip("."):
         shown = url if len(url) <= 60 else url[:60] + "..."
         raise ConfigurationError(f"PUBLIC_URL must be an https URL (http only for localhost) "

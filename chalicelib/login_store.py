@@ -65,8 +65,11 @@ def name(typed):
         return Name(typed, None, None, {"pk": S("attempts#malformed#" + _keyed(typed))})
     # Hashed: a login may name any string, and keys are limited in size.
     # The two spaces differ by prefix, so a lookalike never meets a name.
-    return Name(typed, folded, {"pk": S("username#" + folded)},
-                {"pk": S("attempts#" + _keyed(folded))})
+    return Name(typed, folded, _login_key(folded), {"pk": S("attempts#" + _keyed(folded))})
+
+
+def _login_key(folded):
+    return {"pk": S("username#" + folded)}
 
 
 def _keyed(text):
@@ -204,7 +207,10 @@ class LoginStore:
         the login with the same condition): once a deletion has marked the
         login, no event can join the log that the deletion is removing.
         """
-        key = owner.key if isinstance(owner, Login) else name(owner.username).login_key
+        # Not through name(): its attempts key needs the signing secret,
+        # which the mailer (a caller of this) may not read.
+        key = owner.key if isinstance(owner, Login) else _login_key(
+            folded_username(owner.username))
         return unit_of_work.condition_check(
             self.table, key, "user_id = :id AND attribute_not_exists(deleting)",
             {":id": S(owner.user_id)}, label="login")

@@ -68,6 +68,8 @@ METRICS = {
                            "any 5xx the API handler answered (500 bugs, 503 outages)"),
     "Throttles": Metric("AccessLogs", '{ $.responseType = "THROTTLED" }',
                         "a request the stage's throttling refused with 429"),
+    "MailNotSent": Metric("MailerLogs", '{ $.event = "email_not_sent" }',
+                          "SES refused a message the mailer sent"),
 }
 
 
@@ -87,6 +89,9 @@ ALARMS = {
     "AuthorizerErrors": Alarm(1, "authentication is failing: storage or the secret"),
     "UnhandledErrors": Alarm(1, "a bug or a broken deployment"),
     "Throttles": Alarm(10, "the stage's limits refuse clients; raise them or find the source"),
+    # A refused sender refuses every message, and nobody who asked for a
+    # link can tell: one is worth a look.
+    "MailNotSent": Alarm(1, "check the sender's identity, the SES sandbox and the sending quota"),
 }
 # API Gateway's own 5XXError, as a share of its Count: 5 errors or more AND
 # over 1 % of the requests of 5 minutes. A rate alone would fire on the
@@ -212,6 +217,13 @@ def alarms(stage, api_name):
             "reserved concurrency or find the flood",
             Namespace="AWS/Lambda", MetricName="Throttles", Statistic="Sum", Period=60,
             Threshold=1, Dimensions=[{"Name": "FunctionName", "Value": {"Ref": function}}])
+
+    # The mailer's invocation failed (DynamoDB unavailable, or a bug): its
+    # batch is tried again, halved, then its failing item skipped.
+    found["MailerErrorsAlarm"] = _alarm(
+        stage, "MailerErrors", "a batch of mail failed; its items are retried, then skipped",
+        Namespace="AWS/Lambda", MetricName="Errors", Statistic="Sum", Period=300, Threshold=1,
+        Dimensions=[{"Name": "FunctionName", "Value": {"Ref": "Mailer"}}])
 
     def api_metric(key, metric_name):
         return {"Id": key, "ReturnData": False, "MetricStat": {

@@ -43,6 +43,8 @@ BCRYPT_ROUTES = {
     ("POST", PREFIX + "/signup"): 1,
     ("POST", PREFIX + "/users/me/password"): 2,  # checks the current one, hashes the new
     ("DELETE", PREFIX + "/users/me"): 1,
+    ("POST", PREFIX + "/users/me/email"): 1,  # checks the password
+    ("POST", PREFIX + "/password/reset"): 1,  # hashes the new one
 }
 THROTTLING = {
     **{route: Limit(rate=BCRYPT_RUNS.rate // runs, burst=BCRYPT_RUNS.burst // runs)
@@ -54,6 +56,10 @@ THROTTLING = {
     # costs up to three read units: half the stage's rate, so that a flood
     # of introspections leaves room for logins and the service's own routes.
     ("POST", PREFIX + "/introspect"): Limit(rate=50, burst=100),
+    # Anyone can call them, as login: each asks the mailer for a link to any
+    # address, or spends one. Login's budget, though they run no bcrypt.
+    ("POST", PREFIX + "/password/forgot"): BCRYPT_RUNS,
+    ("POST", PREFIX + "/email/verify"): BCRYPT_RUNS,
 }
 
 # Per client IP over WAF_WINDOW_SECONDS, when the parameter enables it.

@@ -5,14 +5,16 @@
 After `make package STAGE=dev` has written build/dev/, in this order:
 
 1. refuse early what would fail late: a stage with no signing secret, no
-   region, a bucket in another region (``--check`` does only these, which
-   `make deploy` runs before it builds the package), an unknown template
-   parameter;
+   ``EMAIL_FROM`` or ``PUBLIC_URL`` in the environment (or one the functions
+   would refuse), no region, a bucket in another region (``--check`` does
+   only these, which `make deploy` runs before it builds the package), an
+   unknown template parameter;
 2. the stage's signing secret, created in SSM if missing (deploy/secret.py);
 3. the zip and the template uploaded to the bucket, named by their content
    (the template is too large to send inline: CloudFormation takes 51,200
    bytes that way, and it is about 90,000);
-4. the stack ``login-service-<stage>`` created or updated, and waited for;
+4. the stack ``login-service-<stage>`` created or updated, and waited for,
+   with the mail parameters from the environment (deploy/mail.py); other
    parameters not given keep the values of the last deployment;
 5. the stage's URL (the stack's ``EndpointURL`` output) printed and written
    to build/<stage>/url, where `make deploy` finds it for `make smoke`.
@@ -28,8 +30,9 @@ import time
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
+from chalicelib import config
 from chalicelib.config import SERVICE_NAME
-from deploy import secret, stages
+from deploy import mail, secret, stages
 
 # IAM: the template creates the functions' roles. AUTO_EXPAND: the SAM
 # transform expands it.
@@ -84,7 +87,7 @@ def deploy(session, stage, bucket, parameters=(), poll_seconds=5):
     secret_name, s3 = check(session, stage, bucket)
     build = stages.build_dir(stage)
     template = read_template(build, stage)
-    overrides = parse_parameters(parameters, template)
+    overrides = {**parse_parameters(parameters, template), **mail_parameters()}
 
     if secret.ensure(session.client("ssm"), secret_name):
         say(f"created the signing secret {secret_name} (SecureString)")
@@ -114,6 +117,7 @@ def check(session, stage, bucket):
     deployed one, and there are a region, credentials and a bucket in that
     region. Returns the secret's name and the S3 client."""
     secret_name = secret.parameter_name(stage)
+    mail_parameters()
     region = session.region_name
     if not region:
         raise SystemExit("no AWS region: set AWS_REGION (or AWS_DEFAULT_REGION), "
@@ -121,6 +125,26 @@ def check(session, stage, bucket):
     s3 = session.client("s3")
     check_bucket(s3, bucket, region)
     return secret_name, s3
+
+
+def mail_parameters(env=None):
+    """{"EmailFrom": ..., "PublicUrl": ...}, from the environment variables
+    the functions read; a missing one, or one they would refuse, stops the
+    deployment with one line."""
+    env = os.environ if env is None else env
+    missing = [s.variable for s in mail.PARAMETERS.values() if not env.get(s.variable)]
+    if missing:
+        raise SystemExit(
+            f"make deploy needs {' and '.join(missing)} in the environment: the address mail "
+            "is sent from (verified in SES) and the sessions page's https:// address, e.g. "
+            "EMAIL_FROM=no-reply@example.com PUBLIC_URL=https://login.example.com/ "
+            "(docs/deploy.md, Mail)")
+    try:
+        config.check({s.variable: env[s.variable] for s in mail.PARAMETERS.values()},
+                     secret_required=False)
+    except config.ConfigurationError as exc:
+        raise SystemExit(str(exc)) from None
+    return {name: env[s.variable] for name, s in mail.PARAMETERS.items()}
 
 
 def say(line):
@@ -141,6 +165,9 @@ def parse_parameters(pairs, template):
     found = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
+        if key in mail.PARAMETERS:
+            raise SystemExit(f"{key} is set from {mail.PARAMETERS[key].variable} in the "
+                             "environment, not in PARAMETERS")
         if not sep or key not in known:
             raise SystemExit(f"unknown template parameter {pair!r}: give Name=value, "
                              f"Name one of {', '.join(sorted(known))}")

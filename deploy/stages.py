@@ -11,7 +11,8 @@ from chalice.config import Config
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # The chalice function names (app.py) and their template resources.
-FUNCTIONS = {"api_handler": "APIHandler", "token_authorizer": "TokenAuthorizer"}
+FUNCTIONS = {"api_handler": "APIHandler", "token_authorizer": "TokenAuthorizer",
+             "mailer": "Mailer"}
 
 
 def config(project_dir, stage, function_name="api_handler"):

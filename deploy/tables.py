@@ -51,19 +51,29 @@ DEFINITIONS = {
 # The environment variable that gives the functions each table's name.
 VARIABLES = {"users": "USERS_TABLE", "tokens": "TOKENS_TABLE", "events": "EVENTS_TABLE",
              "mail": "MAIL_TABLE"}
+# The tables whose changes stream, with what a record holds: the mail
+# table's new items invoke the mailer (only the new image: a record never
+# carries more of an item than the mailer reads).
+STREAMS = {"mail": "NEW_IMAGE"}
 
 
-def create_tables(client, names, wait_seconds=60):
-    """Create each missing table of ``names`` ({"users": ..., "tokens": ..., "events": ...}).
+def create_tables(client, names, wait_seconds=60, streams=False):
+    """Create each missing table of ``names`` ({"users": ..., "tokens": ..., ...}).
 
-    Returns the names it created. Existing tables are left as they are.
+    With ``streams``, the tables of STREAMS stream as deployed (the
+    deployment's test hands their records to the mailer function); make run
+    and the in-process tests leave them off, as their mail pump scans the
+    outbox instead. Returns the names it created. Existing tables are left
+    as they are.
     """
     created = []
     for kind, name in names.items():
         try:
             client.create_table(
-                TableName=name, BillingMode="PAY_PER_REQUEST", **DEFINITIONS[kind]
-            )
+                TableName=name, BillingMode="PAY_PER_REQUEST", **DEFINITIONS[kind],
+                **({"StreamSpecification": {"StreamEnabled": True,
+                                            "StreamViewType": STREAMS[kind]}}
+                   if streams and kind in STREAMS else {}))
         except ClientError as exc:
             if exc.response["Error"]["Code"] != "ResourceInUseException":
                 raise
@@ -111,5 +121,7 @@ def cloudformation(kind, name):
             "TimeToLiveSpecification": {"AttributeName": TTL_ATTRIBUTE, "Enabled": True},
             "PointInTimeRecoverySpecification": {"PointInTimeRecoveryEnabled": True},
             "SSESpecification": {"SSEEnabled": True},
+            **({"StreamSpecification": {"StreamViewType": STREAMS[kind]}}
+               if kind in STREAMS else {}),
         },
     }

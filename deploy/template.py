@@ -7,7 +7,8 @@ The tables (deploy/tables.py); the Gateway Responses inside the API
 definition (deploy/gateway_responses.py); fixed function names with their
 log groups; the stage's throttling, reserved concurrency and optional WAF
 rule (deploy/protection.py); its access log, metrics and alarms
-(deploy/observability.py); X-Ray when the stage's ``xray`` says so; the
+(deploy/observability.py); the mail table's stream into the mailer, and the
+mail settings as parameters (deploy/mail.py); X-Ray when the stage's ``xray`` says so; the
 authorizer offered to the account's other APIs (deploy/shared_authorizer.py).
 """
 import argparse
@@ -16,7 +17,7 @@ import os
 import sys
 
 from chalicelib.config import SERVICE_NAME
-from deploy import (gateway_responses, observability, protection, shared_authorizer,
+from deploy import (gateway_responses, mail, observability, protection, shared_authorizer,
                     stages, tables)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -33,11 +34,13 @@ def merge_template(stage, project_dir=ROOT):
         "UsersTable": tables.cloudformation("users", names["users"]),
         "TokensTable": tables.cloudformation("tokens", names["tokens"]),
         "EventsTable": tables.cloudformation("events", names["events"]),
+        "MailTable": tables.cloudformation("mail", names["mail"]),
     }
     resources.update(shared_authorizer.resources())
     # Fixed function names give the log groups fixed names, so that each
     # role may write to its own log group and nothing else.
-    for function, suffix in (("APIHandler", "api"), ("TokenAuthorizer", "authorizer")):
+    for function, suffix in (("APIHandler", "api"), ("TokenAuthorizer", "authorizer"),
+                             ("Mailer", "mailer")):
         function_name = f"{SERVICE_NAME}-{stage}-{suffix}"
         resources[function] = {"Properties": {"FunctionName": function_name}}
         resources[f"{function}Logs"] = {
@@ -47,6 +50,9 @@ def merge_template(stage, project_dir=ROOT):
         }
     for function, properties in protection.concurrency_properties(project_dir, stage).items():
         resources[function]["Properties"].update(properties)
+    for function, properties in mail.environment().items():
+        resources[function]["Properties"].update(properties)
+    resources.update(mail.event_source())
 
     access_logs, access_log_setting = observability.access_logs(stage)
     resources.update(access_logs)
@@ -70,11 +76,11 @@ def merge_template(stage, project_dir=ROOT):
         },
     }
     if traced:
-        for role in ("ApiHandlerRole", "TokenAuthorizerRole"):
+        for role in ("ApiHandlerRole", "TokenAuthorizerRole", "MailerRole"):
             resources[role] = {"Properties": {"ManagedPolicyArns": [XRAY_POLICY]}}
     return {
         "Parameters": {**protection.concurrency_parameter(), **protection.waf_parameter(),
-                       **observability.parameters()},
+                       **observability.parameters(), **mail.parameters()},
         "Conditions": {**protection.conditions(), **observability.conditions()},
         "Resources": resources,
         "Outputs": shared_authorizer.outputs(),

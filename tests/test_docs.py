@@ -108,14 +108,15 @@ def table_statements(policy, resource):
 def test_the_least_privilege_table_is_each_stages_policies(stage):
     """Per function and table: the actions outside parentheses are exactly the
     policy's, and each name in parentheses is one of its conditions'."""
-    files = {"API handler": f"policy-{stage}.json", "authorizer": f"policy-authorizer-{stage}.json"}
+    files = {"API handler": f"policy-{stage}.json", "authorizer": f"policy-authorizer-{stage}.json",
+             "mailer": f"policy-mailer-{stage}.json"}
     rows = table_rows(read(DEPLOY), "| function | tokens table |")
     assert set(rows) == set(files)
     for function, row in rows.items():
         with open(os.path.join(ROOT, ".chalice", files[function]), encoding="utf-8") as f:
             policy = json.load(f)
         for column, resource in (("tokens table", "TokensTable"), ("users table", "UsersTable"),
-                                 ("events table", "EventsTable")):
+                                 ("events table", "EventsTable"), ("mail table", "MailTable")):
             statements = table_statements(policy, resource)
             granted = {action.split(":")[1] for s in statements for action in s["Action"]}
             cell = row[column]
@@ -136,9 +137,12 @@ def test_the_parameters_table_is_the_templates():
     parameters = template.merge_template("dev")["Parameters"]
     assert {name.strip("`") for name in rows} == set(parameters)
     for name, row in rows.items():
-        default = parameters[name.strip("`")]["Default"]
-        assert row["default"].startswith(f"`{default}`") if default != "" else \
-            row["default"] == "empty", name
+        default = parameters[name.strip("`")].get("Default")
+        if default is None:
+            assert row["default"] == "required", name
+        else:
+            assert row["default"].startswith(f"`{default}`") if default != "" else \
+                row["default"] == "empty", name
 
 
 @pytest.mark.parametrize("doc", DOCS, ids=os.path.basename)

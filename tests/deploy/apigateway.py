@@ -35,7 +35,7 @@ CLIENT_IP = "192.0.2.10"
 # (standard output is the function's log, as in Lambda), and at the end
 # names every file under the task folder that Python imported or opened.
 RUNTIME = r"""
-import importlib, json, os, sys
+import importlib, json, os, sys, traceback
 task, answers = os.path.realpath(sys.argv[1]), os.fdopen(int(sys.argv[2]), "w", buffering=1)
 opened = set()
 sys.addaudithook(lambda event, args: opened.add(args[0])
@@ -56,7 +56,9 @@ answers.write("{}\n")
 for line in sys.stdin:
     try:
         answer = {"result": handler(json.loads(line), Context())}
-    except Exception as exc:  # the invocation fails, as in Lambda
+    except Exception as exc:  # the invocation fails, as in Lambda, which logs the trace
+        traceback.print_exc()
+        sys.stdout.flush()
         answer = {"error": type(exc).__name__}
     answers.write(json.dumps(answer) + "\n")
 used = {m.__file__ for m in list(sys.modules.values()) if getattr(m, "__file__", None)}
@@ -65,13 +67,24 @@ answers.write(json.dumps({"used": sorted(p for p in used if not p.startswith("..
 """
 
 
-class Runtime:
-    """One function of the template, running in its own interpreter."""
+def resolved(value, parameters):
+    """A template value with each ``{"Ref": parameter}`` replaced by its value."""
+    if isinstance(value, dict) and set(value) == {"Ref"}:
+        return parameters[value["Ref"]]
+    return value
 
-    def __init__(self, function, task, runtime, endpoint, log_path):
+
+class Runtime:
+    """One function of the template, running in its own interpreter, its
+    environment's parameters given their values by ``parameters``, and
+    ``environment`` laid over it."""
+
+    def __init__(self, function, task, runtime, endpoint, log_path, parameters=None,
+                 environment=None):
         properties = function["Properties"]
+        variables = properties.get("Environment", {}).get("Variables", {})
         env = {
-            **properties.get("Environment", {}).get("Variables", {}),
+            **{name: resolved(value, parameters or {}) for name, value in variables.items()},
             "_HANDLER": properties["Handler"],
             "AWS_LAMBDA_FUNCTION_NAME": properties["FunctionName"],
             "AWS_REGION": REGION, "AWS_DEFAULT_REGION": REGION,
@@ -83,6 +96,7 @@ class Runtime:
             # The task folder first, then the runtime's boto3; no site-packages (-S).
             "PYTHONPATH": os.pathsep.join([task, runtime]),
             "PATH": os.environ["PATH"], "TZ": ":UTC",
+            **(environment or {}),
         }
         self.environment = env
         self.log = open(log_path, "wb")

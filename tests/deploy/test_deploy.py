@@ -10,9 +10,9 @@ import zipfile
 import pytest
 
 import apigateway
-from conftest import PASSWORD, ROOT
+from conftest import PASSWORD, PUBLIC_URL, ROOT, SENDER
 from deploy import gateway_responses as gateway_responses_module
-from deploy import stages, tables
+from deploy import mail, stages, tables
 from servers import FakeAWS
 
 BUILD = stages.build_dir("dev")
@@ -44,9 +44,9 @@ def test_cfn_lint_reports_no_errors(template):
 def test_every_table_is_built_from_the_one_definition(template):
     found = resources(template, "AWS::DynamoDB::Table")
     names = tables.stage_table_names(ROOT, "dev")
-    assert set(found) == {"UsersTable", "TokensTable", "EventsTable"}
+    assert set(found) == {"UsersTable", "TokensTable", "EventsTable", "MailTable"}
     for kind, resource in (("users", found["UsersTable"]), ("tokens", found["TokensTable"]),
-                           ("events", found["EventsTable"])):
+                           ("events", found["EventsTable"]), ("mail", found["MailTable"])):
         props = resource["Properties"]
         assert props["TableName"] == names[kind]
         assert props["KeySchema"] == tables.DEFINITIONS[kind]["KeySchema"]
@@ -56,6 +56,68 @@ def test_every_table_is_built_from_the_one_definition(template):
         assert props["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] is True
         assert props["SSESpecification"]["SSEEnabled"] is True
         assert resource["DeletionPolicy"] == resource["UpdateReplacePolicy"] == "Retain"
+
+
+def test_only_the_mail_table_streams_and_only_its_new_items(template):
+    """The mailer reads a new item's image; no record carries an old one,
+    and no other table's changes leave DynamoDB."""
+    found = {name: r["Properties"].get("StreamSpecification")
+             for name, r in resources(template, "AWS::DynamoDB::Table").items()}
+    assert found == {"UsersTable": None, "TokensTable": None, "EventsTable": None,
+                     "MailTable": {"StreamViewType": "NEW_IMAGE"}}
+
+
+def test_the_mailer_is_invoked_with_the_outboxs_new_items_only(template):
+    (mapping,) = resources(template, "AWS::Lambda::EventSourceMapping").values()
+    props = mapping["Properties"]
+    assert props["FunctionName"] == {"Ref": "Mailer"}
+    assert props["EventSourceArn"] == {"Fn::GetAtt": ["MailTable", "StreamArn"]}
+    (only,) = props["FilterCriteria"]["Filters"]
+    assert json.loads(only["Pattern"]) == {"eventName": ["INSERT"]}
+    # A failing item is found by halving its batch, then skipped after a
+    # few tries, instead of holding up the mail behind it for a day.
+    assert props["BisectBatchOnFunctionError"] is True
+    assert 0 <= props["MaximumRetryAttempts"] <= 3
+    assert 1 <= props["BatchSize"] <= 100
+    # From the oldest record kept: mail asked for before the mapping
+    # existed still goes (the mailer takes each item once).
+    assert props["StartingPosition"] == "TRIM_HORIZON"
+
+
+def test_the_mail_settings_are_parameters_the_mailer_alone_gets(template):
+    for name, setting in mail.PARAMETERS.items():
+        assert "Default" not in template["Parameters"][name]  # no stack without them
+        for function, resource in resources(template, "AWS::Serverless::Function").items():
+            variables = resource["Properties"]["Environment"]["Variables"]
+            if function == "Mailer":
+                assert variables[setting.variable] == {"Ref": name}
+            else:
+                assert setting.variable not in variables, function
+
+
+@pytest.mark.parametrize("name,value,accepted", [
+    ("EmailFrom", "no-reply@login.example", True),
+    ("EmailFrom", "Login <no-reply@login.example>", False),
+    ("EmailFrom", "a@example.com, b@example.com", False),
+    ("PublicUrl", "https://login.example/", True),
+    ("PublicUrl", "https://login.example/app/", True),
+    ("PublicUrl", "http://login.example/", False),
+    ("PublicUrl", "https://login.example/#reset=x", False),
+])
+def test_a_mail_parameter_takes_what_the_service_accepts(template, name, value, accepted):
+    """CloudFormation refuses a value the functions would refuse at their
+    first message (AllowedPattern, anchored at both ends as CloudFormation
+    reads it)."""
+    from chalicelib import config
+
+    pattern = template["Parameters"][name]["AllowedPattern"]
+    assert (re.fullmatch(pattern, value) is not None) is accepted
+    reader = {"EmailFrom": config._email_from, "PublicUrl": config._public_url}[name]
+    if accepted:
+        reader(value)
+    else:
+        with pytest.raises(config.ConfigurationError):
+            reader(value)
 
 
 def test_the_authorizer_result_is_never_cached(template):
@@ -68,8 +130,11 @@ def test_every_token_route_uses_the_authorizer(template):
     paths = template["Resources"]["RestAPI"]["Properties"]["DefinitionBody"]["paths"]
     # Introspection's callers are resource servers, with client credentials
     # the view checks itself (HTTP Basic), not a user's token.
+    # A link's secret is what proves a person in the mail routes.
     open_routes = {("/", "get"), ("/api/v1/signup", "post"), ("/api/v1/login", "post"),
-                   ("/api/v1/openapi.json", "get"), ("/api/v1/introspect", "post")}
+                   ("/api/v1/openapi.json", "get"), ("/api/v1/introspect", "post"),
+                   ("/api/v1/password/forgot", "post"), ("/api/v1/password/reset", "post"),
+                   ("/api/v1/email/verify", "post")}
     for path, methods in paths.items():
         for method, spec in methods.items():
             if method == "options" or (path, method) in open_routes:
@@ -143,10 +208,13 @@ def test_functions_are_sized_and_named(template):
     assert api["MemorySize"] == 1769 and authorizer["MemorySize"] == 512
     assert api["Timeout"] <= 29  # API Gateway's own integration limit
     assert api["FunctionName"] == "login-service-dev-api"
+    mailer = template["Resources"]["Mailer"]["Properties"]
+    assert mailer["FunctionName"] == "login-service-dev-mailer" and mailer["MemorySize"] == 512
     logs = resources(template, "AWS::Logs::LogGroup")
     assert {g["Properties"]["LogGroupName"] for g in logs.values()
             if g["Properties"]["LogGroupName"].startswith("/aws/lambda/")} == {
-        "/aws/lambda/login-service-dev-api", "/aws/lambda/login-service-dev-authorizer"}
+        "/aws/lambda/login-service-dev-api", "/aws/lambda/login-service-dev-authorizer",
+        "/aws/lambda/login-service-dev-mailer"}
 
 
 def test_no_secret_travels_in_the_template_or_the_zip(template):
@@ -287,11 +355,20 @@ SIGNING_SECRET = "deployed-secret-" + "0123456789abcdef" * 3
 NEW_PASSWORD = "another horse battery"
 
 
+# The mail parameters the stack is given.
+MAIL_PARAMETERS = {"EmailFrom": SENDER, "PublicUrl": PUBLIC_URL}
+# The mailer's role may not read the signing secret: a parameter nobody can
+# read must not stop it.
+UNREADABLE_SECRET = {"JWT_SECRET_PARAMETER": "/login-service/dev/not-the-mailers"}
+
+
 @pytest.fixture(scope="module")
 def deployed(template, tmp_path_factory):
     """The built zip behind API Gateway, both as the template defines them
     (tests/deploy/apigateway.py), on a fake AWS with the dev stage's tables
-    and signing secret in SSM: every route of the app, driven in turn.
+    (the mail table's stream on), signing secret in SSM and sender verified
+    in SES: every route of the app, driven in turn, then the mail table's
+    stream handed to the mailer function (answers["mailer stream"]).
 
     Returns the gateway, the walk's answers by name, the zip's files the
     functions used, and each function's log."""
@@ -306,15 +383,19 @@ def deployed(template, tmp_path_factory):
         functions = resources(template, "AWS::Serverless::Function")
         env = functions["APIHandler"]["Properties"]["Environment"]["Variables"]
         tables.create_tables(server.client("dynamodb", apigateway.REGION),
-                             {kind: env[variable] for kind, variable in tables.VARIABLES.items()})
+                             {kind: env[variable] for kind, variable in tables.VARIABLES.items()},
+                             streams=True)
         server.client("ssm", apigateway.REGION).put_parameter(
             Name=env["JWT_SECRET_PARAMETER"], Value=SIGNING_SECRET, Type="SecureString")
+        server.client("sesv2", apigateway.REGION).create_email_identity(EmailIdentity=SENDER)
         for name, function in functions.items():
-            runtimes[name] = apigateway.Runtime(function, task, runtime, endpoint,
-                                                tmp / f"{name}.log")
+            runtimes[name] = apigateway.Runtime(
+                function, task, runtime, endpoint, tmp / f"{name}.log", MAIL_PARAMETERS,
+                UNREADABLE_SECRET if name == "Mailer" else None)
         gateway = apigateway.Gateway(template, runtimes)
         answers = walk(gateway, lambda username: grant_admin(endpoint, username),
                        lambda name: create_client(endpoint, name))
+        answers["mailer stream"] = mail_through_the_stream(server, template, runtimes["Mailer"])
         used = set().union(*(r.finish() for r in runtimes.values()))
         return gateway, answers, used, {name: r.output() for name, r in runtimes.items()}
     finally:
@@ -322,6 +403,48 @@ def deployed(template, tmp_path_factory):
             if running.process.poll() is None:
                 running.process.kill()
         server.stop()
+
+
+def stream_records(server, template):
+    """The mail table's stream records, as its event source mapping hands
+    them to the mailer: from its starting position, through its filter, in
+    the shape of a Lambda event's records."""
+    (mapping,) = [r["Properties"] for r in
+                  resources(template, "AWS::Lambda::EventSourceMapping").values()]
+    table = template["Resources"][mapping["EventSourceArn"]["Fn::GetAtt"][0]]
+    dynamodb = server.client("dynamodb", apigateway.REGION)
+    arn = dynamodb.describe_table(TableName=table["Properties"]["TableName"])["Table"][
+        "LatestStreamArn"]
+    streams = server.client("dynamodbstreams", apigateway.REGION)
+    wanted = [json.loads(f["Pattern"]) for f in mapping["FilterCriteria"]["Filters"]]
+    records = []
+    for shard in streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"]:
+        iterator = streams.get_shard_iterator(
+            StreamArn=arn, ShardId=shard["ShardId"],
+            ShardIteratorType=mapping["StartingPosition"])["ShardIterator"]
+        for record in streams.get_records(ShardIterator=iterator)["Records"]:
+            if any(record["eventName"] in f["eventName"] for f in wanted):
+                change = dict(record["dynamodb"])
+                change["ApproximateCreationDateTime"] = int(
+                    change["ApproximateCreationDateTime"].timestamp())
+                records.append({**record, "dynamodb": change, "eventSourceARN": arn})
+    return records, mapping["BatchSize"]
+
+
+def mail_through_the_stream(server, template, mailer):
+    """The stream's records handed to the mailer function in batches; what
+    each invocation answered, and every message SES accepted."""
+    from moto.core import DEFAULT_ACCOUNT_ID
+    from moto.ses.models import ses_backends
+
+    records, batch = stream_records(server, template)
+    answers = [mailer.invoke({"Records": records[i:i + batch]})
+               for i in range(0, len(records), batch)]
+    # The server runs in this process: its SES is moto's, here.
+    sent = [{"from": m.source, "to": m.destinations["ToAddresses"], "subject": m.subject,
+             "text": m.body}
+            for m in ses_backends[DEFAULT_ACCOUNT_ID][apigateway.REGION].sent_messages]
+    return {"records": records, "invocations": answers, "sent": sent}
 
 
 def operator(endpoint, *command):
@@ -532,3 +655,39 @@ def test_every_module_and_package_at_the_top_of_the_zip_is_loaded_by_the_functio
     with zipfile.ZipFile(os.path.join(BUILD, "deployment.zip")) as z:
         top = {n.split("/")[0] for n in shipped(z.namelist())}
     assert top <= {n.split("/")[0] for n in used}
+
+
+# --- the mailer, from the zip, on the mail table's stream ------------------
+
+def test_the_mailer_sends_from_the_stream_through_ses(deployed):
+    """Signups and the walk's requests wrote to the outbox; the stream's new
+    items, handed to the mailer from the zip, leave as mail through SES:
+    root's verification link (alice's mail is dropped, her account gone)."""
+    _, a, _, logs = deployed
+    mailed = a["mailer stream"]
+    assert mailed["records"] and {r["eventName"] for r in mailed["records"]} == {"INSERT"}
+    assert mailed["invocations"] and all(kind == "result" for kind, _ in
+                                         mailed["invocations"]), logs["Mailer"]
+    (message,) = [m for m in mailed["sent"] if m["to"] == ["root@example.com"]]
+    assert message["from"] == SENDER
+    assert re.search(re.escape(PUBLIC_URL) + r"#verify=\S+", message["text"])
+
+
+def test_the_mailer_starts_without_reading_the_signing_secret(deployed):
+    """Its role may not read the secret: its interpreter ran with a parameter
+    that does not exist, and still handled every batch."""
+    _, a, _, _ = deployed
+    assert a["mailer stream"]["invocations"]
+    assert all(kind == "result" for kind, _ in a["mailer stream"]["invocations"])
+
+
+def test_the_mailers_log_holds_no_link_address_or_text(deployed):
+    _, a, _, logs = deployed
+    log = logs["Mailer"]
+    lines = [json.loads(line) for line in log.splitlines() if line.startswith("{")]
+    assert [line["event"] for line in lines].count("email_sent") == len(a["mailer stream"]["sent"])
+    for message in a["mailer stream"]["sent"]:
+        link = re.search(r"#verify=(\S+)", message["text"]).group(1)
+        for secret in (link, link.split(".")[-1], *message["to"], message["subject"]):
+            assert secret not in log
+        assert not any(len(part) > 20 and part in log for part in message["text"].splitlines())

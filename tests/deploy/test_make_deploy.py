@@ -21,7 +21,8 @@ from moto import mock_aws
 
 from chalicelib import aws, signing_keys
 from conftest import ROOT
-from deploy import secret, stack, stages
+from conftest import PUBLIC_URL, SENDER
+from deploy import mail, secret, stack, stages
 from faults import answer
 from test_deploy import BUILD, template  # noqa: F401 - the fixture
 
@@ -70,9 +71,11 @@ def deploy(session, *parameters):
 def every_parameter(build, **given):
     """Name=value for each parameter of the template, its default unless
     given: moto keeps only the values a stack was given, and fails a later
-    UsePreviousValue of a default (AWS keeps the defaults too)."""
+    UsePreviousValue of a default (AWS keeps the defaults too). The mail
+    parameters come from the environment (conftest sets it)."""
     specs = json.loads((build / "sam.json").read_text())["Parameters"]
-    return [f"{name}={given.get(name, spec.get('Default', ''))}" for name, spec in specs.items()]
+    return [f"{name}={given.get(name, spec.get('Default', ''))}" for name, spec in specs.items()
+            if name not in mail.PARAMETERS]
 
 
 def stack_of(session):
@@ -112,12 +115,13 @@ def test_a_first_deploy_creates_the_secret_uploads_the_code_and_creates_the_stac
         (build / "deployment.zip").read_bytes()
     functions = [r for r in json.loads(s3.get_object(Bucket=BUCKET, Key=uploaded)["Body"].read())[
         "Resources"].values() if r["Type"] == "AWS::Serverless::Function"]
-    assert len(functions) == 2
+    assert len(functions) == 3
     assert {f["Properties"]["CodeUri"] for f in functions} == {f"s3://{BUCKET}/{code}"}
 
     assert stack_of(account)["StackStatus"] == "CREATE_COMPLETE"
     assert set(account.client("dynamodb").list_tables()["TableNames"]) == {
-        "login-service-dev-users", "login-service-dev-tokens", "login-service-dev-events"}
+        "login-service-dev-users", "login-service-dev-tokens", "login-service-dev-events",
+        "login-service-dev-mail"}
     (api,) = account.client("apigateway").get_rest_apis()["items"]
     url = f"https://{api['id']}.execute-api.us-east-1.amazonaws.com/dev/"
     assert (build / "url").read_text() == url + "\n"
@@ -139,6 +143,40 @@ def test_the_secret_is_created_once_never_printed_and_the_service_accepts_it(
     assert first["Value"] not in shown
 
     assert service_secrets(monkeypatch) == (first["Value"],)
+
+
+def test_the_mail_parameters_are_the_environments(account, build):
+    deploy(account)
+    given = {p["ParameterKey"]: p["ParameterValue"] for p in stack_of(account)["Parameters"]}
+    assert (given["EmailFrom"], given["PublicUrl"]) == (SENDER, PUBLIC_URL)
+
+
+@pytest.mark.parametrize("variable", ["EMAIL_FROM", "PUBLIC_URL"])
+def test_a_deploy_without_a_mail_setting_is_refused_in_one_line_before_anything_changes(
+        account, build, monkeypatch, variable):
+    monkeypatch.delenv(variable)
+    for check in ([], ["--check"]):
+        with pytest.raises(SystemExit) as refused:
+            stack.main(["--stage", "dev", "--bucket", BUCKET, *check], session=account)
+        message = str(refused.value)
+        assert "\n" not in message and f"make deploy needs {variable} in the environment" in message
+    assert "Contents" not in account.client("s3").list_objects_v2(Bucket=BUCKET)
+    assert account.client("ssm").describe_parameters()["Parameters"] == []
+
+
+@pytest.mark.parametrize("variable,value", [("EMAIL_FROM", "Login <no-reply@login.example>"),
+                                            ("PUBLIC_URL", "http://login.example/")])
+def test_a_mail_setting_the_functions_would_refuse_is_refused_before_packaging(
+        account, monkeypatch, variable, value):
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(SystemExit, match=f"^{variable} must be"):
+        stack.main(["--stage", "dev", "--bucket", BUCKET, "--check"], session=account)
+
+
+def test_a_mail_parameter_given_in_parameters_is_refused(account, build):
+    with pytest.raises(SystemExit, match="EmailFrom is set from EMAIL_FROM in the environment"):
+        deploy(account, "EmailFrom=other@login.example")
+    assert "Contents" not in account.client("s3").list_objects_v2(Bucket=BUCKET)
 
 
 def test_a_parameter_of_another_type_is_refused_not_replaced(account):

@@ -89,6 +89,22 @@ def test_login_signup_and_introspection_are_throttled_harder_than_the_rest(templ
         assert settings[route]["ThrottlingBurstLimit"] < protection.DEFAULT_LIMIT.burst
 
 
+@pytest.mark.parametrize("route", [("POST", "/api/v1/password/forgot"),
+                                   ("POST", "/api/v1/password/reset"),
+                                   ("POST", "/api/v1/email/verify")])
+def test_the_mail_routes_anyone_can_call_are_throttled_as_login(template, route):
+    """Each asks the mailer for a link to any address, or spends one,
+    without a token: a flood of them is held to login's limit."""
+    settings = {(s["HttpMethod"], decoded(s["ResourcePath"])): s
+                for s in api_stage(template)["MethodSettings"]}
+    method, path = route
+    assert method.lower() in definition(template)["paths"][path]
+    assert "security" not in definition(template)["paths"][path][method.lower()]
+    login = settings[("POST", "/api/v1/login")]
+    assert settings[route]["ThrottlingRateLimit"] <= login["ThrottlingRateLimit"]
+    assert settings[route]["ThrottlingBurstLimit"] <= login["ThrottlingBurstLimit"]
+
+
 def routes_taking_a_password():
     """(method, path) of each route of app.py whose body has a password
     field: each one runs bcrypt, to check the password or to hash it."""
@@ -130,7 +146,8 @@ def test_no_method_writes_execution_logs_or_request_data(template):
 
 
 @pytest.mark.parametrize("function,name", [("APIHandler", "api_handler"),
-                                           ("TokenAuthorizer", "token_authorizer")])
+                                           ("TokenAuthorizer", "token_authorizer"),
+                                           ("Mailer", "mailer")])
 def test_reserved_concurrency_is_the_stages_and_off_unless_the_parameter_says(
         template, function, name):
     reserved = properties(template, function)["ReservedConcurrentExecutions"]
@@ -273,7 +290,29 @@ def test_each_log_metric_counts_lines_the_service_really_writes(api, dynamodb, l
     counts = {name: sum(filter_matches(metric.pattern, line) for line in written)
               for name, metric in observability.METRICS.items() if metric.log_group != "AccessLogs"}
     assert counts == {"FailedLogins": 5, "Lockouts": 1, "LockedOutAttempts": 1,
-                      "AuthorizerErrors": 1, "UnhandledErrors": 1, "ServerErrors": 1}
+                      "AuthorizerErrors": 1, "UnhandledErrors": 1, "ServerErrors": 1,
+                      "MailNotSent": 0}
+
+
+def test_the_mail_metric_counts_each_message_ses_refused(api, mailbox, lines):
+    import boto3
+
+    from conftest import SENDER
+
+    api.signup("alice")
+    api.signup("bob")
+    boto3.client("sesv2", region_name="us-east-1").delete_email_identity(EmailIdentity=SENDER)
+    assert mailbox.deliver() == []
+    metric = observability.METRICS["MailNotSent"]
+    assert metric.log_group == "MailerLogs"
+    assert sum(filter_matches(metric.pattern, line) for line in lines()) == 2
+
+
+def test_a_failing_mailer_raises_an_alarm(template):
+    alarm = properties(template, "MailerErrorsAlarm")
+    assert (alarm["Namespace"], alarm["MetricName"], alarm["Threshold"]) == \
+        ("AWS/Lambda", "Errors", 1)
+    assert alarm["Dimensions"] == [{"Name": "FunctionName", "Value": {"Ref": "Mailer"}}]
 
 
 def access_log_line(**context):

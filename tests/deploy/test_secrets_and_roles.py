@@ -6,11 +6,12 @@ import os
 import re
 import time
 
+import boto3
 import jwt
 import pytest
 
-from chalicelib import authorizer, aws, signing_keys
-from conftest import PASSWORD, ROOT
+from chalicelib import authorizer, aws, mailer, outbox, signing_keys, stores
+from conftest import PASSWORD, ROOT, SENDER
 from deploy import tables
 from faults import client_error, inject
 
@@ -107,7 +108,9 @@ TRANSACT_ACTIONS = {"Put": "PutItem", "Update": "UpdateItem", "Delete": "DeleteI
 
 
 def iam_actions(operation, params):
-    """The IAM actions (and tables) one DynamoDB or SSM call needs."""
+    """The IAM actions (and tables) one DynamoDB, SSM or SES call needs."""
+    if operation == "SendEmail":
+        return {("ses:SendEmail", params["FromEmailAddress"])}
     if operation == "GetParameter":
         return {("ssm:GetParameter", params["Name"].split(":")[0])}
     if operation == "TransactWriteItems":
@@ -119,11 +122,12 @@ def iam_actions(operation, params):
 
 
 def policy_actions(path, names):
-    """The same pairs, read from a policy file (tables by their template refs)."""
+    """The same pairs, read from a policy file (tables by their template
+    refs, the sender by the parameter its identity is named from)."""
     with open(path, encoding="utf-8") as f:
         statements = json.load(f)["Statement"]
     refs = {"UsersTable": names["users"], "TokensTable": names["tokens"],
-            "EventsTable": names["events"]}
+            "EventsTable": names["events"], "MailTable": names["mail"]}
     pairs = set()
     for statement in statements:
         resource = statement["Resource"]
@@ -131,18 +135,21 @@ def policy_actions(path, names):
             target = refs[resource["Fn::GetAtt"][0]]
         elif ":parameter/" in resource["Fn::Sub"]:
             target = PARAMETER
+        elif resource["Fn::Sub"].endswith(":identity/${EmailFrom}"):
+            target = SENDER
         else:
-            continue  # the function's own log group
+            continue  # the function's own log group, the mail table's stream
         pairs |= {(action, target) for action in statement["Action"]}
     return pairs
 
 
 @pytest.fixture
-def recorded(api, ssm, monkeypatch):
+def recorded(api, ssm, monkeypatch, table_names):
     """Every action the code needs, split by the function that needs it."""
-    seen = {"api": set(), "authorizer": set(), "authorizer updates": [], "authorizer reads": []}
+    seen = {"api": set(), "authorizer": set(), "mailer": set(), "authorizer updates": [],
+            "authorizer reads": [], "mailer keys": set(), "mailer writes": set(), "make run": set()}
     where = ["api"]
-    decide = authorizer.decide
+    decide, handle = authorizer.decide, mailer.handle
 
     def traced(header):
         # Two functions, two processes: neither sees the other's cached secret.
@@ -156,17 +163,70 @@ def recorded(api, ssm, monkeypatch):
 
     monkeypatch.setattr(authorizer, "decide", traced)
 
+    def mailing(event):
+        # The mail table's stream invokes its own function, in its own process.
+        where[0] = "mailer"
+        signing_keys.forget()
+        try:
+            return handle(event)
+        finally:
+            signing_keys.forget()
+            where[0] = "api"
+
+    monkeypatch.setattr(mailer, "handle", mailing)
+
+    def scanned():
+        # The tests' mailbox reads the outbox as make run's pump does; no
+        # deployed function scans it.
+        where[0] = "make run"
+        try:
+            return waiting(stores.outbox())
+        finally:
+            where[0] = "api"
+
+    waiting = outbox.Outbox.waiting
+    monkeypatch.setattr(outbox.Outbox, "waiting", lambda self: scanned())
+
     def hook(params, model, **kwargs):
         seen[where[0]].update(iam_actions(model.name, params))
+        if where[0] == "mailer" and model.service_model.service_name == "dynamodb":
+            seen["mailer keys"].update(users_keys(model.name, params, table_names["users"]))
+            seen["mailer writes"].update(users_actions(model.name, params, table_names["users"]))
         if where[0] == "authorizer" and model.name == "UpdateItem":
             seen["authorizer updates"].append(params)
         if where[0] == "authorizer" and model.name == "BatchGetItem":
             seen["authorizer reads"].append(params)
 
-    for client in (aws.dynamodb(), ssm):
+    for client in (aws.dynamodb(), ssm, aws.sesv2()):
         client.meta.events.register(f"provide-client-params.{client.meta.service_model.service_name}",
                                     hook)
     return seen
+
+
+def users_keys(operation, params, table):
+    """The users table's keys one DynamoDB call names."""
+    if operation == "TransactWriteItems":
+        bodies = [body for item in params["TransactItems"] for body in item.values()]
+    elif operation == "BatchGetItem":
+        bodies = [{"TableName": name, "Key": key}
+                  for name, request in params["RequestItems"].items() for key in request["Keys"]]
+    else:
+        bodies = [params]
+    return {body["Key"]["pk"]["S"] for body in bodies if body["TableName"] == table}
+
+
+def users_actions(operation, params, table):
+    """(IAM action, key prefix) of each users item one DynamoDB call names."""
+    if operation == "TransactWriteItems":
+        named = [(TRANSACT_ACTIONS[kind], body) for item in params["TransactItems"]
+                 for kind, body in item.items()]
+    elif operation == "BatchGetItem":
+        named = [(operation, {"TableName": name, "Key": key})
+                 for name, request in params["RequestItems"].items() for key in request["Keys"]]
+    else:
+        named = [(operation, params)]
+    return {(f"dynamodb:{action}", body["Key"]["pk"]["S"].split("#")[0] + "#")
+            for action, body in named if body["TableName"] == table}
 
 
 def exercise_every_route(api, monkeypatch):
@@ -194,11 +254,12 @@ def exercise_every_route(api, monkeypatch):
     introspect(api, carol)
     introspect(api, "not-a-token")
     api.call("DELETE", "/api/v1/users/me", token=carol, body={"password": PASSWORD})
+    exercise_mail(api, monkeypatch)
     # What does not fit in one transaction goes before it, in batches: with
-    # transactions of five writes, a revoke-all of four tokens, and with six
-    # (the atomic part of a deletion: the login, the attempts, the profile,
-    # the email, the second factors and the presented token) the deletion of
-    # an account (whose log is deleted too).
+    # transactions of five writes, a revoke-all of four tokens; with eight,
+    # the deletion of an account (whose log is deleted too): room for its
+    # own writes (the login, attempts, profile, email, links, the address's
+    # mail record, the second factors and the caller's token) and no more.
     from chalicelib import unit_of_work
 
     monkeypatch.setenv("MAX_TOKENS_PER_USER", "10")
@@ -207,7 +268,7 @@ def exercise_every_route(api, monkeypatch):
         api.token("dave")
     monkeypatch.setattr(unit_of_work, "TRANSACTION_LIMIT", 5)
     api.call("DELETE", "/api/v1/tokens?keep_current=true", token=dave)
-    monkeypatch.setattr(unit_of_work, "TRANSACTION_LIMIT", 6)
+    monkeypatch.setattr(unit_of_work, "TRANSACTION_LIMIT", 8)
     assert api.call("DELETE", "/api/v1/users/me", token=dave,
                     body={"password": PASSWORD}).status == 200
     monkeypatch.setattr(unit_of_work, "TRANSACTION_LIMIT", 100)
@@ -223,21 +284,21 @@ def exercise_second_factors(api):
     def code(secret):
         return totp.code_at(secret, totp.step_of(time.time()))
 
-    erin = api.user("erin")
+    hana = api.user("hana")
     secret = api.call("POST", "/api/v1/users/me/mfa/totp", {"password": PASSWORD},
-                      token=erin).json["secret"]
-    api.call("POST", "/api/v1/users/me/mfa/totp/confirm", {"code": code(secret)}, token=erin)
+                      token=hana).json["secret"]
+    api.call("POST", "/api/v1/users/me/mfa/totp/confirm", {"code": code(secret)}, token=hana)
     codes = api.call("POST", "/api/v1/users/me/mfa/recovery-codes",
-                     {"password": PASSWORD, "code": "000000"}, token=erin)
-    mfa_token = api.login("erin").json["mfa_token"]
+                     {"password": PASSWORD, "code": "000000"}, token=hana)
+    mfa_token = api.login("hana").json["mfa_token"]
     api.call("POST", "/api/v1/login/mfa", {"mfa_token": mfa_token, "code": "000000"})
-    recovery = api.call("GET", "/api/v1/users/me/mfa", token=erin).json
+    recovery = api.call("GET", "/api/v1/users/me/mfa", token=hana).json
     assert recovery["totp"] and codes.status == 401
-    options = api.call("POST", "/api/v1/users/me/passkeys/options", token=erin).json
+    options = api.call("POST", "/api/v1/users/me/passkeys/options", token=hana).json
     credential, made = authenticator.create(options["options"])
     passkey = api.call("POST", "/api/v1/users/me/passkeys", {
         "challenge_id": options["challenge_id"], "credential": made, "name": "phone"},
-        token=erin).json
+        token=hana).json
     options = api.call("POST", "/api/v1/login/passkey/options", {"mfa_token": mfa_token}).json
     api.call("POST", "/api/v1/login/mfa", {
         "mfa_token": mfa_token, "credential": authenticator.get(credential, options["options"])})
@@ -246,12 +307,77 @@ def exercise_second_factors(api):
         "challenge_id": options["challenge_id"],
         "credential": authenticator.get(credential, options["options"])})
     api.call("DELETE", f"/api/v1/users/me/passkeys/{passkey['id']}", {"password": PASSWORD},
-             token=erin)
+             token=hana)
     api.call("DELETE", "/api/v1/users/me/mfa/totp", {"password": PASSWORD, "code": "000000"},
-             token=erin)
+             token=hana)
     # Left unused, as a challenge and a second step that nobody finishes.
     api.call("POST", "/api/v1/login/passkey/options", {})
-    assert api.login("erin").status == 403
+    assert api.login("hana").status == 403
+
+
+def exercise_mail(api, monkeypatch):
+    """Every route of mail and every path of the mailer (tests/test_mailer.py's
+    among them): a link to an account's own address and to a new one, a
+    reset for a verified address, an unverified one and nobody's, a request
+    over the limit, notices, a record delivered twice, a deleted account's
+    mail, and a message SES refuses."""
+    import time
+
+    from chalicelib import clock, stores
+    from conftest import Mailbox
+
+    mailbox, start, now = Mailbox(), time.time(), clock.now
+    monkeypatch.setattr("chalicelib.clock.now", lambda: start)
+    erin = api.user("erin")  # a verification link at signup
+    mailbox.deliver()
+    link = mailbox.link("erin@example.com", "verify")
+    api.call("POST", "/api/v1/email/verify", {"token": link})
+    api.call("POST", "/api/v1/users/me/email/verification", token=erin)  # already verified
+    monkeypatch.setattr("chalicelib.clock.now", lambda: start + 61)  # past the minute's limit
+    for address in ("erin@example.com", "frank@example.com", "nobody@example.com"):
+        api.call("POST", "/api/v1/password/forgot", {"email": address})
+    api.signup("frank")
+    mailbox.deliver()
+    api.call("POST", "/api/v1/password/forgot", {"email": "erin@example.com"})  # within the minute
+    pending = stores.outbox().waiting()
+    mailer.handle({"Records": [{"eventName": "INSERT", "dynamodb": {"NewImage": item}}
+                               for item in pending * 2]})  # each record twice
+    reset = mailbox.link("erin@example.com", "reset")
+    api.call("POST", "/api/v1/password/reset", {"token": reset, "new_password": "erin's new one"})
+    erin = api.token("erin", "erin's new one")
+    api.call("POST", "/api/v1/users/me/email", token=erin,
+             body={"password": "erin's new one", "new_email": "erin@new.example"})
+    api.call("POST", "/api/v1/email/verify", {"token": mailbox.link("erin@new.example", "verify")})
+    mailbox.deliver()  # the notice of the change, to the old address
+    gina = api.user("gina")
+    api.call("DELETE", "/api/v1/users/me", token=gina, body={"password": PASSWORD})
+    mailbox.deliver()  # gina's link: the account is gone
+    ses = boto3.client("sesv2", region_name="us-east-1")  # the test's, not the service's
+    ses.delete_email_identity(EmailIdentity=SENDER)  # SES now refuses the sender
+    api.call("POST", "/api/v1/users/me/password", token=erin,
+             body={"current_password": "erin's new one", "new_password": "erin's newer one"})
+    mailbox.deliver()
+    ses.create_email_identity(EmailIdentity=SENDER)
+    # A link SES throttles: undone (the older link back, the send uncounted,
+    # the event gone), and the item put back for another try, which sends.
+    from botocore.exceptions import ClientError
+
+    from chalicelib import aws
+
+    client, answers = aws.sesv2(), ["TooManyRequestsException"]
+    send = client.send_email
+
+    def throttled(**kwargs):
+        if answers:
+            raise ClientError({"Error": {"Code": answers.pop(), "Message": "slow"}}, "SendEmail")
+        return send(**kwargs)
+    monkeypatch.setattr(client, "send_email", throttled)
+    monkeypatch.setattr("chalicelib.clock.now", lambda: start + 200)
+    api.call("POST", "/api/v1/users/me/email/verification", token=api.token("frank"))
+    mailbox.deliver()
+    assert not mailbox.to("frank@example.com")[1:] and mailbox.deliver()
+    monkeypatch.setattr("chalicelib.clock.now", now)
+    assert mailbox.to("erin@example.com") and mailbox.to("erin@new.example")
 
 
 def introspect(api, token):
@@ -267,7 +393,8 @@ def introspect(api, token):
 
 
 @pytest.mark.parametrize("function,policy", [("api", "policy-dev.json"),
-                                             ("authorizer", "policy-authorizer-dev.json")])
+                                             ("authorizer", "policy-authorizer-dev.json"),
+                                             ("mailer", "policy-mailer-dev.json")])
 def test_each_role_allows_exactly_what_its_code_calls(api, recorded, monkeypatch, table_names,
                                                       function, policy):
     exercise_every_route(api, monkeypatch)
@@ -355,11 +482,85 @@ def test_iam_allows_every_write_the_authorizer_makes(api, recorded, monkeypatch,
         assert iam_allows(statement["Condition"], context), params
 
 
-@pytest.mark.parametrize("kind", ["events"])
-def test_the_authorizer_cannot_touch_the_events_table(table_names, kind):
+@pytest.mark.parametrize("kind", ["events", "mail"])
+def test_the_authorizer_cannot_touch_the_events_or_mail_table(table_names, kind):
     allowed = policy_actions(os.path.join(ROOT, ".chalice", "policy-authorizer-dev.json"),
                              table_names)
     assert not any(table == table_names[kind] for _, table in allowed)
+
+
+def string_like(patterns, value):
+    """IAM's StringLike: ``*`` any run of characters, ``?`` one."""
+    return any(re.fullmatch("".join(".*" if c == "*" else "." if c == "?" else re.escape(c)
+                                    for c in pattern), value, re.S) for pattern in patterns)
+
+
+def statement(path, sid):
+    with open(path, encoding="utf-8") as f:
+        (found,) = [s for s in json.load(f)["Statement"] if s["Sid"] == sid]
+    return found
+
+
+@pytest.mark.parametrize("stage", ["dev", "prod"])
+def test_the_authorizer_cannot_read_links_or_mail_counts(api, recorded, monkeypatch, stage):
+    """The users table's items of mail (a link's hash, the sends to an
+    address) are the mailer's: the authorizer's one read of that table is
+    held to profiles by their keys."""
+    exercise_every_route(api, monkeypatch)
+    profiles = statement(os.path.join(ROOT, ".chalice", f"policy-authorizer-{stage}.json"),
+                         "ReadProfiles")
+    prefixes = profiles["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"]
+    mail_keys = {k for k in recorded["mailer keys"] if k.startswith(("links#", "mailrate#"))}
+    assert {k.split("#")[0] for k in mail_keys} == {"links", "mailrate"}
+    assert not any(string_like(prefixes, key) for key in mail_keys)
+
+
+@pytest.mark.parametrize("stage", ["dev", "prod"])
+def test_the_mailer_may_do_to_each_kind_of_users_item_only_what_it_does(api, recorded,
+                                                                        monkeypatch, stage):
+    """By action and key prefix, as IAM's dynamodb:LeadingKeys sees them: it
+    reads profiles, addresses' owners and send counts, checks logins (never
+    reads one: no password hash), writes links and send counts; never a
+    login's attempts or an introspection client."""
+    exercise_every_route(api, monkeypatch)
+    with open(os.path.join(ROOT, ".chalice", f"policy-mailer-{stage}.json"),
+              encoding="utf-8") as f:
+        users = [s for s in json.load(f)["Statement"]
+                 if s["Resource"] == {"Fn::GetAtt": ["UsersTable", "Arn"]}]
+    allowed = {(action, prefix.removesuffix("*")) for s in users for action in s["Action"]
+               for prefix in s["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"]}
+    assert recorded["mailer writes"] == allowed
+    assert all(string_like([p + "*" for _, p in allowed], key)
+               for key in recorded["mailer keys"])
+
+
+@pytest.mark.parametrize("stage", ["dev", "prod"])
+def test_the_mailer_may_send_only_as_the_stacks_sender(stage):
+    """An address identity, named from the EmailFrom parameter: the role
+    cannot send as any other identity of the account."""
+    send = statement(os.path.join(ROOT, ".chalice", f"policy-mailer-{stage}.json"),
+                     "SendFromTheSender")
+    assert send["Action"] == ["ses:SendEmail"]
+    assert send["Resource"] == {"Fn::Sub": "arn:${AWS::Partition}:ses:${AWS::Region}:"
+                                           "${AWS::AccountId}:identity/${EmailFrom}"}
+
+
+@pytest.mark.parametrize("stage", ["dev", "prod"])
+def test_the_mailer_may_read_only_the_mail_tables_stream(stage):
+    """What Lambda's event source mapping reads with the function's role."""
+    read = statement(os.path.join(ROOT, ".chalice", f"policy-mailer-{stage}.json"),
+                     "ReadOutboxStream")
+    assert sorted(read["Action"]) == ["dynamodb:DescribeStream", "dynamodb:GetRecords",
+                                      "dynamodb:GetShardIterator", "dynamodb:ListStreams"]
+    assert read["Resource"] == {"Fn::Sub": "${MailTable.Arn}/stream/*"}
+
+
+@pytest.mark.parametrize("policy", ["policy-dev.json", "policy-authorizer-dev.json"])
+def test_no_other_function_may_send_mail_or_read_the_stream(policy):
+    with open(os.path.join(ROOT, ".chalice", policy), encoding="utf-8") as f:
+        actions = {a for s in json.load(f)["Statement"] for a in s["Action"]}
+    assert not {a for a in actions if a.startswith("ses:")}
+    assert not actions & {"dynamodb:GetRecords", "dynamodb:GetShardIterator"}
 
 
 @pytest.mark.parametrize("stage", ["dev", "prod"])
@@ -409,6 +610,7 @@ def test_dev_and_prod_policies_differ_only_in_names():
 
     assert normalised("policy-dev.json") == normalised("policy-prod.json")
     assert normalised("policy-authorizer-dev.json") == normalised("policy-authorizer-prod.json")
+    assert normalised("policy-mailer-dev.json") == normalised("policy-mailer-prod.json")
 
 
 # A misconfiguration is never an outage: a 500 whose log line names the
