@@ -117,6 +117,20 @@ def start_totp(page):
     return pyotp.TOTP(page.locator("#totp-secret").inner_text().replace(" ", ""))
 
 
+def turned_on(page, name):
+    """A user signed in with TOTP on: its generator and recovery codes."""
+    from playwright.sync_api import expect
+
+    logged_in(page, name)
+    totp = start_totp(page)
+    page.fill("#totp-confirm-form [name=code]", totp.now())
+    page.click("#totp-confirm-form button")
+    expect(page.locator("#recovery-list li")).to_have_count(10)
+    codes = page.locator("#recovery-list li").all_inner_texts()
+    page.click("#recovery-done")
+    return totp, codes
+
+
 def test_totp_set_up_in_the_page_is_asked_for_at_the_next_password_login(stack, page):
     """Setup shows the QR code (an image the CSP lets the browser draw) and
     the secret; a wrong first code keeps the session, the right one turns
@@ -169,14 +183,8 @@ def test_totp_set_up_in_the_page_is_asked_for_at_the_next_password_login(stack, 
 def test_a_recovery_code_shown_at_setup_completes_a_password_login(stack, page):
     from playwright.sync_api import expect
 
-    logged_in(page, signed_up(stack, "rory"))
-    totp = start_totp(page)
-    page.fill("#totp-confirm-form [name=code]", totp.now())
-    page.click("#totp-confirm-form button")
-    expect(page.locator("#recovery-list li")).to_have_count(10)
-    codes = page.locator("#recovery-list li").all_inner_texts()
-    page.click("#recovery-done")
-    expect(page.locator("#recovery-list li")).to_have_count(0)
+    _, codes = turned_on(page, signed_up(stack, "rory"))
+    expect(page.locator("#recovery-list li")).to_have_count(0)  # put away: gone from the page
 
     sign_out(page)
     password_login(page, "rory")
@@ -243,3 +251,45 @@ def test_a_passkey_removed_with_the_password_no_longer_signs_in(stack, page):
     page.click("#passkey-login")
     expect(page.locator("#message")).to_have_text("This passkey was not accepted.")
     expect(page.locator("#signed-out")).to_be_visible()
+
+
+def test_totp_turned_off_in_the_page_leaves_the_password_alone(stack, page):
+    from playwright.sync_api import expect
+
+    totp, _ = turned_on(page, signed_up(stack, "otto"))
+    page.fill("#totp-disable-form [name=password]", PASSWORD)
+    page.fill("#totp-disable-form [name=code]", totp.at(time.time() + 30))
+    page.click("#totp-disable-form button")
+    expect(page.locator("#message")).to_contain_text("Authenticator app turned off")
+    expect(page.locator("#totp-status")).to_contain_text("Off")
+    expect(page.locator("#totp-start-form")).to_be_visible()
+
+    sign_out(page)
+    password_login(page, "otto")
+    expect(page.locator("#signed-in")).to_be_visible()
+    expect(page.locator("#events tr[data-type=login]").first).to_contain_text(
+        "Signed in with a password")
+
+
+def test_new_recovery_codes_in_the_page_kill_the_old_ones(stack, page):
+    """The renewal shows 10 new codes; at the next login an old one is
+    refused and the prompt stays, a new one completes the login."""
+    from playwright.sync_api import expect
+
+    totp, old = turned_on(page, signed_up(stack, "nell"))
+    page.fill("#recovery-renew-form [name=password]", PASSWORD)
+    page.fill("#recovery-renew-form [name=code]", totp.at(time.time() + 30))
+    page.click("#recovery-renew-form button")
+    expect(page.locator("#message")).to_contain_text("New recovery codes made")
+    new = page.locator("#recovery-list li").all_inner_texts()
+    assert len(new) == 10 and not set(new) & set(old)
+
+    sign_out(page)
+    password_login(page, "nell")
+    page.fill("#mfa-recovery-form [name=recovery_code]", old[0])
+    page.click("#mfa-recovery-form button")
+    expect(page.locator("#message")).to_have_text("The code is not valid.")
+    expect(page.locator("#second-step")).to_be_visible()
+    page.fill("#mfa-recovery-form [name=recovery_code]", new[0])
+    page.click("#mfa-recovery-form button")
+    expect(page.locator("#signed-in")).to_be_visible()
