@@ -28,6 +28,8 @@ PASSWORD = "a long enough password"
 if not os.path.exists(CHROMIUM):
     pytest.skip("Debian's chromium is not installed (.ci/run installs it)",
                 allow_module_level=True)
+playwright_api = pytest.importorskip("playwright.sync_api")
+expect = playwright_api.expect
 
 
 @pytest.fixture(scope="module")
@@ -39,9 +41,7 @@ def stack(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
+    with playwright_api.sync_playwright() as playwright:
         chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=[
             "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
             "--disable-background-networking", "--disable-component-update", "--disable-sync"])
@@ -86,22 +86,16 @@ def password_login(page, name):
 
 
 def logged_in(page, name):
-    from playwright.sync_api import expect
-
     password_login(page, name)
     expect(page.locator("#signed-in")).to_be_visible()
 
 
 def sign_out(page):
-    from playwright.sync_api import expect
-
     page.click("#logout")
     expect(page.locator("#login-form")).to_be_visible()
 
 
 def add_passkey(page, name):
-    from playwright.sync_api import expect
-
     page.fill("#passkey-add-form [name=name]", name)
     page.click("#passkey-add-form button")
     expect(page.locator("#message")).to_have_text("Passkey added.")
@@ -109,8 +103,6 @@ def add_passkey(page, name):
 
 def start_totp(page):
     """TOTP begun in the page: a generator of the secret it shows."""
-    from playwright.sync_api import expect
-
     page.fill("#totp-start-form [name=password]", PASSWORD)
     page.click("#totp-start-form button")
     expect(page.locator("#totp-setup")).to_be_visible()
@@ -119,8 +111,6 @@ def start_totp(page):
 
 def turned_on(page, name):
     """A user signed in with TOTP on: its generator and recovery codes."""
-    from playwright.sync_api import expect
-
     logged_in(page, name)
     totp = start_totp(page)
     page.fill("#totp-confirm-form [name=code]", totp.now())
@@ -137,8 +127,6 @@ def test_totp_set_up_in_the_page_is_asked_for_at_the_next_password_login(stack, 
     TOTP on and shows 10 recovery codes; the next password login asks for
     the second step by each method the user has (she has a passkey too) and
     completes with a code, and the log says how."""
-    from playwright.sync_api import expect
-
     with_authenticator(page)
     logged_in(page, signed_up(stack, "tess"))
     expect(page.locator("#totp-status")).to_contain_text("Off")
@@ -181,8 +169,6 @@ def test_totp_set_up_in_the_page_is_asked_for_at_the_next_password_login(stack, 
 
 
 def test_a_recovery_code_shown_at_setup_completes_a_password_login(stack, page):
-    from playwright.sync_api import expect
-
     _, codes = turned_on(page, signed_up(stack, "rory"))
     expect(page.locator("#recovery-list li")).to_have_count(0)  # put away: gone from the page
 
@@ -197,8 +183,6 @@ def test_a_recovery_code_shown_at_setup_completes_a_password_login(stack, page):
 
 
 def test_a_passkey_added_in_the_page_signs_in_with_no_password(stack, page):
-    from playwright.sync_api import expect
-
     held = with_authenticator(page)
     logged_in(page, signed_up(stack, "pia"))
     add_passkey(page, "laptop key")
@@ -218,8 +202,6 @@ def test_a_passkey_added_in_the_page_signs_in_with_no_password(stack, page):
 
 
 def test_a_passkey_is_the_second_step_of_a_password_login(stack, page):
-    from playwright.sync_api import expect
-
     with_authenticator(page)
     logged_in(page, signed_up(stack, "quinn"))
     add_passkey(page, "phone")
@@ -235,8 +217,6 @@ def test_a_passkey_is_the_second_step_of_a_password_login(stack, page):
 
 
 def test_a_passkey_removed_with_the_password_no_longer_signs_in(stack, page):
-    from playwright.sync_api import expect
-
     with_authenticator(page)
     logged_in(page, signed_up(stack, "remy"))
     add_passkey(page, "old key")
@@ -254,8 +234,6 @@ def test_a_passkey_removed_with_the_password_no_longer_signs_in(stack, page):
 
 
 def test_totp_turned_off_in_the_page_leaves_the_password_alone(stack, page):
-    from playwright.sync_api import expect
-
     totp, _ = turned_on(page, signed_up(stack, "otto"))
     page.fill("#totp-disable-form [name=password]", PASSWORD)
     page.fill("#totp-disable-form [name=code]", totp.at(time.time() + 30))
@@ -274,8 +252,6 @@ def test_totp_turned_off_in_the_page_leaves_the_password_alone(stack, page):
 def test_new_recovery_codes_in_the_page_kill_the_old_ones(stack, page):
     """The renewal shows 10 new codes; at the next login an old one is
     refused and the prompt stays, a new one completes the login."""
-    from playwright.sync_api import expect
-
     totp, old = turned_on(page, signed_up(stack, "nell"))
     page.fill("#recovery-renew-form [name=password]", PASSWORD)
     page.fill("#recovery-renew-form [name=code]", totp.at(time.time() + 30))
