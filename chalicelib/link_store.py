@@ -97,6 +97,12 @@ def _rate(item):
                 dynamo.number(item, "version"))
 
 
+def _removing(*kinds):
+    """The update expression removing the links of ``kinds``."""
+    fields = [f"{k}_{part}" for k in kinds for part in ("hash", "until")]
+    return "REMOVE " + ", ".join(fields + (["verify_to"] if "verify" in kinds else []))
+
+
 class LinkStore:
     def __init__(self, table):
         self.table = table
@@ -124,18 +130,52 @@ class LinkStore:
             expression, values[":to"] = expression + ", verify_to = :to", S(to)
         return unit_of_work.update(self.table, self.links_key(user_id), expression, values)
 
-    def spend(self, user_id, kind, hashed, now):
-        """The write spending the link ``hashed`` of ``kind``: refused
-        (labelled ``link``) unless it is still the live one."""
-        removed = f"{kind}_hash, {kind}_until" + (", verify_to" if kind == "verify" else "")
+    def spend(self, user_id, kind, hashed, now, killing=()):
+        """The write spending the link ``hashed`` of ``kind``, and killing
+        the live links of the kinds ``killing``: refused (labelled
+        ``link``) unless it is still the live one."""
         return unit_of_work.update(
-            self.table, self.links_key(user_id), f"REMOVE {removed}",
+            self.table, self.links_key(user_id), _removing(kind, *killing),
             {":h": S(hashed), ":now": N(int(now))},
             condition=f"{kind}_hash = :h AND {kind}_until > :now", label="link")
 
-    def delete(self, user_id):
-        """The delete of the account's links, for its deletion."""
-        return unit_of_work.delete(self.table, self.links_key(user_id))
+    def restore(self, user_id, kind, issued, before):
+        """The write undoing the issue of ``issued`` (a message SES did not
+        take): the link of ``kind`` the account had ``before`` lives again,
+        only while ``issued`` is still its live one."""
+        old_hash, until = getattr(before, f"{kind}_hash"), getattr(before, f"{kind}_until")
+        condition, values = f"{kind}_hash = :issued", {":issued": S(issued)}
+        if old_hash is None:
+            return unit_of_work.update(self.table, self.links_key(user_id), _removing(kind),
+                                       values, condition=condition)
+        expression = f"SET {kind}_hash = :h, {kind}_until = :u"
+        values.update({":h": S(old_hash), ":u": N(until)})
+        if kind == "verify":
+            expression, values[":to"] = expression + ", verify_to = :to", S(before.verify_to)
+        return unit_of_work.update(self.table, self.links_key(user_id), expression, values,
+                                   condition=condition)
+
+    def uncount(self, address, seen, now):
+        """The write undoing :meth:`count_send` of ``seen`` at ``now`` (a
+        message SES did not take), only while nothing counted since."""
+        counted = (seen.version or 0) + 1 if seen else 1
+        return unit_of_work.update(
+            self.table, self.rate_key(address), "SET sent = :sent, version = :next",
+            {":sent": {"L": [N(t) for t in recent(seen.sent if seen else [], now)]},
+             ":next": N(counted + 1), ":counted": N(counted)},
+            condition="version = :counted")
+
+    def kill(self, user_id):
+        """The write killing every live link of the account (a password
+        changed: a change of address asked for with the old one, or a reset
+        asked for before, must not outlive it)."""
+        return unit_of_work.update(self.table, self.links_key(user_id), _removing(*KINDS), None)
+
+    def delete(self, user_id, address=None):
+        """The deletes of the account's links and of what its ``address``
+        got lately (which names the address), for its deletion."""
+        return [unit_of_work.delete(self.table, self.links_key(user_id))] + (
+            [unit_of_work.delete(self.table, self.rate_key(address))] if address else [])
 
     def count_send(self, address, seen, now):
         """The write adding a send at ``now`` to ``address``'s record, only

@@ -15,25 +15,48 @@ hands them over. For each item, in order:
    issue the link (the older one of its kind dies), count the send, record
    the event, each only while the account is as read (a lost race reads
    and decides again);
-4. send, with SES's SendEmail from EMAIL_FROM.
+4. send, with SES's SendEmail from EMAIL_FROM;
+5. when SES does not take the message, undo step 3 but the take: the older
+   link lives again, the send is not counted, the event goes; a refusal
+   that may pass (throttling, an outage) puts the item back for another
+   try, at most _TRIES_AT_SES times in all.
 
 What a message says and where it went are never logged (the link is in
 it); the log says which kind went, for which account, or why it did not.
 :func:`handle` returns the messages sent, for `make run` to print.
 """
 import logging
+from collections import namedtuple
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from chalicelib import audit, aws, clock, config, dynamo, messages, stores
 from chalicelib.errors import ServiceUnavailable
 from chalicelib.event_store import new_event
-from chalicelib.identity import Identity, Origin
-from chalicelib.link_store import allows, new_link
+from chalicelib.identity import NOWHERE, Identity, Origin
+from chalicelib.link_store import NO_LINKS, allows, new_link
 from chalicelib.stores import StaleWrite, Transaction, after_lost_race
 
 # Lost races for one item (two mailers deciding for one address at once).
 _TRIES = 4
+# How often an item is handed to SES in all, when SES says to try later.
+_TRIES_AT_SES = 3
+# SES's answers that may pass: throttling, its own failures.
+_PASSING = ("Throttling", "ThrottlingException", "TooManyRequestsException",
+            "LimitExceededException", "ServiceUnavailable", "InternalFailure")
+
+
+class Decided(namedtuple("Decided", "message user_id undo")):
+    """A message to send for an account, and the writes that undo what its
+    transaction did, should SES not take it."""
+
+    __slots__ = ()
+
+
+class NotSent(Exception):
+    def __init__(self, code, passing):
+        super().__init__(code)
+        self.code, self.passing = code, passing
 
 
 def handle(event):
@@ -52,13 +75,24 @@ def deliver(item):
     kind = item["kind"]["S"]
     for attempt in range(_TRIES):
         try:
-            message = _DECIDE[kind](item, clock.now())
+            decided = _DECIDE[kind](item, clock.now())
         except StaleWrite as exc:
             if "outbox" in exc.failed:
                 return None  # another delivery of this record took it
             after_lost_race(attempt)
             continue
-        return _sent(message, kind, item) if message else None
+        if decided is None:
+            return None
+        try:
+            _send(decided.message)
+        except NotSent as exc:
+            again = exc.passing and (dynamo.number(item, "tries") or 0) + 1 < _TRIES_AT_SES
+            audit.event("email_not_sent", level=logging.WARNING, kind=kind,
+                        user_id=decided.user_id, code=exc.code, tried_again=again)
+            _undo([*decided.undo, *([stores.outbox().again(item)] if again else [])])
+            return None
+        audit.event("email_sent", kind=kind, user_id=decided.user_id)
+        return decided.message
     raise ServiceUnavailable(operation="mailer", code="lost_races", attempts=_TRIES)
 
 
@@ -79,46 +113,58 @@ def _reset(item, now):
     if user_id is None:
         return _only(take)  # nobody's address: nothing to record, nothing to send
     links = stores.links()
-    user, rate = dynamo.read(stores.users().read_user(user_id),
-                             links.read_rate(item["to"]["S"]), attempts=3)
+    user, rate, before = dynamo.read(stores.users().read_user(user_id),
+                                     links.read_rate(item["to"]["S"]),
+                                     links.read_links(user_id), attempts=3)
     if user is None:
         return _only(take)
+    # Who asked is shown only to an owner the address is proven to be: an
+    # address held unverified may be anyone's, and the person asking at it
+    # is most likely its real owner.
+    origin = _origin(item) if user.email_verified else NOWHERE
     tx = Transaction()
-    tx.add(take, stores.logins().unchanged(_owner(user)),
-           stores.events().record(user.id, new_event(now, "password_reset_requested",
-                                                     "unknown", _origin(item))))
-    message = None
-    if user.email_verified and allows(rate.sent if rate else [], now):
-        seconds = config.link_seconds("reset")
-        link, hashed = new_link(user.id)
-        tx.add(links.issue(user.id, "reset", hashed, now + seconds),
-               links.count_send(user.email, rate, now))
-        message = messages.reset_link(user.email, user.username,
-                                      f"{config.public_url()}#reset={link}", seconds)
-    return _committed(tx, take, message)
+    tx.add(take, stores.logins().unchanged(_owner(user)))
+    if not dynamo.number(item, "tries"):  # an item put back was recorded the first time
+        tx.add(stores.events().record(user.id, new_event(now, "password_reset_requested",
+                                                         "unknown", origin)))
+    if not (user.email_verified and allows(rate.sent if rate else [], now)):
+        return _committed(tx, take, None)
+    seconds = config.link_seconds("reset")
+    link, hashed = new_link(user.id)
+    tx.add(stores.users().as_read(user), links.issue(user.id, "reset", hashed, now + seconds),
+           links.count_send(user.email, rate, now))
+    undo = [links.restore(user.id, "reset", hashed, before or NO_LINKS),
+            links.uncount(user.email, rate, now)]
+    return _committed(tx, take, Decided(messages.reset_link(
+        user.email, user.username, f"{config.public_url()}#reset={link}", seconds), user.id, undo))
 
 
 def _verify(item, now):
     """A verification link to the account's address, or to the new address
     it asked for."""
     take, to = stores.outbox().take(item["id"]["S"]), item["to"]["S"]
-    links = stores.links()
-    user, rate = dynamo.read(stores.users().read_user(item["user_id"]["S"]),
-                             links.read_rate(to), attempts=3)
+    links, user_id = stores.links(), item["user_id"]["S"]
+    user, rate, before = dynamo.read(stores.users().read_user(user_id), links.read_rate(to),
+                                     links.read_links(user_id), attempts=3)
     own = user is not None and to == user.email  # else a new address (or its case changed)
-    if user is None or (own and user.email_verified) or not allows(
+    asked_at = dynamo.text(item, "from")
+    moved = user is not None and asked_at is not None and asked_at != user.email
+    if user is None or moved or (own and user.email_verified) or not allows(
             rate.sent if rate else [], now):
+        # Gone, or moved since it asked (a link to the address it left
+        # would move it back), or nothing to prove, or over the limit.
         return _only(take)
     seconds = config.link_seconds("verify")
     link, hashed = new_link(user.id)
+    event = new_event(now, "email_verification_sent", "self", _origin(item))
     tx = Transaction()
-    tx.add(take, stores.logins().unchanged(_owner(user)),
+    tx.add(take, stores.logins().unchanged(_owner(user)), stores.users().as_read(user),
            links.issue(user.id, "verify", hashed, now + seconds, to=to),
-           links.count_send(to, rate, now),
-           stores.events().record(user.id, new_event(now, "email_verification_sent", "self",
-                                                     _origin(item))))
-    return _committed(tx, take, messages.verify_link(
-        to, user.username, f"{config.public_url()}#verify={link}", seconds))
+           links.count_send(to, rate, now), stores.events().record(user.id, event))
+    undo = [links.restore(user.id, "verify", hashed, before or NO_LINKS),
+            links.uncount(to, rate, now), stores.events().delete(user.id, event.id)]
+    return _committed(tx, take, Decided(messages.verify_link(
+        to, user.username, f"{config.public_url()}#verify={link}", seconds), user.id, undo))
 
 
 def _notice(item, now):
@@ -133,8 +179,8 @@ def _notice(item, now):
         to = user.email if user is not None and user.email_verified else None
     if to is None or user is None:
         return _only(take)
-    return _committed(_one(take), take, messages.notice(to, user.username,
-                                                        item["notice"]["S"]))
+    return _committed(_one(take), take, Decided(
+        messages.notice(to, user.username, item["notice"]["S"]), user.id, []))
 
 
 _DECIDE = {"reset": _reset, "verify": _verify, "notice": _notice}
@@ -152,39 +198,47 @@ def _only(take):
     return None
 
 
-def _committed(tx, take, message):
-    """Commit ``tx``; when only the account changed meanwhile (it is being
-    deleted), take the item and send nothing."""
+def _committed(tx, take, decided):
+    """Commit ``tx``; when the account's address changed meanwhile, decide
+    again; when only the account changed meanwhile (it is being deleted),
+    take the item and send nothing."""
     try:
         tx.commit()
     except StaleWrite as exc:
-        if exc.failed & {"outbox", "rate"}:
+        if exc.failed & {"outbox", "rate", "profile"}:
             raise
         return _only(take)
-    return message
+    return decided
 
 
-def _sent(message, kind, item):
-    """Send ``message`` with SES; the message, or None when SES refused it.
-
-    Not retried past botocore's own attempts: the item is taken, and a
-    person who got nothing asks again (the limit allows one a minute).
-    """
-    user_id = dynamo.text(item, "user_id")
+def _send(message):
+    """Hand ``message`` to SES; NotSent when SES does not take it."""
     try:
         aws.sesv2().send_email(
             FromEmailAddress=config.email_from(),
             Destination={"ToAddresses": [_ascii_domain(message.to)]},
             Content={"Simple": {"Subject": {"Data": message.subject, "Charset": "UTF-8"},
                                 "Body": {"Text": {"Data": message.text, "Charset": "UTF-8"}}}})
-    except (ClientError, BotoCoreError) as exc:
-        code = (exc.response.get("Error", {}).get("Code", "") if isinstance(exc, ClientError)
-                else type(exc).__name__)
-        audit.event("email_not_sent", level=logging.WARNING, kind=kind, user_id=user_id,
-                    code=code)
-        return None
-    audit.event("email_sent", kind=kind, user_id=user_id)
-    return message
+    except ClientError as exc:
+        code = exc.response.get("Error", {}).get("Code", "")
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+        raise NotSent(code, code in _PASSING or status >= 500) from None
+    except BotoCoreError as exc:
+        # A timeout or a refused connection, after botocore's own attempts.
+        raise NotSent(type(exc).__name__, passing=True) from None
+
+
+def _undo(writes):
+    """Undo what a message's transaction did (best effort: a write that
+    lost a race means something newer stands, and stays)."""
+    if not writes:
+        return
+    tx = Transaction()
+    tx.add(*writes)
+    try:
+        tx.commit()
+    except (StaleWrite, ServiceUnavailable) as exc:
+        audit.event("email_undo_failed", level=logging.WARNING, type=type(exc).__name__)
 
 
 def _ascii_domain(address):

@@ -10,7 +10,8 @@ same one write whoever's address it names.
 
 Item: ``id`` (a timed id: items sort by when they were asked for), ``kind``
 (one of :data:`KINDS`), ``to`` (an address, where the request names one),
-``user_id`` (where the request knows the account), ``notice`` (what a notice
+``user_id`` (where the request knows the account), ``from`` (a
+verification's: the account's address when it was asked for), ``notice`` (what a notice
 is about), ``ip`` and ``device`` (the request's origin), ``expires_at`` (the
 table's TTL: an item nobody took is dropped after a day). The mailer takes
 an item by deleting it, on condition that it is still there
@@ -47,10 +48,12 @@ class Outbox:
         """The write asking for a reset link to ``address`` (whoever's it is)."""
         return self._put("reset", origin, to=address)
 
-    def verification(self, user_id, address, origin):
+    def verification(self, user_id, address, origin, in_force):
         """The write asking for a verification link to ``address`` for the
-        account ``user_id``: its own address, or the new one it asked for."""
-        return self._put("verify", origin, user_id=user_id, to=address)
+        account ``user_id``: its own address, or the new one it asked for;
+        ``in_force`` is the account's address when asked (the mailer drops
+        the item if the account has moved since)."""
+        return self._put("verify", origin, user_id=user_id, to=address, **{"from": in_force})
 
     def notice(self, user_id, notice, origin, address=None):
         """The write asking for a notice of ``notice`` to the account's
@@ -71,6 +74,14 @@ class Outbox:
         delivery of the same record took it first."""
         return unit_of_work.delete(self.table, {"id": S(item_id)},
                                    condition="attribute_exists(id)", label="outbox")
+
+    def again(self, item):
+        """The write putting ``item`` back, for another try after SES could
+        not take its message (a new record for the stream); its ``tries``
+        counted."""
+        tries = (dynamo.number(item, "tries") or 0) + 1
+        return unit_of_work.put(self.table, {**item, "tries": N(tries)},
+                                "attribute_not_exists(id)")
 
     def waiting(self):
         """Every item not yet taken, oldest first (the local pump's scan)."""

@@ -57,6 +57,11 @@ def _plain_email(value):
     if unicodedata.normalize("NFKC", domain) != domain:
         raise ValidationError("Type the domain in its plain form: it holds lookalike characters "
                               "(such as a Kelvin sign or fullwidth letters).")
+    if not local.isascii():
+        # Amazon SES sends to 7-bit ASCII before the @ only (no SMTPUTF8):
+        # such an address could never get its verification or reset link.
+        raise ValidationError("Use an address with only ASCII characters before the @: mail "
+                              "cannot be delivered to this one.")
     if unicodedata.normalize("NFKC", local) != local:
         raise ValidationError("Type the part before @ in its plain form: it holds lookalike "
                               "characters (such as a Kelvin sign or fullwidth letters).")

@@ -133,6 +133,15 @@ class UserStore:
                              "attribute_not_exists(pk)", label="email"),
         ]
 
+    def as_read(self, user):
+        """A condition, for a transaction, that ``user``'s address is still
+        the one read, verified or not as read (labelled ``profile``): a
+        link decided on an address must not go out after the account left
+        it."""
+        return unit_of_work.condition_check(
+            self.table, self.user_key(user.id), "email = :email AND email_verified = :v",
+            {":email": S(user.email), ":v": {"BOOL": user.email_verified}}, label="profile")
+
     def email_free(self, email):
         """A condition, for a transaction, that ``email`` is nobody's
         address (labelled ``email``)."""

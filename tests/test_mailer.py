@@ -221,3 +221,58 @@ def test_an_operators_reset_of_the_second_factors_is_noticed(api, mailbox, alice
     mailbox.deliver()
     assert factors.reset("alice")
     assert "second factor was turned off" in mailbox.deliver()[-1].subject
+
+
+def ses_answers(monkeypatch, *codes):
+    """SES answers each of ``codes`` (an error code) in turn, then as usual."""
+    from botocore.exceptions import ClientError
+
+    client, answers = aws.sesv2(), list(codes)
+    send = client.send_email
+
+    def answered(**kwargs):
+        if answers:
+            raise ClientError({"Error": {"Code": answers.pop(0), "Message": "no"}}, "SendEmail")
+        return send(**kwargs)
+    monkeypatch.setattr(client, "send_email", answered)
+
+
+def test_a_message_ses_throttled_is_tried_again(mailbox, alice, monkeypatch):
+    ses_answers(monkeypatch, "TooManyRequestsException")
+    forgot()
+    assert mailbox.deliver() == []
+    assert [m.to for m in mailbox.deliver()] == [ALICE]
+
+
+def test_a_message_ses_keeps_throttling_is_tried_three_times_in_all(mailbox, alice, monkeypatch):
+    ses_answers(monkeypatch, *["TooManyRequestsException"] * 3)
+    forgot()
+    for _ in range(3):
+        assert mailbox.deliver() == []
+    assert stores.outbox().waiting() == []
+
+
+def test_a_message_ses_refused_for_good_is_not_tried_again(mailbox, alice, monkeypatch):
+    ses_answers(monkeypatch, "MessageRejected")
+    forgot()
+    assert mailbox.deliver() == []
+    assert stores.outbox().waiting() == []
+
+
+def test_a_message_tried_again_is_one_request_in_the_owners_log(api, mailbox, alice,
+                                                              monkeypatch):
+    ses_answers(monkeypatch, "TooManyRequestsException")
+    forgot()
+    mailbox.deliver()
+    mailbox.deliver()
+    events = api.call("GET", "/api/v1/users/me/events", token=api.token()).json["events"]
+    assert [e["type"] for e in events].count("password_reset_requested") == 1
+
+
+def test_a_message_ses_did_not_take_is_not_counted_against_the_address(mailbox, alice,
+                                                                     monkeypatch):
+    ses_answers(monkeypatch, "MessageRejected")
+    forgot()
+    mailbox.deliver()
+    forgot()  # within the minute: the refused one did not count
+    assert [m.to for m in mailbox.deliver()] == [ALICE]

@@ -236,3 +236,66 @@ def test_a_user_agent_becomes_a_name_a_person_recognises():
     assert device_names([a for a, _ in AGENTS]) == [name for _, name in AGENTS]
 
 
+
+# Email: verification and account recovery, on the page.
+def script_of(body):
+    return re.search(r"<script>(.*?)</script>", body, re.S).group(1)
+
+
+def test_the_hashes_cover_every_script_and_style_of_the_page(api):
+    """One script and one style, both hashed: a second block, or a style
+    attribute, would be blocked by the policy (and silently do nothing)."""
+    _, _, body = get(api, BROWSER)
+    assert body.count("<script") == 1 and body.count("<style") == 1
+    assert not re.search(r"\sstyle\s*=", body)
+
+
+def test_the_sign_in_form_offers_a_reset_by_email(api):
+    _, _, body = get(api, BROWSER)
+    signed_out = body[body.index('id="signed-out"'):body.index('id="signed-in"')]
+    assert 'id="forgot-open"' in signed_out and "Forgot your password?" in signed_out
+    assert re.search(r'<form id="forgot-form">\s*<label>[^<]*<input name="email" type="email"',
+                     signed_out)
+    assert 'api("POST", "password/forgot", { email: values(e.target).email })' in body
+
+
+def test_the_reset_form_asks_for_the_new_password_twice(api):
+    _, _, body = get(api, BROWSER)
+    form = re.search(r'<form id="reset-form">(.*?)</form>', body, re.S).group(1)
+    assert re.findall(r'<input name="(\w+)" type="password" autocomplete="new-password"', form) == [
+        "new_password", "again"]
+
+
+def test_the_signed_in_page_has_the_verify_notice_and_the_change_of_address(api):
+    _, _, body = get(api, BROWSER)
+    signed_in = body[body.index('id="signed-in"'):body.index("<script>")]
+    assert 'id="verify-notice"' in signed_in and 'id="resend"' in signed_in
+    form = re.search(r'<form id="email-form">(.*?)</form>', signed_in, re.S).group(1)
+    assert 'name="password" type="password"' in form and 'name="new_email" type="email"' in form
+    assert 'api("POST", "users/me/email/verification")' in body
+    assert 'api("POST", "users/me/email", data)' in body
+
+
+def test_every_event_type_has_words_on_the_page(api):
+    from chalicelib.terms import EVENT_TYPES
+
+    script = script_of(get(api, BROWSER)[2])
+    assert [t for t in EVENT_TYPES if not re.search(rf"\b{t}: \"", script)] == []
+
+
+def links_in(hashes):
+    """linkIn of each location.hash, as the page's own script reads it."""
+    source = re.search(r"^function linkIn\(hash\) \{.*?^\}$", page.page()[0], re.S | re.M).group(0)
+    program = source + "\nprocess.stdout.write(JSON.stringify(JSON.parse(" \
+        "require('fs').readFileSync(0, 'utf8')).map(linkIn)));"
+    run = subprocess.run([NODE, "-e", program], input=json.dumps(hashes), capture_output=True,
+                         text=True, timeout=30, check=True)
+    return json.loads(run.stdout)
+
+
+@pytest.mark.skipif(NODE is None, reason="node is not installed")
+def test_the_page_reads_a_mails_link_from_the_fragment_only():
+    assert links_in(["#verify=u1.abc-_9", "#reset=u1.xyz", "", "#", "#login",
+                     "#verify", "#other=u1.abc", "#reset="]) == [
+        {"kind": "verify", "secret": "u1.abc-_9"}, {"kind": "reset", "secret": "u1.xyz"},
+        None, None, None, None, None, None]

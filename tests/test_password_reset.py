@@ -201,11 +201,11 @@ def test_a_deleted_account_leaves_no_link_behind(api, mailbox, verified, dynamod
     assert not [k for k in keys if k.startswith("links#")]
 
 
-def test_a_reset_wins_over_a_password_change_that_lands_while_it_works(api, mailbox, verified,
-                                                                       monkeypatch):
+def test_a_password_change_landing_while_a_reset_works_kills_its_link(api, mailbox, verified,
+                                                                      monkeypatch):
     """The owner changes the password between the reset's read of the login
-    and its fence: the link is still good, and the reset still sets its
-    password (it never asked for the old one)."""
+    and its fence: the change kills every outstanding link, so the reset is
+    refused as a used link and the owner's new password stands."""
     from chalicelib.login_store import LoginStore
 
     forgot(api)
@@ -219,6 +219,15 @@ def test_a_reset_wins_over_a_password_change_that_lands_while_it_works(api, mail
                 "current_password": PASSWORD, "new_password": "changed meanwhile"}).status
         return fence(self, login, now, fence_id)
     monkeypatch.setattr(LoginStore, "fence", change_first)
-    assert reset(api, link).status == 200
+    assert reset(api, link).json["error"] == "invalid_link"
     assert changed == [200]
-    assert api.login(password=NEW_PASSWORD).status == 200
+    assert api.login(password="changed meanwhile").status == 200
+
+
+def test_a_deleted_account_leaves_no_trace_of_its_address(api, mailbox, verified, dynamodb,
+                                                          table_names):
+    forgot(api)
+    mailbox.deliver()
+    api.call("DELETE", "/api/v1/users/me", token=verified, body={"password": PASSWORD})
+    stored = str(dynamodb.scan(TableName=table_names["users"])["Items"])
+    assert "alice@example.com" not in stored

@@ -59,10 +59,11 @@ def test_a_password_change_that_cannot_fit_deletes_the_oldest_first(api, dynamod
                      body={"current_password": PASSWORD, "new_password": "another password"})
     assert reply.json == {"revoked": 119}
     # 100 items: the new hash, the attempts reset, the change's event, its
-    # notice and the delete of the event that the check of the password
-    # recorded as a failure until it succeeded, then the 95 newest others.
-    assert deleted_ids(batches) == ids[:24]
-    assert transacted_deletes(transactions) == ids[24:119]
+    # notice, the links killed and the delete of the event that the check of
+    # the password recorded as a failure until it succeeded, then the 94
+    # newest others.
+    assert deleted_ids(batches) == ids[:25]
+    assert transacted_deletes(transactions) == ids[25:119]
 
 
 def test_a_deletion_that_cannot_fit_keeps_the_callers_token_to_the_last(api, dynamodb,
@@ -71,10 +72,11 @@ def test_a_deletion_that_cannot_fit_keeps_the_callers_token_to_the_last(api, dyn
     batches, transactions = sent(dynamodb, "BatchWriteItem"), sent(dynamodb, "TransactWriteItems")
     reply = api.call("DELETE", ME, token=current, body={"password": PASSWORD})
     assert reply.json == {"deleted": True, "revoked": 120}
-    # The login, profile, attempts, email, links and second factors, the
-    # caller's token, and the 93 newest others; the 26 oldest go first.
-    assert deleted_ids(batches) == ids[:26]
-    assert sorted(transacted_deletes(transactions)) == ids[26:]
+    # The login, profile, attempts, email, links, the address's mail record
+    # and second factors, the caller's token, and the 92 newest others; the
+    # 27 oldest go first.
+    assert deleted_ids(batches) == ids[:27]
+    assert sorted(transacted_deletes(transactions)) == ids[27:]
 
 
 def test_a_login_over_a_lowered_cap_evicts_only_what_its_transaction_holds(api, dynamodb,

@@ -46,7 +46,7 @@ def signup(username, email, password, roles=(), origin=NOWHERE):
     tx = Transaction()
     tx.add(*stores.users().create(user),
            stores.logins().create(user, passwords.hash_password(password)),
-           stores.outbox().verification(user.id, email, origin))
+           stores.outbox().verification(user.id, email, origin, email))
     try:
         tx.commit()
     except StaleWrite as exc:
@@ -87,6 +87,7 @@ def change_password(identity, current, new, origin=NOWHERE):
         revoked = replace_password(
             check.login, check.name, new_hash, event, WrongPassword, keep=identity.token_id,
             also=[stores.outbox().notice(identity.user_id, "password_changed", origin),
+                  stores.links().kill(identity.user_id),
                   *(stores.events().delete(identity.user_id, e) for e in check.failed)])
     audit.event("password_changed", user_id=identity.user_id, revoked=revoked)
     return revoked
@@ -189,7 +190,8 @@ def erase(login, name, keep, by):
     tx = Transaction()
     tx.add(*stores.logins().delete(login, name),
            *users.delete(login.user_id, user.email if user else None),
-           stores.links().delete(login.user_id), stores.factors().delete(login.user_id))
+           *stores.links().delete(login.user_id, user.email if user else None),
+           stores.factors().delete(login.user_id))
     tx.add(*(sessions.delete(login.user_id, t) for t, _ in keys if t == keep))
     # What does not fit goes first: the oldest events, then the oldest tokens.
     tx.add_spillable(*(log.delete(login.user_id, e) for e in logged),

@@ -55,7 +55,7 @@ def request_verification(identity, origin=NOWHERE):
     if user.email_verified:
         raise AlreadyVerified()
     outbox = stores.outbox()
-    outbox.send(outbox.verification(user.id, user.email, origin))
+    outbox.send(outbox.verification(user.id, user.email, origin, user.email))
 
 
 def change_email(identity, password, new_email, origin=NOWHERE):
@@ -65,11 +65,12 @@ def change_email(identity, password, new_email, origin=NOWHERE):
     succeeded = [logins.forget_attempts(check.name),
                  *(log.delete(identity.user_id, e) for e in check.failed)]
     with check.released_on_outage():
-        tx = Transaction()
-        tx.add(*succeeded, stores.outbox().verification(identity.user_id, new_email, origin))
         current = users.get_user(identity.user_id)
         if current is None:
             raise UserNotFound()
+        tx = Transaction()
+        tx.add(*succeeded, stores.outbox().verification(identity.user_id, new_email, origin,
+                                                        current.email))
         if folded_email(new_email) != folded_email(current.email):
             # Free now; the link checks again when it is used.
             tx.add(users.email_free(new_email))
@@ -92,11 +93,16 @@ def verify(link, origin=NOWHERE):
     if user is None or not links.matches("verify", secret, now):
         raise InvalidLink()
     users, log, store = stores.users(), stores.events(), stores.links()
-    tx = Transaction()
-    tx.add(store.spend(user.id, "verify", links.verify_hash, now),
-           stores.logins().unchanged(Identity(user.id, None, user.username)))
     to = links.verify_to
-    if folded_email(to) == folded_email(user.email) and to == user.email:
+    moving = to != user.email
+    tx = Transaction()
+    # A reset link went to the address in force: once the account moves
+    # to another mailbox, the old one must hold no way back in.
+    other_mailbox = folded_email(to) != folded_email(user.email)
+    tx.add(store.spend(user.id, "verify", links.verify_hash, now,
+                       killing=("reset",) if other_mailbox else ()),
+           stores.logins().unchanged(Identity(user.id, None, user.username)))
+    if not moving:
         tx.add(users.set_verified(user),
                log.record(user.id, new_event(now, "email_verified", "self", origin)))
         changed = False
@@ -134,7 +140,8 @@ def reset(link, new_password, origin=NOWHERE):
     event = new_event(clock.now(), "password_reset", "self", origin)
     revoked = replace_password(
         login, name, new_hash, event, InvalidLink,
-        also=[stores.links().spend(user.id, "reset", links.reset_hash, now),
+        # A change of address pending, asked for with the old password, dies.
+        also=[stores.links().spend(user.id, "reset", links.reset_hash, now, killing=("verify",)),
               stores.outbox().notice(user.id, "password_reset", origin)],
         refusals={"link": InvalidLink}, checked=False)
     audit.event("password_reset", user_id=user.id, revoked=revoked)
