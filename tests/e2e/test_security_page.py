@@ -269,3 +269,15 @@ def test_new_recovery_codes_in_the_page_kill_the_old_ones(stack, page):
     page.fill("#mfa-recovery-form [name=recovery_code]", new[0])
     page.click("#mfa-recovery-form button")
     expect(page.locator("#signed-in")).to_be_visible()
+
+
+def test_a_page_opened_at_another_address_says_where_passkeys_work(stack, page):
+    """At 127.0.0.1 the browser refuses the RP id localhost; the page says
+    where to go rather than that no passkey was used."""
+    with_authenticator(page)
+    page.goto(stack.base + "/")
+    logged_in(page, signed_up(stack, "ines"))
+    page.click("#passkey-add-form button")
+    expect(page.locator("#message")).to_have_text(
+        "Passkeys work only on this page at localhost, the address they are bound to.")
+    expect(page.locator("#passkeys tr")).to_have_count(0)
