@@ -21,9 +21,11 @@ def page():
         html = f.read()
     script = re.search(r"<script>(.*?)</script>", html, re.S).group(1)
     style = re.search(r"<style>(.*?)</style>", html, re.S).group(1)
+    # img-src data: for the TOTP QR code, the server's SVG shown as an image
+    # (an image runs no script and loads nothing else).
     policy = ("default-src 'none'; "
               f"script-src {_hash(script)}; style-src {_hash(style)}; "
-              "connect-src 'self'; img-src 'self'; base-uri 'none'; form-action 'none'; "
+              "connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'; "
               "frame-ancestors 'none'")
     return html, {
         "Content-Type": "text/html; charset=utf-8",

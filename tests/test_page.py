@@ -9,6 +9,7 @@ import subprocess
 
 import pytest
 
+import authenticator
 from chalicelib import page
 
 BROWSER = "text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,*/*;q=0.8"
@@ -70,6 +71,121 @@ def test_the_signed_in_page_has_a_recent_activity_list_under_the_sessions(api):
     assert sessions < activity < body.index('id="password-form"')
     assert "<h2>Recent activity</h2>" in body and 'id="events"' in body
     assert 'api("GET", "users/me/events?limit=20")' in body
+
+
+# Second factors and passkeys: the page's own WebAuthn encoding and words,
+# run with node against what the service really sends and accepts.
+def in_page(program, data):
+    """The JSON that ``program`` writes with out(), run after the page's
+    top-level functions, with ``data`` as ``input``."""
+    body = page.page()[0]
+    script = re.search(r"<script>(.*?)</script>", body, re.S).group(1)
+    functions = script[:script.index("(function () {")]
+    source = functions + "\nconst input = JSON.parse(require('fs').readFileSync(0, 'utf8'));\n" \
+        "const out = (value) => process.stdout.write(JSON.stringify(value));\n" \
+        "const buffer = (text) => fromB64url(text).buffer;\n" + program
+    run = subprocess.run([NODE, "-e", source], input=json.dumps(data), capture_output=True,
+                         text=True, timeout=30, check=True)
+    return json.loads(run.stdout)
+
+
+@pytest.fixture
+def node():
+    if NODE is None:
+        pytest.skip("node is not installed")
+
+
+def test_the_qr_code_is_the_only_thing_the_policy_adds_data_urls_for(api):
+    _, headers, _ = get(api, BROWSER)
+    directives = dict(d.strip().split(" ", 1) for d in headers["Content-Security-Policy"].split(";"))
+    assert directives["img-src"] == "'self' data:"
+    assert [name for name, value in directives.items() if "data:" in value] == ["img-src"]
+
+
+def passkey_options(api, token):
+    return api.call("POST", "/api/v1/users/me/passkeys/options", token=token).json
+
+
+def made_in_page(made):
+    """What the page sends for navigator.credentials.create's answer ``made``
+    (the authenticator's credential, as the browser hands it over)."""
+    return in_page("""out(credentialJSON({
+        id: input.id, rawId: buffer(input.rawId), type: input.type,
+        response: { clientDataJSON: buffer(input.response.clientDataJSON),
+                    attestationObject: buffer(input.response.attestationObject),
+                    getTransports: () => input.response.transports },
+        getClientExtensionResults: () => ({}), authenticatorAttachment: "platform" }))""", made)
+
+
+def used_in_page(used):
+    """What the page sends for navigator.credentials.get's answer ``used``."""
+    return in_page("""out(credentialJSON({
+        id: input.id, rawId: buffer(input.rawId), type: input.type,
+        response: { clientDataJSON: buffer(input.response.clientDataJSON),
+                    authenticatorData: buffer(input.response.authenticatorData),
+                    signature: buffer(input.response.signature),
+                    userHandle: buffer(input.response.userHandle) },
+        getClientExtensionResults: () => ({}), authenticatorAttachment: "platform" }))""", used)
+
+
+@pytest.fixture
+def passkey(api, node):
+    """Alice's token and a passkey she registered through the page's encoding."""
+    token = api.user("alice")
+    challenge = passkey_options(api, token)
+    credential, made = authenticator.create(challenge["options"])
+    reply = api.call("POST", "/api/v1/users/me/passkeys", {
+        "challenge_id": challenge["challenge_id"], "credential": made_in_page(made),
+        "name": "laptop"}, token=token)
+    assert reply.status == 201, reply.json
+    return token, credential
+
+
+def test_the_page_turns_the_services_creation_options_into_bytes(api, passkey):
+    token, credential = passkey
+    options = passkey_options(api, token)["options"]
+    decoded = in_page("const o = creationOptions(input);"
+                      "out({challenge: [...o.challenge], user: [...o.user.id],"
+                      " exclude: o.excludeCredentials.map((c) => [...c.id]),"
+                      " rp: o.rp, params: o.pubKeyCredParams, selection: o.authenticatorSelection})",
+                      options)
+    assert bytes(decoded["challenge"]) == authenticator.unb64url(options["challenge"])
+    assert bytes(decoded["user"]) == authenticator.unb64url(options["user"]["id"])
+    assert [bytes(i) for i in decoded["exclude"]] == [credential.id]
+    assert (decoded["rp"], decoded["params"], decoded["selection"]) == (
+        options["rp"], options["pubKeyCredParams"], options["authenticatorSelection"])
+
+
+def test_the_page_turns_a_second_steps_request_options_into_bytes(api, passkey):
+    mfa_token = api.login("alice").json["mfa_token"]
+    options = api.call("POST", "/api/v1/login/passkey/options",
+                       {"mfa_token": mfa_token}).json["options"]
+    decoded = in_page("const o = requestOptions(input);"
+                      "out({challenge: [...o.challenge], allow: o.allowCredentials.map((c) => [...c.id]),"
+                      " rpId: o.rpId, userVerification: o.userVerification})", options)
+    assert bytes(decoded["challenge"]) == authenticator.unb64url(options["challenge"])
+    assert [bytes(i) for i in decoded["allow"]] == [passkey[1].id]
+    assert (decoded["rpId"], decoded["userVerification"]) == ("localhost", "required")
+
+
+def test_a_passkey_the_page_registered_signs_in_with_the_assertion_the_page_sends(api, passkey):
+    challenge = api.call("POST", "/api/v1/login/passkey/options", {}).json
+    used = authenticator.get(passkey[1], challenge["options"])
+    reply = api.call("POST", "/api/v1/login/passkey", {
+        "challenge_id": challenge["challenge_id"], "credential": used_in_page(used)})
+    assert reply.status == 200, reply.json
+
+
+def test_every_login_method_and_second_factor_event_reads_as_words(node):
+    from chalicelib.terms import FACTOR_EVENT_TYPES, LOGIN_METHODS
+
+    events = [{"type": "login", "method": m} for m in LOGIN_METHODS] + [
+        {"type": t, "method": None} for t in FACTOR_EVENT_TYPES]
+    words = in_page("out(input.map(securityWords))", events)
+    assert all(w and w.startswith("Signed in with ") for w in words[:len(LOGIN_METHODS)]), words
+    assert len(set(words)) == len(events)
+    assert not set(words) & set(LOGIN_METHODS + FACTOR_EVENT_TYPES)
+    assert in_page("out(securityWords(input))", {"type": "logout", "method": None}) is None
 
 
 # Device names, parsed in the page: run its deviceName with node.
