@@ -43,6 +43,11 @@ BCRYPT_ROUTES = {
     ("POST", PREFIX + "/signup"): 1,
     ("POST", PREFIX + "/users/me/password"): 2,  # checks the current one, hashes the new
     ("DELETE", PREFIX + "/users/me"): 1,
+    # Second factors: each change checks the password once.
+    ("POST", PREFIX + "/users/me/mfa/totp"): 1,
+    ("DELETE", PREFIX + "/users/me/mfa/totp"): 1,
+    ("POST", PREFIX + "/users/me/mfa/recovery-codes"): 1,
+    ("DELETE", PREFIX + "/users/me/passkeys/{passkey_id}"): 1,
 }
 THROTTLING = {
     **{route: Limit(rate=BCRYPT_RUNS.rate // runs, burst=BCRYPT_RUNS.burst // runs)
