@@ -260,7 +260,7 @@ def introspect(request, body):
     return introspection.introspect(client_id, client_secret, body["token"])
 
 
-# Second factors and passkeys: their modules (and pyotp, webauthn, segno,
+# Second factors and passkeys: their modules (and pyotp, fido2, segno,
 # cryptography) are loaded by these views only, never at the authorizer's
 # cold start.
 @app.route(PREFIX + "/login/mfa", methods=["POST"])

@@ -86,7 +86,7 @@ def verify_email(username):
         return f"the address of {username} is verified now"
     return f"the address of {username} was already verified; nothing was changed"
 def reset_mfa(username):
-    from chalicelib.service import factors  # pyotp and webauthn only where they are needed
+    from chalicelib.service import factors  # pyotp and fido2 only where they are needed
 
     if factors.reset(username):
         return f"{username} has no second factor now; its password alone logs in"

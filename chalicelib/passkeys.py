@@ -1,16 +1,21 @@
-"""WebAuthn (Level 2) for passkeys, through py_webauthn: the options a
-browser needs, and the checks of what its authenticator answers.
+"""WebAuthn (Level 2) for passkeys, through Yubico's fido2 server: the
+options a browser needs, and the checks of what its authenticator answers.
 
 Every ceremony requires user verification and a discoverable credential,
 and names the relying party id and the origin of configuration
-(config.webauthn_rp_id, config.webauthn_origin). webauthn, and with it
+(config.webauthn_rp_id, config.webauthn_origin). fido2, and with it
 cryptography, is imported inside each function: only the passkey routes
-need it, never the authorizer's cold start. Anything the library refuses,
-or cannot parse, is one :class:`Refused`, whose text never reaches a client
-or a log (it can quote what the client sent).
+need it, never the authorizer's cold start. (fido2 rather than py_webauthn:
+it needs nothing but cryptography, whose wheels the Lambda runtime loads,
+while py_webauthn 3 needs cbor2 6, which ships no wheel Lambda's Python can
+load, and pyOpenSSL, whose mere presence makes botocore import it at every
+cold start.) Anything the library refuses, or cannot parse, is one
+:class:`Refused`, whose text never reaches a client or a log (it can quote
+what the client sent).
 """
 import base64
-import json
+import logging
+import secrets
 from collections import namedtuple
 
 from chalicelib import config
@@ -18,6 +23,8 @@ from chalicelib import config
 # How long a browser waits for the person at the authenticator (the
 # challenge itself lives CHALLENGE_SECONDS).
 _TIMEOUT_MS = 120_000
+# fido2 logs credential ids at INFO; they are the service's to log or not.
+logging.getLogger("fido2").setLevel(logging.WARNING)
 
 Registered = namedtuple("Registered", "credential_id public_key sign_count")
 
@@ -31,71 +38,88 @@ def b64url(data):
 
 
 def new_challenge():
-    from webauthn.helpers import generate_challenge
+    return secrets.token_bytes(64)
 
-    return generate_challenge()  # 64 random bytes
+
+def _server():
+    from fido2.server import Fido2Server
+    from fido2.webauthn import AttestationConveyancePreference, PublicKeyCredentialRpEntity
+
+    origin = config.webauthn_origin()
+    server = Fido2Server(PublicKeyCredentialRpEntity(name=config.SERVICE_NAME,
+                                                     id=config.webauthn_rp_id()),
+                         attestation=AttestationConveyancePreference.NONE,
+                         verify_origin=lambda sent: sent == origin)
+    server.timeout = _TIMEOUT_MS
+    return server
+
+
+def _descriptors(ids):
+    from fido2.webauthn import PublicKeyCredentialDescriptor, PublicKeyCredentialType
+
+    return [PublicKeyCredentialDescriptor(type=PublicKeyCredentialType.PUBLIC_KEY, id=_bytes(i))
+            for i in ids]
+
+
+def _state(challenge):
+    """What fido2 checks an answer against: the challenge, and user
+    verification required."""
+    from fido2.utils import websafe_encode
+    from fido2.webauthn import UserVerificationRequirement
+
+    return {"challenge": websafe_encode(challenge),
+            "user_verification": UserVerificationRequirement.REQUIRED}
 
 
 def creation_options(challenge, user_id, username, exclude):
     """PublicKeyCredentialCreationOptions as JSON (a dict) for
     ``navigator.credentials.create``, excluding the credentials ``exclude``
     (base64url ids) that the user has already."""
-    from webauthn import generate_registration_options
-    from webauthn.helpers import options_to_json
-    from webauthn.helpers.structs import (AuthenticatorSelectionCriteria,
-                                          PublicKeyCredentialDescriptor,
-                                          ResidentKeyRequirement, UserVerificationRequirement)
+    from fido2.webauthn import (PublicKeyCredentialUserEntity, ResidentKeyRequirement,
+                                UserVerificationRequirement)
 
-    options = generate_registration_options(
-        rp_id=config.webauthn_rp_id(), rp_name=config.SERVICE_NAME, user_name=username,
-        user_id=user_id.encode("ascii"), user_display_name=username, challenge=challenge,
-        timeout=_TIMEOUT_MS,
-        authenticator_selection=AuthenticatorSelectionCriteria(
-            resident_key=ResidentKeyRequirement.REQUIRED, require_resident_key=True,
-            user_verification=UserVerificationRequirement.REQUIRED),
-        exclude_credentials=[PublicKeyCredentialDescriptor(id=_bytes(c)) for c in exclude])
-    return json.loads(options_to_json(options))
+    options, _ = _server().register_begin(
+        PublicKeyCredentialUserEntity(name=username, id=user_id.encode("ascii"),
+                                      display_name=username),
+        credentials=_descriptors(exclude), challenge=challenge,
+        resident_key_requirement=ResidentKeyRequirement.REQUIRED,
+        user_verification=UserVerificationRequirement.REQUIRED)
+    return dict(options)["publicKey"]
 
 
 def request_options(challenge, allow=()):
     """PublicKeyCredentialRequestOptions as JSON (a dict) for
     ``navigator.credentials.get``: any discoverable credential of this
     relying party, or only those of ``allow`` (base64url ids)."""
-    from webauthn import generate_authentication_options
-    from webauthn.helpers import options_to_json
-    from webauthn.helpers.structs import (PublicKeyCredentialDescriptor,
-                                          UserVerificationRequirement)
+    from fido2.webauthn import UserVerificationRequirement
 
-    options = generate_authentication_options(
-        rp_id=config.webauthn_rp_id(), challenge=challenge, timeout=_TIMEOUT_MS,
-        allow_credentials=[PublicKeyCredentialDescriptor(id=_bytes(c)) for c in allow],
+    options, _ = _server().authenticate_begin(
+        credentials=_descriptors(allow), challenge=challenge,
         user_verification=UserVerificationRequirement.REQUIRED)
-    return json.loads(options_to_json(options))
+    return dict(options)["publicKey"]
 
 
 def verify_registration(credential, challenge):
     """The new credential (base64url id, COSE public key, counter) of a
     ``navigator.credentials.create`` answer made for ``challenge``."""
-    from webauthn import verify_registration_response
+    from fido2 import cbor
 
     try:
-        verified = verify_registration_response(
-            credential=credential, expected_challenge=challenge,
-            expected_rp_id=config.webauthn_rp_id(), expected_origin=config.webauthn_origin(),
-            require_user_verification=True)
+        made = _server().register_complete(_state(challenge), credential)
+        key = made.credential_data
+        return Registered(b64url(key.credential_id), cbor.encode(dict(key.public_key)),
+                          made.counter)
     except Exception as exc:  # noqa: BLE001 - any failure to verify is a refusal
         raise Refused(type(exc).__name__) from None
-    return Registered(b64url(verified.credential_id), verified.credential_public_key,
-                      verified.sign_count)
 
 
 def claimed(credential):
     """(credential id, user handle as text or None) that an assertion claims,
     before anything of it is verified."""
-    from webauthn.helpers import parse_authentication_credential_json
+    from fido2.webauthn import AuthenticationResponse
 
     try:
-        parsed = parse_authentication_credential_json(credential)
+        parsed = AuthenticationResponse.from_dict(credential)
         handle = parsed.response.user_handle
         return b64url(parsed.raw_id), handle.decode("ascii") if handle else None
     except Exception as exc:  # noqa: BLE001
@@ -108,16 +132,21 @@ def verify_assertion(credential, challenge, public_key, sign_count):
     by the key ``public_key``, with the user verified. A counter that does
     not move past ``sign_count`` (where the authenticator keeps one) is
     refused: a cloned authenticator."""
-    from webauthn import verify_authentication_response
+    from fido2 import cbor
+    from fido2.cose import CoseKey
+    from fido2.webauthn import AttestedCredentialData, AuthenticationResponse
 
     try:
-        return verify_authentication_response(
-            credential=credential, expected_challenge=challenge,
-            expected_rp_id=config.webauthn_rp_id(), expected_origin=config.webauthn_origin(),
-            credential_public_key=public_key, credential_current_sign_count=sign_count,
-            require_user_verification=True).new_sign_count
+        answer = AuthenticationResponse.from_dict(credential)
+        known = AttestedCredentialData.create(b"\0" * 16, answer.raw_id,
+                                              CoseKey.parse(cbor.decode(public_key)))
+        _server().authenticate_complete(_state(challenge), [known], answer)
+        counter = answer.response.authenticator_data.counter
     except Exception as exc:  # noqa: BLE001
         raise Refused(type(exc).__name__) from None
+    if (counter or sign_count) and counter <= sign_count:
+        raise Refused("SignCountNotIncreased")
+    return counter
 
 
 def _bytes(b64):

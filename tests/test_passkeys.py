@@ -328,7 +328,7 @@ def test_every_second_factor_type_is_reachable(api, alice, monkeypatch):
 
 def test_the_authorizers_cold_start_loads_no_second_factor_code():
     """app.py imported afresh, as Lambda imports it for the authorizer:
-    pyotp, webauthn (and its cbor2), segno and the modules that use them
+    pyotp, fido2, cryptography, segno and the modules that use them
     are loaded by the second-factor routes only."""
     import subprocess
     import sys
@@ -336,7 +336,7 @@ def test_the_authorizers_cold_start_loads_no_second_factor_code():
     from conftest import ROOT
 
     probe = ("import sys, app; print(sorted(m for m in sys.modules if m.split('.')[0] in "
-             "('pyotp', 'webauthn', 'segno', 'cbor2') or m in ('chalicelib.totp', "
+             "('pyotp', 'fido2', 'cryptography', 'segno') or m in ('chalicelib.totp', "
              "'chalicelib.passkeys', 'chalicelib.factor_store', 'chalicelib.service.factors')))")
     loaded = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True,
                             text=True, check=True).stdout

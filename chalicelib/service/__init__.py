@@ -10,7 +10,7 @@ order:
 ``admin``     what admins and operators do to other users
 ``recovery``  getting back in by email, and proving an address
 ``factors``   second factors and passkeys, and the logins they make;
-              imported by its routes only (it loads pyotp and webauthn
+              imported by its routes only (it loads pyotp and fido2
               lazily, but the authorizer's cold start loads nothing of it)
 
 Views parse and shape; these functions decide. They raise the errors of
