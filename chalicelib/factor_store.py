@@ -29,7 +29,7 @@ from collections import namedtuple
 
 from chalicelib import dynamo, unit_of_work
 from chalicelib.dynamo import N, S
-from chalicelib.terms import MFA_TOKEN_SECONDS, MFA_WRONG_CODES
+from chalicelib.terms import MFA_METHODS, MFA_TOKEN_SECONDS, MFA_WRONG_CODES
 
 LABEL = "second_factor"
 _PASSKEY = "passkey_"
@@ -53,9 +53,9 @@ class Factors(namedtuple("Factors", "user_id version totp_secret totp_step totp_
 
     @property
     def methods(self):
-        """The ways a second step can be made, in the contract's words."""
-        return ((["totp"] if self.totp_secret else []) + (["passkey"] if self.passkeys else [])
-                + (["recovery_code"] if self.recovery else []))
+        """The ways a second step can be made (terms.MFA_METHODS), in that order."""
+        held = {"totp": self.totp_secret, "passkey": self.passkeys, "recovery_code": self.recovery}
+        return [method for method in MFA_METHODS if held[method]]
 
     def passkey(self, credential_id):
         return next((p for p in self.passkeys if p.credential_id == credential_id), None)

@@ -11,7 +11,8 @@ from marshmallow import Schema, ValidationError, fields, validate, validates_sch
 
 from chalicelib import passwords
 from chalicelib.plain_text import is_plain
-from chalicelib.terms import DESCRIPTION_LENGTH, EVENT_ACTORS, EVENT_TYPES, LOGIN_METHODS
+from chalicelib.terms import (DESCRIPTION_LENGTH, EVENT_ACTORS, EVENT_TYPES, LOGIN_METHODS,
+                              MFA_METHODS)
 from chalicelib.usernames import USERNAME
 
 PASSWORD_LENGTH = validate.Length(min=8, max=1024)
@@ -359,7 +360,7 @@ class Error(Schema):
                           metadata={"description": "On 422 only: each offending field's messages."})
     mfa_token = fields.String(metadata={
         "description": "On mfa_required only: the second step's token (300 s, works once)."})
-    methods = fields.List(fields.String(metadata={"enum": ["totp", "passkey", "recovery_code"]}),
+    methods = fields.List(fields.String(metadata={"enum": list(MFA_METHODS)}),
                           metadata={"description": "On mfa_required only: the ways the second "
                                                    "step can be made."})
     error_description = fields.String(metadata={

@@ -15,6 +15,8 @@ EVENT_TYPES += FACTOR_EVENT_TYPES
 # How a ``login`` event's session was opened (its ``method``); other events have none.
 LOGIN_METHODS = ("password", "password+totp", "password+recovery_code", "password+passkey",
                  "passkey")
+# The ways of a password login's second step (mfa_required's ``methods``).
+MFA_METHODS = ("totp", "passkey", "recovery_code")
 # The second step of a password login: how long its mfa_token lives, and how
 # many wrong codes it takes before the password login starts over.
 MFA_TOKEN_SECONDS = 300

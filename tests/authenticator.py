@@ -53,11 +53,13 @@ def _auth_data(rp_id, flags, counter, attested=b""):
         + attested
 
 
-def create(options, origin=ORIGIN, rp_id=None, flags=UP | UV | AT, fmt="none", counter=0):
+def create(options, origin=ORIGIN, rp_id=None, flags=UP | UV | AT, fmt="none", counter=0,
+           credential=None):
     """A new credential for creation ``options`` (the service's JSON), and
-    the browser's answer to send back."""
+    the browser's answer to send back; or ``credential`` registered again
+    (an authenticator that ignores excludeCredentials)."""
     rp_id = rp_id or options["rp"]["id"]
-    credential = Credential(unb64url(options["user"]["id"]), rp_id, counter)
+    credential = credential or Credential(unb64url(options["user"]["id"]), rp_id, counter)
     attested = bytes(16) + struct.pack(">H", len(credential.id)) + credential.id \
         + credential.cose_key()
     auth_data = _auth_data(rp_id, flags, counter, attested)

@@ -341,3 +341,106 @@ def test_the_authorizers_cold_start_loads_no_second_factor_code():
     loaded = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True,
                             text=True, check=True).stdout
     assert loaded.strip() == "[]"
+
+
+def test_a_passkey_registered_again_is_refused(api, alice):
+    """An authenticator that ignores excludeCredentials: one credential,
+    one passkey."""
+    token, credential = alice
+    _, again = register(api, token, credential=credential)
+    assert again.status == 400 and again.json["error"] == "invalid_credential"
+    assert len(api.call("GET", "/api/v1/users/me/mfa", token=token).json["passkeys"]) == 1
+
+
+@pytest.mark.parametrize("credential", [{}, {"id": "x", "rawId": "x", "type": "public-key"},
+                                        {"response": {"userHandle": "not base64 !"}}])
+def test_a_malformed_assertion_is_401_never_a_500(api, credential):
+    options = api.call("POST", "/api/v1/login/passkey/options", {}).json
+    reply = api.call("POST", "/api/v1/login/passkey", {"challenge_id": options["challenge_id"],
+                                                       "credential": credential})
+    assert reply.status == 401 and reply.json["error"] == "invalid_credentials"
+
+
+def racing(monkeypatch, method, count=2):
+    """Patches FactorStore ``method`` so that ``count`` threads each read
+    and then wait for the others: the widest window for a lost race (the
+    test's own thread reads as usual)."""
+    import threading
+
+    from chalicelib.factor_store import FactorStore
+
+    barrier, original = threading.Barrier(count), getattr(FactorStore, method)
+    waited = threading.local()
+
+    def read_then_wait(self, *args):
+        found = original(self, *args)
+        if threading.current_thread() is threading.main_thread():
+            return found
+        if not getattr(waited, "done", False):  # only each thread's first read
+            waited.done = True
+            barrier.wait(timeout=20)
+        return found
+
+    monkeypatch.setattr(FactorStore, method, read_then_wait)
+
+
+def run_together(*calls):
+    import threading
+
+    from chalicelib import contract
+    from chalicelib.errors import ServiceError
+
+    statuses = [None] * len(calls)
+
+    def one(i):
+        try:
+            calls[i]()
+            statuses[i] = 200
+        except ServiceError as exc:
+            statuses[i] = contract.status(exc)
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(len(calls))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    return statuses
+
+
+def test_two_passkeys_registered_at_once_are_both_kept(api, monkeypatch, one_call_at_a_time):
+    """Both read the factors at one version; the loser reads them again."""
+    from chalicelib import identity, service
+    from chalicelib.identity import NOWHERE
+    from chalicelib.service import factors
+
+    token = api.user()
+    me = api.call("GET", "/api/v1/users/me", token=token).json
+    caller = identity.Identity(me["id"], "0" * 24, "alice")
+    made = []
+    for _ in range(2):
+        options = factors.registration_options(caller)
+        made.append((options["challenge_id"], authenticator.create(options["options"])[1]))
+    racing(monkeypatch, "get")
+    statuses = run_together(*(lambda c=c, m=m: factors.add_passkey(caller, c, m, "key", NOWHERE)
+                              for c, m in made))
+    assert statuses == [200, 200]
+    assert len(service.factors.status(caller)["passkeys"]) == 2
+
+
+def test_two_logins_racing_with_one_counter_value_open_one_session(api, alice, monkeypatch,
+                                                                   one_call_at_a_time):
+    """A cloned authenticator racing the real one with the same counter:
+    both verify against the counter as read; the write's condition on it
+    lets one through."""
+    from chalicelib.service import factors
+
+    _, credential = alice
+    bodies = []
+    for _ in range(2):
+        options = factors.login_options()
+        bodies.append((options["challenge_id"],
+                       authenticator.get(credential, options["options"], counter=7)))
+    racing(monkeypatch, "read")
+    statuses = run_together(*(lambda c=c, a=a: factors.with_passkey(c, a, "phone", "203.0.113.7")
+                              for c, a in bodies))
+    assert sorted(statuses) == [200, 401]

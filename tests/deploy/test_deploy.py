@@ -130,11 +130,13 @@ def test_every_token_route_uses_the_authorizer(template):
     paths = template["Resources"]["RestAPI"]["Properties"]["DefinitionBody"]["paths"]
     # Introspection's callers are resource servers, with client credentials
     # the view checks itself (HTTP Basic), not a user's token.
-    # A link's secret is what proves a person in the mail routes.
+    # A link's secret is what proves a person in the mail routes; a login's
+    # second step and a passkey login come before any token.
     open_routes = {("/", "get"), ("/api/v1/signup", "post"), ("/api/v1/login", "post"),
                    ("/api/v1/openapi.json", "get"), ("/api/v1/introspect", "post"),
                    ("/api/v1/password/forgot", "post"), ("/api/v1/password/reset", "post"),
-                   ("/api/v1/email/verify", "post")}
+                   ("/api/v1/email/verify", "post"), ("/api/v1/login/mfa", "post"),
+                   ("/api/v1/login/passkey/options", "post"), ("/api/v1/login/passkey", "post")}
     for path, methods in paths.items():
         for method, spec in methods.items():
             if method == "options" or (path, method) in open_routes:
