@@ -4,15 +4,15 @@ WebAuthn answers, and what a stolen token or a mailbox can turn into."""
 import logging
 import threading
 
+import authenticator
 import cbor2
 import pytest
-
-import authenticator
-from chalicelib import backoff, contract, service, totp
-from chalicelib.errors import ServiceError
 from conftest import PASSWORD
 from test_passkeys import passkey_login, register
 from test_second_factor import Totp, clock  # noqa: F401 - clock is a fixture
+
+from chalicelib import backoff, contract, service, totp
+from chalicelib.errors import ServiceError
 
 MFA = "/api/v1/users/me/mfa"
 PASSKEYS = "/api/v1/users/me/passkeys"
