@@ -21,6 +21,14 @@ _TIMEOUT_MS = 120_000
 
 Registered = namedtuple("Registered", "credential_id public_key sign_count")
 
+# WebAuthn Level 3 (7.1, step 25): a longer credential id fails the
+# registration. Both bounds keep what one passkey adds to the user's factors
+# item (DynamoDB's 400 KB, for every factor of the user) small: the COSE
+# key is kept as the authenticator sent it, extra parameters included, and
+# the largest the library verifies (RSA-4096) is about 550 bytes.
+MAX_CREDENTIAL_ID_BYTES = 1023
+MAX_PUBLIC_KEY_BYTES = 2048
+
 
 class Refused(Exception):
     """The authenticator's answer does not verify, or is not one."""
@@ -85,6 +93,10 @@ def verify_registration(credential, challenge):
             require_user_verification=True)
     except Exception as exc:  # noqa: BLE001 - any failure to verify is a refusal
         raise Refused(type(exc).__name__) from None
+    if len(verified.credential_id) > MAX_CREDENTIAL_ID_BYTES:
+        raise Refused("CredentialIdTooLong")
+    if len(verified.credential_public_key) > MAX_PUBLIC_KEY_BYTES:
+        raise Refused("PublicKeyTooLong")
     return Registered(b64url(verified.credential_id), verified.credential_public_key,
                       verified.sign_count)
 
