@@ -43,16 +43,13 @@ BCRYPT_ROUTES = {
     ("POST", PREFIX + "/signup"): 1,
     ("POST", PREFIX + "/users/me/password"): 2,  # checks the current one, hashes the new
     ("DELETE", PREFIX + "/users/me"): 1,
-<<<<<<< HEAD
     ("POST", PREFIX + "/users/me/email"): 1,  # checks the password
     ("POST", PREFIX + "/password/reset"): 1,  # hashes the new one
-=======
     # Second factors: each change checks the password once.
     ("POST", PREFIX + "/users/me/mfa/totp"): 1,
     ("DELETE", PREFIX + "/users/me/mfa/totp"): 1,
     ("POST", PREFIX + "/users/me/mfa/recovery-codes"): 1,
     ("DELETE", PREFIX + "/users/me/passkeys/{passkey_id}"): 1,
->>>>>>> mfa
 }
 THROTTLING = {
     **{route: Limit(rate=BCRYPT_RUNS.rate // runs, burst=BCRYPT_RUNS.burst // runs)
