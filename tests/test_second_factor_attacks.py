@@ -313,3 +313,15 @@ def test_no_log_line_holds_an_mfa_token_or_a_public_key(api, clock, caplog):  # 
 def test_a_wrong_password_for_a_user_with_a_factor_says_nothing_of_it(user, api):
     reply = api.login(password="wrong password")
     assert reply.json == api.login("nobody", password="wrong password").json
+
+
+def test_a_login_with_a_second_factor_rehashes_a_password_of_another_cost(api, clock,  # noqa: F811
+                                                                           monkeypatch):
+    """A password login rehashes a hash of another cost, so that a wrong
+    password then costs what an unknown name costs; a user with a second
+    factor must not keep the old cost (and a timing apart) for good."""
+    monkeypatch.setenv("BCRYPT_ROUNDS", "5")
+    alice = Totp(api, clock)
+    monkeypatch.setenv("BCRYPT_ROUNDS", "4")
+    assert alice.second_step(alice.mfa_token(), code=alice.code()).status == 200
+    assert service.admin.find_user("alice").password_hash.split("$")[2] == "04"
