@@ -28,6 +28,14 @@ logging.getLogger("fido2").setLevel(logging.WARNING)
 
 Registered = namedtuple("Registered", "credential_id public_key sign_count")
 
+# WebAuthn Level 3 (7.1, step 25): a longer credential id fails the
+# registration. Both bounds keep what one passkey adds to the user's factors
+# item (DynamoDB's 400 KB, for every factor of the user) small: the COSE
+# key is kept as the authenticator sent it, extra parameters included, and
+# the largest the library verifies (RSA-4096) is about 550 bytes.
+MAX_CREDENTIAL_ID_BYTES = 1023
+MAX_PUBLIC_KEY_BYTES = 2048
+
 
 class Refused(Exception):
     """The authenticator's answer does not verify, or is not one."""
@@ -107,10 +115,14 @@ def verify_registration(credential, challenge):
     try:
         made = _server().register_complete(_state(challenge), credential)
         key = made.credential_data
-        return Registered(b64url(key.credential_id), cbor.encode(dict(key.public_key)),
-                          made.counter)
+        public_key = cbor.encode(dict(key.public_key))
     except Exception as exc:  # noqa: BLE001 - any failure to verify is a refusal
         raise Refused(type(exc).__name__) from None
+    if len(key.credential_id) > MAX_CREDENTIAL_ID_BYTES:
+        raise Refused("CredentialIdTooLong")
+    if len(public_key) > MAX_PUBLIC_KEY_BYTES:
+        raise Refused("PublicKeyTooLong")
+    return Registered(b64url(key.credential_id), public_key, made.counter)
 
 
 def claimed(credential):
