@@ -344,7 +344,7 @@ def renew_recovery_codes(request, body):
 
 
 @app.route(PREFIX + "/users/me/passkeys/options", methods=["POST"], authorizer=token_authorizer)
-@contract(answer="ChallengeOut", errors=(404,))
+@contract(answer="ChallengeOut", errors=(403, 404))
 def passkey_options(request):
     """A challenge for registering a passkey, excluding the caller's."""
     from chalicelib.service import factors
@@ -353,7 +353,7 @@ def passkey_options(request):
 
 
 @app.route(PREFIX + "/users/me/passkeys", methods=["POST"], authorizer=token_authorizer)
-@contract(body="PasskeyAddIn", answer="PasskeyOut", status=201, errors=(400, 404))
+@contract(body="PasskeyAddIn", answer="PasskeyOut", status=201, errors=(400, 403, 404))
 def add_passkey(request, body):
     """Registers a passkey made for a challenge of the caller's."""
     from chalicelib.service import factors

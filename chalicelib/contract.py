@@ -43,6 +43,7 @@ STATUS = {
     errors.InvalidMfaToken: 400,
     errors.InvalidCredential: 400,
     errors.PasskeyNotFound: 404,
+    errors.ReauthenticationRequired: 403,
     errors.FactorConflict: 409,
     errors.PayloadTooLarge: 413,
     errors.ValidationFailed: 422,

@@ -176,6 +176,14 @@ class InvalidCredential(ServiceError):
     message = "The passkey could not be registered."
 
 
+class ReauthenticationRequired(ServiceError):
+    """A change that outlives every token (a passkey logs in on its own)
+    asks for a recent login, not only for a token."""
+
+    code = "reauthentication_required"
+    message = "Sign in again to add a passkey: the session is more than ten minutes old."
+
+
 class PasskeyNotFound(ServiceError):
     code = "passkey_not_found"
     message = "No such passkey for this user."

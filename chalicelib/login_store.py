@@ -34,6 +34,7 @@ from dataclasses import dataclass
 
 from chalicelib import backoff, dynamo, signing_keys, unit_of_work
 from chalicelib.dynamo import N, S
+from chalicelib.errors import ServiceUnavailable
 from chalicelib.usernames import folded_username
 
 _ATTEMPTS_KEY_LABEL = b"login-service/attempts-key/v1"
@@ -193,6 +194,26 @@ class LoginStore:
             "SET failures = :f, locked_until = :l, expires_at = :e",
             {":f": N(new.failures), ":l": N(new.locked_until), ":e": N(int(new.expires_at)),
              **expected}, condition=condition, label="attempts", return_old=True)
+
+    def take_back(self, name, counted, before):
+        """Put the attempts of ``name`` back from ``counted`` to ``before``
+        (None: no record), unless another attempt changed them since (best
+        effort: an outage leaves the count one higher)."""
+        seen = {":seen_failures": N(counted.failures), ":seen_expires": N(int(counted.expires_at))}
+        condition = "failures = :seen_failures AND expires_at = :seen_expires"
+        try:
+            if before is None:
+                dynamo.call("delete_item", TableName=self.table, Key=name.attempts_key,
+                            ConditionExpression=condition, ExpressionAttributeValues=seen)
+            else:
+                dynamo.call("update_item", TableName=self.table, Key=name.attempts_key,
+                            UpdateExpression="SET failures = :f, locked_until = :l, "
+                                             "expires_at = :e",
+                            ConditionExpression=condition, ExpressionAttributeValues={
+                                ":f": N(before.failures), ":l": N(before.locked_until),
+                                ":e": N(int(before.expires_at)), **seen})
+        except (dynamo.ConditionFailed, ServiceUnavailable):
+            pass
 
     def forget_attempts(self, name):
         """The delete of the failed attempts, for a transaction."""

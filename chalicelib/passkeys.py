@@ -107,13 +107,22 @@ def request_options(challenge, allow=()):
     return dict(options)["publicKey"]
 
 
+def _public_key_credential(credential):
+    """``credential`` when it says it is a PublicKeyCredential (the type
+    fido2 does not look at)."""
+    if not isinstance(credential, dict) or credential.get("type") != "public-key":
+        raise Refused("NotAPublicKeyCredential")
+    return credential
+
+
 def verify_registration(credential, challenge):
     """The new credential (base64url id, COSE public key, counter) of a
     ``navigator.credentials.create`` answer made for ``challenge``."""
     from fido2 import cbor
 
     try:
-        made = _server().register_complete(_state(challenge), credential)
+        made = _server().register_complete(_state(challenge),
+                                           _public_key_credential(credential))
         key = made.credential_data
         public_key = cbor.encode(dict(key.public_key))
     except Exception as exc:  # noqa: BLE001 - any failure to verify is a refusal
@@ -131,7 +140,7 @@ def claimed(credential):
     from fido2.webauthn import AuthenticationResponse
 
     try:
-        parsed = AuthenticationResponse.from_dict(credential)
+        parsed = AuthenticationResponse.from_dict(_public_key_credential(credential))
         handle = parsed.response.user_handle
         return b64url(parsed.raw_id), handle.decode("ascii") if handle else None
     except Exception as exc:  # noqa: BLE001
@@ -149,7 +158,7 @@ def verify_assertion(credential, challenge, public_key, sign_count):
     from fido2.webauthn import AttestedCredentialData, AuthenticationResponse
 
     try:
-        answer = AuthenticationResponse.from_dict(credential)
+        answer = AuthenticationResponse.from_dict(_public_key_credential(credential))
         known = AttestedCredentialData.create(b"\0" * 16, answer.raw_id,
                                               CoseKey.parse(cbor.decode(public_key)))
         _server().authenticate_complete(_state(challenge), [known], answer)

@@ -24,6 +24,10 @@ MFA_WRONG_CODES = 5
 # How long a WebAuthn challenge lives (it works once).
 CHALLENGE_SECONDS = 300
 RECOVERY_CODES = 10  # how many a confirmation or a renewal yields
+# A passkey logs in on its own and outlives every token: adding one takes a
+# login this recent (the token's own), and a user holds at most this many.
+RECENT_LOGIN_SECONDS = 600
+MAX_PASSKEYS = 20
 # Who acted on an account: the user, an admin (which one is not shown), an
 # operator (manage.py), the service itself (eviction by the cap, a lock), or
 # a request not proven to be the user's (a failed login at /login, a reset

@@ -65,6 +65,11 @@ THROTTLING = {
     # address, or spends one. Login's budget, though they run no bcrypt.
     ("POST", PREFIX + "/password/forgot"): BCRYPT_RUNS,
     ("POST", PREFIX + "/email/verify"): BCRYPT_RUNS,
+    # The steps of a login that come before any token: anyone can call them,
+    # and each writes (a challenge, a counted code); login's budget.
+    ("POST", PREFIX + "/login/mfa"): BCRYPT_RUNS,
+    ("POST", PREFIX + "/login/passkey/options"): BCRYPT_RUNS,
+    ("POST", PREFIX + "/login/passkey"): BCRYPT_RUNS,
 }
 
 # Per client IP over WAF_WINDOW_SECONDS, when the parameter enables it.

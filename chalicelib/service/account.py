@@ -87,22 +87,23 @@ def change_password(identity, current, new, origin=NOWHERE):
         revoked = replace_password(
             check.login, check.name, new_hash, event, WrongPassword, keep=identity.token_id,
             also=[stores.outbox().notice(identity.user_id, "password_changed", origin),
-                  stores.links().kill(identity.user_id),
-                  *(stores.events().delete(identity.user_id, e) for e in check.failed)])
+                  stores.links().kill(identity.user_id)], settled=check.succeeded())
+    check.uncount()
     audit.event("password_changed", user_id=identity.user_id, revoked=revoked)
     return revoked
 
 
 def replace_password(login, name, new_hash, event, error, keep=None, also=(), refusals=None,
-                     checked=True):
+                     checked=True, settled=None):
     """Fence, then the change's one transaction; the live tokens revoked.
 
     While the fence stands no login can commit, so the tokens listed after
     it went up are every session opened with the old password; the write
     is conditional on the fence still being this change's. The same
-    transaction resets the failed attempts of ``name``, records ``event``
-    and makes the writes ``also`` (a notice, a link spent, the failures
-    a check recorded). Every token but ``keep`` goes. ``error`` is raised
+    transaction settles the failed attempts of ``name`` (``settled``, a
+    password check's writes; by default the count is cleared, as a reset
+    clears it), records ``event`` and makes the writes ``also`` (a notice,
+    a link spent). Every token but ``keep`` goes. ``error`` is raised
     when the password changed, or a deletion began, since ``login`` was
     read, when the old password was ``checked`` (a reset checked none: it
     reads the login again and goes on); ``refusals`` maps the label of a
@@ -118,7 +119,8 @@ def replace_password(login, name, new_hash, event, error, keep=None, also=(), re
                 continue
             others = [k for k in sessions.all_keys(login.user_id) if k[0] != keep]
             tx = Transaction()
-            tx.add(logins.set_password(login, new_hash, fence_id), logins.forget_attempts(name),
+            tx.add(logins.set_password(login, new_hash, fence_id),
+                   *(settled if settled is not None else [logins.forget_attempts(name)]),
                    log.record(login.user_id, event), *also)
             # The oldest go first, outside the transaction, if they do not fit in it.
             tx.add_spillable(*(sessions.delete(login.user_id, t) for t, _ in others))

@@ -31,17 +31,19 @@ import secrets
 
 from chalicelib import audit, clock, config, login_store, passkeys, stores, totp
 from chalicelib.errors import (InvalidCode, InvalidCredential, InvalidCredentials,
-                               InvalidMfaToken, PasskeyNotFound, ServiceUnavailable,
-                               TotpEnabled, TotpNotEnabled, TotpNotPending, UserNotFound)
+                               InvalidMfaToken, PasskeyNotFound, ReauthenticationRequired,
+                               ServiceUnavailable, TotpEnabled, TotpNotEnabled, TotpNotPending,
+                               UserNotFound)
 from chalicelib.event_store import new_event
 from chalicelib.factor_store import Challenge, Passkey, none, password_mark, recovery_hash
 from chalicelib.identity import NOWHERE, Origin
-from chalicelib.ids import USER_ID, new_timed_id
+from chalicelib.ids import USER_ID, created_at, new_timed_id
 from chalicelib.service.admin import find_user
 from chalicelib.service.login import (Check, _new_session, _open, _reserve, _signed,
                                       check_password)
 from chalicelib.stores import StaleWrite, Transaction
-from chalicelib.terms import CHALLENGE_SECONDS, RECOVERY_CODES
+from chalicelib.terms import (CHALLENGE_SECONDS, MAX_PASSKEYS, RECENT_LOGIN_SECONDS,
+                              RECOVERY_CODES)
 
 # A change of the factors that keeps meeting another change of them.
 _CHANGE_TRIES = 3
@@ -73,7 +75,7 @@ def start_totp(identity, password, origin):
     secret = totp.new_secret()
     with check.released_on_outage():
         _change(identity, lambda factors: _refuse_enabled(factors) or [
-            stores.factors().set_pending(factors, secret), *_settled(check)])
+            stores.factors().set_pending(factors, secret), *check.succeeded()], check)
     audit.event("totp_pending", user_id=identity.user_id)
     uri = totp.uri(secret, identity.username, config.SERVICE_NAME)
     return {"secret": secret, "otpauth_uri": uri, "qr_svg": totp.qr_svg(uri)}
@@ -115,7 +117,7 @@ def disable_totp(identity, password, code, origin):
         _change(identity, lambda factors: [
             stores.factors().disable_totp(factors, _step(factors, code, now)),
             stores.logins().set_second_factor(identity, bool(factors.passkeys)),
-            *_noticed(identity, now, "mfa_disabled", origin), *_settled(check)])
+            *_noticed(identity, now, "mfa_disabled", origin), *check.succeeded()], check)
     audit.event("mfa_disabled", user_id=identity.user_id, method="totp", by="self")
     return {"totp": False}
 
@@ -129,7 +131,8 @@ def renew_recovery_codes(identity, password, code, origin):
         _change(identity, lambda factors: [
             stores.factors().renew_recovery(factors, _step(factors, code, now),
                                             _hashes(identity.user_id, codes)),
-            *_noticed(identity, now, "recovery_codes_renewed", origin), *_settled(check)])
+            *_noticed(identity, now, "recovery_codes_renewed", origin), *check.succeeded()],
+                check)
     audit.event("recovery_codes_renewed", user_id=identity.user_id)
     return {"recovery_codes": codes}
 
@@ -175,6 +178,7 @@ def _hashes(user_id, codes):
 def registration_options(identity):
     """A challenge, and the options for ``navigator.credentials.create``
     that exclude the user's passkeys."""
+    _recently_signed_in(identity)
     user, factors = stores.read(stores.users().read_user(identity.user_id),
                                 stores.factors().read(identity.user_id), attempts=6)
     if user is None:
@@ -186,8 +190,18 @@ def registration_options(identity):
                                                  user.username, exclude)}
 
 
+def _recently_signed_in(identity):
+    """A passkey logs in on its own and outlives every token, so adding one
+    takes more than a token: the login that made it RECENT_LOGIN_SECONDS
+    ago at most (read off the token's id, no read). A token stolen later
+    in its life cannot make itself a way in that survives its revocation."""
+    if clock.now() - created_at(identity.token_id) > RECENT_LOGIN_SECONDS:
+        raise ReauthenticationRequired()
+
+
 def add_passkey(identity, challenge_id, credential, name, origin):
     """A passkey made for the challenge ``challenge_id`` of this user."""
+    _recently_signed_in(identity)
     now = clock.now()
     challenge = _taken(challenge_id, "register", now)
     if challenge is None or challenge.user_id != identity.user_id:
@@ -204,6 +218,9 @@ def add_passkey(identity, challenge_id, credential, name, origin):
     def writes(factors):
         if factors.passkey(made.credential_id):
             raise InvalidCredential("This passkey is registered already.")
+        if len(factors.passkeys) >= MAX_PASSKEYS:
+            raise InvalidCredential(f"This account has {MAX_PASSKEYS} passkeys, the most it may "
+                                    "have: remove one first.")
         return [stores.factors().add_passkey(factors, passkey),
                 stores.logins().set_second_factor(identity, True),
                 *_noticed(identity, now, "passkey_added", origin)]
@@ -225,9 +242,9 @@ def remove_passkey(identity, passkey_id, password, origin):
         left = [p for p in factors.passkeys if p.id != passkey_id]
         return [stores.factors().remove_passkey(factors, passkey_id),
                 stores.logins().set_second_factor(identity, bool(factors.totp_secret or left)),
-                *_noticed(identity, now, "passkey_removed", origin), *_settled(check)]
+                *_noticed(identity, now, "passkey_removed", origin), *check.succeeded()]
     with check.released_on_outage():
-        _change(identity, writes)
+        _change(identity, writes, check)
     audit.event("passkey_removed", user_id=identity.user_id)
 
 
@@ -408,14 +425,18 @@ def reset(username):
 
 # --- shared steps ------------------------------------------------------------------
 
-def _change(identity, writes):
+def _change(identity, writes, check=None):
     """One transaction of ``writes(factors)`` (the factors as read now),
-    tried again when another change of the factors won the race."""
+    tried again when another change of the factors won the race; then the
+    password ``check`` that allowed it is settled (Check.uncount)."""
     for _ in range(_CHANGE_TRIES):
         tx = Transaction()
         tx.add(*writes(stores.factors().get(identity.user_id)))
         try:
-            return tx.commit()
+            tx.commit()
+            if check is not None:
+                check.uncount()
+            return
         except StaleWrite as exc:
             if "login" in exc.failed:
                 raise UserNotFound("This account's deletion is under way.") from None
@@ -423,13 +444,6 @@ def _change(identity, writes):
                 raise
     raise ServiceUnavailable(operation="change_factors", code="lost_races",
                              attempts=_CHANGE_TRIES)
-
-
-def _settled(check):
-    """The writes that end a right password's check: the attempts cleared,
-    the failed login its reservation recorded deleted."""
-    return [stores.logins().forget_attempts(check.name),
-            *(stores.events().delete(check.login.user_id, e) for e in check.failed)]
 
 
 def _noticed(identity, now, kind, origin):

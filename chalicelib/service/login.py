@@ -83,13 +83,34 @@ def check_password(identity, password, via, origin):
     return check
 
 
-class Check(namedtuple("Check", "name login counted failed")):
+class Check(namedtuple("Check", "name login counted failed before", defaults=(None,))):
     """A password check in progress: the ``name`` it was made for, the
-    ``login`` it read, the attempts record ``counted`` that counts it, and
-    the ids of the events its reservation ``failed`` recorded (a failed
-    login, a lock), which the write of a success deletes."""
+    ``login`` it read, the attempts record ``counted`` that counts it (and
+    the one ``before`` it), and the ids of the events its reservation
+    ``failed`` recorded (a failed login, a lock), which the write of a
+    success deletes."""
 
     __slots__ = ()
+
+    def succeeded(self):
+        """The writes, for the transaction of what a right password did,
+        that settle this check: the events its reservation recorded go, and
+        the count is cleared, as a login's success clears it. Not for a user
+        with a second factor, whose count only a completed login clears (a
+        right password on a password route must not buy more guesses at
+        the codes): there :meth:`uncount` takes back this check's own count
+        once the transaction is done."""
+        events = [stores.events().delete(self.login.user_id, e) for e in self.failed]
+        if self.login.second_factor:
+            return events
+        return [stores.logins().forget_attempts(self.name), *events]
+
+    def uncount(self):
+        """For a user with a second factor, after the right password's own
+        transaction: the count as it was before this check (best effort; an
+        attempt counted since keeps the record as it is)."""
+        if self.login.second_factor:
+            stores.logins().take_back(self.name, self.counted, self.before)
 
     @contextlib.contextmanager
     def released_on_outage(self):
@@ -187,7 +208,7 @@ def _reserve(name, login, attempts, now, origin, token_id=None, tries=_RESERVE_T
             tx.add(store.unchanged(owner), *(log.record(owner.user_id, e) for e in failed))
         try:
             tx.commit()
-            return Check(name, login, counted, [e.id for e in failed])
+            return Check(name, login, counted, [e.id for e in failed], attempts)
         except StaleWrite as exc:
             if "login" in exc.failed:
                 owner = None  # its deletion has begun: its log takes nothing more

@@ -61,9 +61,7 @@ def request_verification(identity, origin=NOWHERE):
 def change_email(identity, password, new_email, origin=NOWHERE):
     """Ask for a link that moves the caller to ``new_email`` (the steps above)."""
     check = check_password(identity, password, "email_change", origin)
-    users, logins, log = stores.users(), stores.logins(), stores.events()
-    succeeded = [logins.forget_attempts(check.name),
-                 *(log.delete(identity.user_id, e) for e in check.failed)]
+    users, succeeded = stores.users(), check.succeeded()
     with check.released_on_outage():
         current = users.get_user(identity.user_id)
         if current is None:
@@ -78,11 +76,14 @@ def change_email(identity, password, new_email, origin=NOWHERE):
             tx.commit()
         except StaleWrite:
             # The address is another account's: the right password still
-            # clears the count.
-            cleared = Transaction()
-            cleared.add(*succeeded)
-            cleared.commit()
+            # settles its check.
+            if succeeded:
+                cleared = Transaction()
+                cleared.add(*succeeded)
+                cleared.commit()
+            check.uncount()
             raise EmailTaken() from None
+        check.uncount()
 
 
 def verify(link, origin=NOWHERE):
@@ -143,7 +144,10 @@ def reset(link, new_password, origin=NOWHERE):
         # A change of address pending, asked for with the old password, dies.
         also=[stores.links().spend(user.id, "reset", links.reset_hash, now, killing=("verify",)),
               stores.outbox().notice(user.id, "password_reset", origin)],
-        refusals={"link": InvalidLink}, checked=False)
+        refusals={"link": InvalidLink}, checked=False,
+        # A user with a second factor keeps its failed-login count: it guards
+        # the codes too, and a reset is not a completed login.
+        settled=[] if login.second_factor else None)
     audit.event("password_reset", user_id=user.id, revoked=revoked)
     return revoked
 
