@@ -36,12 +36,16 @@ PLATFORMS = [f"manylinux_2_{minor}_x86_64" for minor in range(27, 41)]
 _VERNEED, _WEAK = 0x6FFFFFFE, 0x2
 
 
-def closure(requirements_path):
+def requirements(path):
+    """The requirement lines of a requirements file, comments aside."""
+    with open(path, encoding="utf-8") as f:
+        return [line.split("#")[0].strip() for line in f if line.split("#")[0].strip()]
+
+
+def closure(lines):
     """The canonical names and installed versions of the distributions that
-    ``requirements_path`` needs, its dependencies' dependencies included."""
-    with open(requirements_path, encoding="utf-8") as f:
-        todo = [Requirement(line.split("#")[0].strip()) for line in f
-                if line.split("#")[0].strip()]
+    requirement ``lines`` need, their dependencies' dependencies included."""
+    todo = [Requirement(line) for line in lines]
     found = {}
     while todo:
         wanted = todo.pop()
@@ -119,7 +123,8 @@ def complete(zip_path, requirements_path=os.path.join(ROOT, "requirements.txt"))
     """Add to the zip each missing distribution of the closure; their names."""
     with zipfile.ZipFile(zip_path) as z:
         have = shipped(z.namelist())
-    missing = {n: v for n, v in closure(requirements_path).items() if n not in have}
+    missing = {n: v for n, v in closure(requirements(requirements_path)).items()
+               if n not in have}
     for name, version in sorted(missing.items()):
         with tempfile.TemporaryDirectory() as folder:
             wheel = download(name, version, folder)

@@ -564,5 +564,5 @@ def test_the_zip_holds_every_library_the_requirements_need_but_build_tools(templ
 
     with zipfile.ZipFile(os.path.join(BUILD, "deployment.zip")) as z:
         have = wheels.shipped(z.namelist())
-    needed = set(wheels.closure(os.path.join(ROOT, "requirements.txt")))
+    needed = set(wheels.closure(wheels.requirements(os.path.join(ROOT, "requirements.txt"))))
     assert "cbor2" in have and needed - have == {"cffi", "pycparser"}

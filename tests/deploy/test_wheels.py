@@ -45,6 +45,6 @@ def test_a_wheel_within_the_runtimes_glibc_passes(tmp_path):
 def test_the_closure_follows_dependencies_and_their_markers(tmp_path):
     requirements = tmp_path / "requirements.txt"
     requirements.write_text("# a comment\nwebauthn==3.0.1  # passkeys\n")
-    found = wheels.closure(str(requirements))
+    found = wheels.closure(wheels.requirements(str(requirements)))
     assert {"webauthn", "cbor2", "cryptography", "cffi", "pyopenssl", "pyasn1"} <= set(found)
     assert "pytest" not in found  # pyOpenSSL's "test" extra
