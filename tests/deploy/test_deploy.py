@@ -566,3 +566,26 @@ def test_the_zip_holds_every_library_the_requirements_need_but_build_tools(templ
         have = wheels.shipped(z.namelist())
     needed = set(wheels.closure(wheels.requirements(os.path.join(ROOT, "requirements.txt"))))
     assert "cbor2" in have and needed - have == {"cffi", "pycparser"}
+
+
+def test_the_authorizers_cold_start_from_the_zip_loads_no_second_factor_library(template,
+                                                                                 tmp_path):
+    """In the Lambda-like folders (the zip, then the runtime's boto3 alone),
+    importing app and making the DynamoDB client, as the authorizer's cold
+    start does, loads none of what the zip holds for the second factors."""
+    import bench
+    from test_cold_start import loaded
+
+    task, _, runtime = bench.lambda_like_dirs(str(tmp_path))
+    env = {"PATH": os.environ["PATH"], "PYTHONPATH": f"{task}:{runtime}",
+           "PYTHONDONTWRITEBYTECODE": "1", "AWS_DEFAULT_REGION": "us-east-1",
+           "AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "x", "JWT_SECRET": SIGNING_SECRET,
+           "USERS_TABLE": "u", "TOKENS_TABLE": "t", "EVENTS_TABLE": "e", "MAIL_TABLE": "m"}
+    program = ("import json, sys, app; from chalicelib import aws; aws.dynamodb(); "
+               "print(json.dumps(sorted(sys.modules)))")
+    run = subprocess.run([sys.executable, "-S", "-c", program], cwd=task, env=env,
+                         capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr
+    modules = json.loads(run.stdout)
+    assert "webauthn" in os.listdir(task) and "boto3" in modules
+    assert loaded(modules) == []
