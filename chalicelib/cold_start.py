@@ -3,11 +3,11 @@
 Passkeys put cryptography and pyOpenSSL in the zip (py_webauthn needs
 both). PyJWT imports cryptography whenever it can, for the RSA and EC
 algorithms that this service never accepts (HS256 only), and botocore
-imports pyOpenSSL whenever it can, only to reach the standard library's
+imports pyOpenSSL whenever it can, only to reach the ssl module's
 SSLContext through it. Both would add tens of milliseconds to every cold
 start, the authorizer's included, for nothing it uses. Hidden while those
-two load, the libraries take their plain paths; the passkey routes then
-find both as usual.
+two load, PyJWT and botocore take their plain paths; the passkey routes
+then find both as usual.
 """
 import contextlib
 import sys

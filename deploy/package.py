@@ -26,14 +26,14 @@ RUNTIME = (3, 11)
 # Packages that only the OpenAPI route loads: their bytecode would add
 # 280 KB to the zip and save nothing on a cold start.
 NOT_COMPILED = ("apispec", "packaging")
-# What the libraries bring that nothing loads at run time: cffi's Python
+# What the packages bring that nothing loads at run time: cffi's Python
 # package and pycparser build cryptography's bindings (the compiled
 # _cffi_backend that they load ships), and a wheel's .data folder holds an
 # installer's files (segno's man page).
 NOT_LOADED = re.compile(r"(cffi|pycparser)(/|-[^/]*\.dist-info/)|[^/]+\.data/")
 # The zip's bound. py_webauthn needs cryptography, whose compiled module is
 # about 4.9 MB of the zip (15 MB unpacked), so the 1 MiB that held before
-# passkeys cannot; this still catches a library shipped by mistake (boto3
+# passkeys cannot; this still catches a package shipped by mistake (boto3
 # would add about 15 MB). Lambda itself takes up to 50 MB.
 ZIP_BOUND = 10 * 1024 * 1024
 # The project's folders that never ship: build, tests, local tools, docs,

@@ -6,7 +6,7 @@ otherwise warns and ships the zip without the package. cbor2 6, which
 py_webauthn 3 needs, publishes only manylinux_2_28 wheels for CPython
 3.11, and its source needs Rust crates to build; yet its compiled module
 requires GLIBC_2.14 and asks for 2.18, 2.25 and 2.28 only weakly (Rust's
-standard library looks statx up at run time and falls back without it), so
+std looks statx up at run time and falls back without it), so
 the runtime's dynamic linker loads it.
 
 So each distribution of requirements.txt's closure that the zip lacks is

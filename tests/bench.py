@@ -491,7 +491,7 @@ def lambda_like_dirs(tmp):
 
 
 # What a second-factor route loads on top of app: the use cases and the
-# libraries of TOTP, its QR code and passkeys (cryptography with them).
+# packages of TOTP, its QR code and passkeys (cryptography with them).
 SECOND_FACTORS = "from chalicelib.service import factors; import pyotp, segno, webauthn"
 
 
@@ -520,7 +520,7 @@ def cold(path, runs=15):
 
 
 def second_factor_bytes(zip_path):
-    """The zip's bytes (compressed, bytecode included) of the libraries that
+    """The zip's bytes (compressed, bytecode included) of the packages that
     only the second factors need: the closure of pyotp, webauthn and segno
     less that of the other requirements, each file found by its installed
     RECORD."""
@@ -560,8 +560,8 @@ def package_figures():
                              text=True, check=True, env=os.environ).stdout
         figures["peak_rss_mb"] = float(rss.split()[-1])
     figures["deployment_zip_bytes"] = os.path.getsize(ZIP)
-    libraries, grown = second_factor_bytes(ZIP)
-    figures["second_factor_libraries"] = {"names": libraries, "zip_bytes": grown}
+    packages, grown = second_factor_bytes(ZIP)
+    figures["second_factor_packages"] = {"names": packages, "zip_bytes": grown}
     return figures
 
 
@@ -833,7 +833,7 @@ def report(figures):
     report_growth(figures["embedded_growth"])
     print(f"{'peak RSS':34} {figures['peak_rss_mb']:>10.1f} MB")
     print(f"{'deployment zip':34} {figures['deployment_zip_bytes']:>10} bytes")
-    grown = figures["second_factor_libraries"]
+    grown = figures["second_factor_packages"]
     print(f"{'  grown by the second factors':34} {grown['zip_bytes']:>10} bytes "
           f"({', '.join(grown['names'])})")
     print()

@@ -1,7 +1,7 @@
 """What a cold start loads: the authorizer's whole path (importing app, then
 allowing a live token against DynamoDB) in a fresh interpreter that has
 every package installed, checked by its sys.modules. The second factors'
-libraries may load with their routes only."""
+packages may load with their routes only."""
 import json
 import os
 import subprocess
@@ -14,7 +14,7 @@ from conftest import PASSWORD, ROOT
 from deploy import tables
 from servers import FakeAWS
 
-# The second factors' libraries and what they bring (py_webauthn's
+# The second factors' packages and what they bring (py_webauthn's
 # dependencies, cryptography's cffi), and our modules that load them.
 SECOND_FACTORS = ("cryptography", "OpenSSL", "pyotp", "webauthn", "segno", "cbor2", "pyasn1",
                   "pyasn1_modules", "cffi", "_cffi_backend", "chalicelib.totp",
@@ -92,8 +92,8 @@ def test_the_authorizers_cold_path_loads_nothing_of_the_second_factors(served):
     assert loaded(answer["modules"]) == []
 
 
-def test_a_passkey_route_loads_its_libraries_in_the_same_interpreter(served):
-    """The check above sees these libraries when they do load."""
+def test_a_passkey_route_loads_its_packages_in_the_same_interpreter(served):
+    """The check above sees these packages when they do load."""
     answer = fresh("route", "/api/v1/login/passkey/options")
     assert answer["status"] == 200
     assert {"webauthn", "cryptography", "chalicelib.passkeys"} <= set(loaded(answer["modules"]))

@@ -556,7 +556,7 @@ def test_totp_and_a_passkey_log_in_through_the_built_zip(deployed):
     assert a["mfa_status"].json["totp"] is True and len(a["mfa_status"].json["passkeys"]) == 1
 
 
-def test_the_zip_holds_every_library_the_requirements_need_but_build_tools(template):
+def test_the_zip_holds_every_package_the_requirements_need_but_what_builds(template):
     """cbor2 too, which chalice leaves out for its manylinux tag
     (deploy/wheels.py); only cffi's Python package and pycparser, which
     nothing loads at run time, stay out (deploy/package.py)."""
@@ -568,7 +568,7 @@ def test_the_zip_holds_every_library_the_requirements_need_but_build_tools(templ
     assert "cbor2" in have and needed - have == {"cffi", "pycparser"}
 
 
-def test_the_authorizers_cold_start_from_the_zip_loads_no_second_factor_library(template,
+def test_the_authorizers_cold_start_from_the_zip_loads_no_second_factor_package(template,
                                                                                  tmp_path):
     """In the Lambda-like folders (the zip, then the runtime's boto3 alone),
     importing app and making the DynamoDB client, as the authorizer's cold
