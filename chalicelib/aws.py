@@ -6,12 +6,13 @@ touches DynamoDB (a bad signature, say) pays nothing for it.
 """
 import functools
 
-import boto3
-from botocore.config import Config
-from botocore.exceptions import (ClientError, CredentialRetrievalError, NoCredentialsError,
-                                 NoRegionError, PartialCredentialsError, ProfileNotFound)
+from chalicelib import cold_start, config
 
-from chalicelib import config
+with cold_start.without_cryptography():  # botocore would load pyOpenSSL: see cold_start
+    import boto3
+    from botocore.config import Config
+    from botocore.exceptions import (ClientError, CredentialRetrievalError, NoCredentialsError,
+                                     NoRegionError, PartialCredentialsError, ProfileNotFound)
 
 # Retries and timeouts are set here rather than left to whatever the botocore
 # version in the Lambda runtime defaults to.
