@@ -1,11 +1,12 @@
 """Loading PyJWT and boto3 as if cryptography and pyOpenSSL were absent.
 
-Passkeys put cryptography and pyOpenSSL in the zip (py_webauthn needs
-both). PyJWT imports cryptography whenever it can, for the RSA and EC
-algorithms that this service never accepts (HS256 only), and botocore
-imports pyOpenSSL whenever it can, only to reach the ssl module's
-SSLContext through it. Both would add tens of milliseconds to every cold
-start, the authorizer's included, for nothing it uses. Hidden while those
+Passkeys put cryptography in the zip (fido2 needs it). PyJWT imports
+cryptography whenever it can, for the RSA and EC algorithms that this
+service never accepts (HS256 only), and botocore imports pyOpenSSL
+whenever it can (a developer's environment may hold it), only to reach
+the ssl module's SSLContext through it. Both would add tens of
+milliseconds to every cold start, the authorizer's included, for nothing
+it uses. Hidden while those
 two load, PyJWT and botocore take their plain paths; the passkey routes
 then find both as usual.
 """

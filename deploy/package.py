@@ -31,7 +31,7 @@ NOT_COMPILED = ("apispec", "packaging")
 # _cffi_backend that they load ships), and a wheel's .data folder holds an
 # installer's files (segno's man page).
 NOT_LOADED = re.compile(r"(cffi|pycparser)(/|-[^/]*\.dist-info/)|[^/]+\.data/")
-# The zip's bound. py_webauthn needs cryptography, whose compiled module is
+# The zip's bound. fido2 needs cryptography, whose compiled module is
 # about 4.9 MB of the zip (15 MB unpacked), so the 1 MiB that held before
 # passkeys cannot; this still catches a package shipped by mistake (boto3
 # would add about 15 MB). Lambda itself takes up to 50 MB.

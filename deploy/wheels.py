@@ -2,12 +2,13 @@
 
 chalice takes a manylinux wheel only when its tag names a glibc no newer
 than the Lambda runtime's (2.26 for python3.11, on Amazon Linux 2), and
-otherwise warns and ships the zip without the package. cbor2 6, which
-py_webauthn 3 needs, publishes only manylinux_2_28 wheels for CPython
-3.11, and its source needs Rust crates to build; yet its compiled module
-requires GLIBC_2.14 and asks for 2.18, 2.25 and 2.28 only weakly (Rust's
-std looks statx up at run time and falls back without it), so
-the runtime's dynamic linker loads it.
+otherwise warns and ships the zip without the package. A wheel's tag is a
+bound, not its need: a package that publishes only manylinux_2_28 wheels
+may well require nothing past 2.17 (Rust's std, for one, asks for statx
+weakly and falls back without it). Today every package of the closure
+ships a wheel chalice takes (fido2 is pure Python; cryptography and cffi
+publish manylinux2014 wheels), so nothing is added; a dependency that
+moves to newer tags is added here, or refuses the build.
 
 So each distribution of requirements.txt's closure that the zip lacks is
 added from its manylinux wheel of the version installed here, after every

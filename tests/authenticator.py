@@ -10,9 +10,9 @@ import json
 import os
 import struct
 
-import cbor2
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
+from fido2 import cbor
 
 UP, UV, AT = 0x01, 0x04, 0x40
 ORIGIN = "http://localhost:8000"
@@ -39,7 +39,7 @@ class Credential:
 
     def cose_key(self):
         numbers = self.key.public_key().public_numbers()
-        return cbor2.dumps({1: 2, 3: -7, -1: 1, -2: numbers.x.to_bytes(32, "big"),
+        return cbor.encode({1: 2, 3: -7, -1: 1, -2: numbers.x.to_bytes(32, "big"),
                             -3: numbers.y.to_bytes(32, "big")})
 
 
@@ -68,7 +68,7 @@ def create(options, origin=ORIGIN, rp_id=None, flags=UP | UV | AT, fmt="none", c
     if fmt == "packed":  # self attestation: signed by the credential's own key
         signed = auth_data + hashlib.sha256(client_data).digest()
         statement = {"alg": -7, "sig": credential.key.sign(signed, ec.ECDSA(hashes.SHA256()))}
-    attestation = cbor2.dumps({"fmt": fmt, "attStmt": statement, "authData": auth_data})
+    attestation = cbor.encode({"fmt": fmt, "attStmt": statement, "authData": auth_data})
     return credential, {
         "id": b64url(credential.id), "rawId": b64url(credential.id), "type": "public-key",
         "response": {"clientDataJSON": b64url(client_data),

@@ -492,7 +492,8 @@ def lambda_like_dirs(tmp):
 
 # What a second-factor route loads on top of app: the use cases and the
 # packages of TOTP, its QR code and passkeys (cryptography with them).
-SECOND_FACTORS = "from chalicelib.service import factors; import pyotp, segno, webauthn"
+SECOND_FACTORS = ("from chalicelib.service import factors; import pyotp, segno, fido2.server, "
+                  "fido2.webauthn")
 
 
 def cold(path, runs=15):
@@ -521,7 +522,7 @@ def cold(path, runs=15):
 
 def second_factor_bytes(zip_path):
     """The zip's bytes (compressed, bytecode included) of the packages that
-    only the second factors need: the closure of pyotp, webauthn and segno
+    only the second factors need: the closure of pyotp, fido2 and segno
     less that of the other requirements, each file found by its installed
     RECORD."""
     import importlib.metadata
@@ -529,7 +530,7 @@ def second_factor_bytes(zip_path):
     from deploy import wheels
 
     lines = wheels.requirements(os.path.join(ROOT, "requirements.txt"))
-    factors = [line for line in lines if line.split("=")[0] in ("pyotp", "webauthn", "segno")]
+    factors = [line for line in lines if line.split("=")[0] in ("pyotp", "fido2", "segno")]
     only = set(wheels.closure(factors)) - set(wheels.closure(
         [line for line in lines if line not in factors]))
     owned = set()

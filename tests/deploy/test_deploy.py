@@ -707,8 +707,8 @@ FACTOR_STATUSES = {"totp_setup": 200, "totp_confirm": 200, "mfa_required": 403,
 
 
 def test_totp_and_a_passkey_log_in_through_the_built_zip(deployed):
-    """pyotp, segno, py_webauthn, cryptography and cbor2 load and work in
-    the Lambda-like run (tests/deploy/factors_walk.py)."""
+    """pyotp, segno, fido2 and cryptography load and work in the
+    Lambda-like run (tests/deploy/factors_walk.py)."""
     _, a, _, logs = deployed
     assert {name: a[name].status for name in FACTOR_STATUSES} == FACTOR_STATUSES, logs
     assert a["login_totp"].json["token"] and a["login_passkey"].json["token"]
@@ -716,15 +716,15 @@ def test_totp_and_a_passkey_log_in_through_the_built_zip(deployed):
 
 
 def test_the_zip_holds_every_package_the_requirements_need_but_what_builds(template):
-    """cbor2 too, which chalice leaves out for its manylinux tag
-    (deploy/wheels.py); only cffi's Python package and pycparser, which
-    nothing loads at run time, stay out (deploy/package.py)."""
+    """cryptography's compiled module among them; only cffi's Python
+    package and pycparser, which nothing loads at run time, stay out
+    (deploy/package.py)."""
     from deploy import wheels
 
     with zipfile.ZipFile(os.path.join(BUILD, "deployment.zip")) as z:
         have = wheels.shipped(z.namelist())
     needed = set(wheels.closure(wheels.requirements(os.path.join(ROOT, "requirements.txt"))))
-    assert "cbor2" in have and needed - have == {"cffi", "pycparser"}
+    assert {"fido2", "cryptography"} <= have and needed - have == {"cffi", "pycparser"}
 
 
 def test_the_authorizers_cold_start_from_the_zip_loads_no_second_factor_package(template,
@@ -746,5 +746,5 @@ def test_the_authorizers_cold_start_from_the_zip_loads_no_second_factor_package(
                          capture_output=True, text=True, timeout=60)
     assert run.returncode == 0, run.stderr
     modules = json.loads(run.stdout)
-    assert "webauthn" in os.listdir(task) and "boto3" in modules
+    assert "fido2" in os.listdir(task) and "boto3" in modules
     assert loaded(modules) == []

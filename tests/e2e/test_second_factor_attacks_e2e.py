@@ -4,7 +4,7 @@ beforehand, a software authenticator at the stack's origin, a reset
 through the printed link."""
 import time
 
-import cbor2
+from fido2 import cbor
 import pyotp
 import pytest
 import requests
@@ -115,9 +115,9 @@ def test_a_padded_public_key_is_a_400(stack):
     token = login(stack, "padder").json()["token"]
     options = post(stack, "/users/me/passkeys/options", token=token).json()
     credential = authenticator.Credential(authenticator.unb64url(options["options"]["user"]["id"]))
-    key = cbor2.loads(credential.cose_key())
+    key = cbor.decode(credential.cose_key())
     key[-4] = bytes(40_000)
-    credential.cose_key = lambda: cbor2.dumps(key)
+    credential.cose_key = lambda: cbor.encode(key)
     _, reply = register(stack, token, credential)
     assert reply.status_code == 400 and reply.json()["error"] == "invalid_credential"
 
