@@ -83,3 +83,16 @@ class Stack:
             self.process.wait()
         finally:
             self.log.close()
+
+
+def module_stack(name, **env):
+    """A pytest fixture: one make run stack for the test module, its log in
+    a folder ``name`` of pytest's own, stopped when the module is done."""
+    import pytest
+
+    @pytest.fixture(scope="module")
+    def stack(tmp_path_factory):
+        running = Stack(tmp_path_factory.mktemp(name) / "run.log", **env).start()
+        yield running
+        running.stop()
+    return stack

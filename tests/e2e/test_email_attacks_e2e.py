@@ -7,7 +7,7 @@ import threading
 import pytest
 import requests
 
-from stack import Stack
+from stack import module_stack
 from test_email_e2e import PASSWORD, a_minute_passes, login, reset_link, verified_user
 
 pytestmark = pytest.mark.e2e
@@ -15,11 +15,7 @@ pytestmark = pytest.mark.e2e
 NEW = "a brand new passphrase"
 
 
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory):
-    running = Stack(tmp_path_factory.mktemp("mailattacks") / "run.log").start()
-    yield running
-    running.stop()
+stack = module_stack("mailattacks")
 
 
 def post(stack, path, body=None, token=None, session=requests):

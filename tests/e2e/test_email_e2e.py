@@ -6,7 +6,7 @@ import boto3
 import pytest
 import requests
 
-from stack import Stack
+from stack import module_stack
 
 pytestmark = pytest.mark.e2e
 
@@ -14,11 +14,7 @@ PASSWORD = "correct horse battery"
 NEW = "a brand new passphrase"
 
 
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory):
-    running = Stack(tmp_path_factory.mktemp("mail") / "run.log").start()
-    yield running
-    running.stop()
+stack = module_stack("mail")
 
 
 def post(stack, path, body=None, token=None):

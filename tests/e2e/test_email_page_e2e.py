@@ -8,7 +8,7 @@ import re
 import pytest
 import requests
 
-from stack import Stack
+from stack import module_stack
 from test_email_e2e import PASSWORD, a_minute_passes, post, reset_link, verified_user
 from test_make_run import CHROMIUM, CHROMIUM_ARGS, SCREENSHOTS
 
@@ -33,11 +33,7 @@ def chromium():
             browser.close()
 
 
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory):
-    running = Stack(tmp_path_factory.mktemp("mailpage") / "run.log").start()
-    yield running
-    running.stop()
+stack = module_stack("mailpage")
 
 
 def mailed_link(stack, to, kind, seen=0):

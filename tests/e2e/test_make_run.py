@@ -18,7 +18,7 @@ import pytest
 import requests
 
 from servers import FakeAWS, port_open
-from stack import ROOT, Stack
+from stack import ROOT, Stack, module_stack
 
 pytestmark = pytest.mark.e2e
 
@@ -26,11 +26,7 @@ ADMIN = {"ADMIN_USERNAME": "root", "ADMIN_EMAIL": "root@example.com",
          "ADMIN_PASSWORD": "root password 1"}
 
 
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory):
-    running = Stack(tmp_path_factory.mktemp("stack") / "run.log", **ADMIN).start()
-    yield running
-    running.stop()
+stack = module_stack("stack", **ADMIN)
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ import pytest
 import requests
 
 import authenticator
-from stack import Stack
+from stack import module_stack
 from test_email_attacks_e2e import post, race
 from test_email_e2e import PASSWORD, reset_link, verified_user
 
@@ -19,11 +19,7 @@ pytestmark = pytest.mark.e2e
 NEW = "a brand new passphrase"
 
 
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory):
-    running = Stack(tmp_path_factory.mktemp("mfaattacks") / "run.log").start()
-    yield running
-    running.stop()
+stack = module_stack("mfaattacks")
 
 
 def login(stack, name, password=PASSWORD):

@@ -11,18 +11,14 @@ import pytest
 import requests
 
 import authenticator
-from stack import Stack
+from stack import module_stack
 
 pytestmark = pytest.mark.e2e
 
 PASSWORD = "correct horse battery"
 
 
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory):
-    running = Stack(tmp_path_factory.mktemp("factors") / "run.log").start()
-    yield running
-    running.stop()
+stack = module_stack("factors")
 
 
 def call(stack, method, path, body=None, token=None, session=requests):

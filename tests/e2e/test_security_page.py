@@ -15,7 +15,7 @@ import pyotp
 import pytest
 import requests
 
-from stack import ROOT, Stack
+from stack import ROOT, module_stack
 
 pytestmark = pytest.mark.e2e
 
@@ -32,11 +32,7 @@ playwright_api = pytest.importorskip("playwright.sync_api")
 expect = playwright_api.expect
 
 
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory):
-    running = Stack(tmp_path_factory.mktemp("security") / "run.log").start()
-    yield running
-    running.stop()
+stack = module_stack("security")
 
 
 @pytest.fixture(scope="module")

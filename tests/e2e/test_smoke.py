@@ -5,16 +5,12 @@ import subprocess
 import boto3
 import pytest
 
-from stack import ROOT, Stack
+from stack import ROOT, module_stack
 
 pytestmark = pytest.mark.e2e
 
 
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory):
-    running = Stack(tmp_path_factory.mktemp("smoke") / "run.log").start()
-    yield running
-    running.stop()
+stack = module_stack("smoke")
 
 
 def smoke(base_url):
