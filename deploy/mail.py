@@ -24,11 +24,16 @@ PARAMETERS = {
                          "The address mail is sent from: an SES identity verified in the "
                          "stack's region (docs/deploy.md, Mail)."),
     "PublicUrl": Setting("PUBLIC_URL", config.PUBLIC_URL_PATTERN,
-                         "The sessions page's https:// address, where the links in mail lead."),
+                         "The sessions page's https:// address, where the links in mail lead "
+                         "and whose origin passkeys are bound to."),
 }
-# Each function's parameters, as environment variables. Only the mailer
-# sends mail; a function gets a setting when its code reads it.
-FUNCTION_PARAMETERS = {"Mailer": ("EmailFrom", "PublicUrl")}
+# Each function's parameters, as environment variables: a function gets a
+# setting when its code reads it. Only the mailer sends mail; PUBLIC_URL is
+# also the passkeys' origin (the API handler's), and every function checks
+# it at cold start (chalicelib/config.py), so that a stage without it
+# refuses to start rather than answer 500 at its first passkey.
+FUNCTION_PARAMETERS = {"Mailer": ("EmailFrom", "PublicUrl"), "APIHandler": ("PublicUrl",),
+                       "TokenAuthorizer": ("PublicUrl",)}
 
 # The mailer's event source: the outbox's new items only (a TTL's or the
 # mailer's own delete streams too, and is dropped before any invocation).

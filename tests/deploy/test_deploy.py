@@ -85,13 +85,15 @@ def test_the_mailer_is_invoked_with_the_outboxs_new_items_only(template):
     assert props["StartingPosition"] == "TRIM_HORIZON"
 
 
-def test_the_mail_settings_are_parameters_the_mailer_alone_gets(template):
+def test_the_sender_reaches_the_mailer_alone_and_the_page_address_every_function(template):
+    """EMAIL_FROM only where mail is sent; PUBLIC_URL wherever a cold start
+    checks it (every function: the API handler's passkeys are bound to it)."""
     for name, setting in mail.PARAMETERS.items():
         assert "Default" not in template["Parameters"][name]  # no stack without them
         for function, resource in resources(template, "AWS::Serverless::Function").items():
             variables = resource["Properties"]["Environment"]["Variables"]
-            if function == "Mailer":
-                assert variables[setting.variable] == {"Ref": name}
+            if function == "Mailer" or name == "PublicUrl":
+                assert variables[setting.variable] == {"Ref": name}, function
             else:
                 assert setting.variable not in variables, function
 
@@ -113,7 +115,8 @@ def test_a_mail_parameter_takes_what_the_service_accepts(template, name, value, 
 
     pattern = template["Parameters"][name]["AllowedPattern"]
     assert (re.fullmatch(pattern, value) is not None) is accepted
-    reader = {"EmailFrom": config._email_from, "PublicUrl": config._public_url}[name]
+    reader = {"EmailFrom": config._email_from,
+              "PublicUrl": lambda url: config.public_url({"PUBLIC_URL": url})}[name]
     if accepted:
         reader(value)
     else:
