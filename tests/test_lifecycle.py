@@ -68,7 +68,7 @@ def test_a_login_racing_a_password_change_does_not_survive_it(api, dynamodb):
     wrote is held off by the change's fence, then finds the password
     changed: no token comes of it."""
     from chalicelib import service
-    from chalicelib.errors import InvalidCredentials
+    from chalicelib.errors import InvalidCredentials, ServiceUnavailable
 
     token = api.user()
     raced = []
@@ -76,7 +76,10 @@ def test_a_login_racing_a_password_change_does_not_survive_it(api, dynamodb):
     def attempt():
         try:
             raced.append(service.login.with_password("alice", PASSWORD, None, None))
-        except InvalidCredentials as exc:
+        except (InvalidCredentials, ServiceUnavailable) as exc:
+            # Held off by the fence, it finds the new password; on a machine
+            # slow enough that the change outlasts its tries, it gives up
+            # (503). Either way no session comes of it.
             raced.append(exc)
 
     opened = []
@@ -94,7 +97,7 @@ def test_a_login_racing_a_password_change_does_not_survive_it(api, dynamodb):
     dynamodb.meta.events.register("before-call.dynamodb.TransactWriteItems", login_meanwhile)
     assert change(api, token).status == 200
     raced[0].join(timeout=30)
-    assert opened and isinstance(raced[1], InvalidCredentials)
+    assert opened and isinstance(raced[1], (InvalidCredentials, ServiceUnavailable))
     assert status(api, token) == 200
 
 
