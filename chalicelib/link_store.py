@@ -25,11 +25,14 @@ from collections import namedtuple
 
 from chalicelib import dynamo, unit_of_work
 from chalicelib.dynamo import N, S
-from chalicelib.errors import InvalidLink
+from chalicelib.errors import InvalidLink, ServiceUnavailable
 from chalicelib.ids import USER_ID
 from chalicelib.user_store import folded_email
 
 KINDS = ("reset", "verify")
+# How long a request may hold a link it is spending: longer than a
+# function's timeout, as a password change's fence is.
+CLAIM_SECONDS = 20
 # At most one message a minute and five an hour to one address, among those
 # anyone can make the service send (links); notices are never limited.
 PER_MINUTE_GAP = 60
@@ -99,7 +102,7 @@ def _rate(item):
 
 def _removing(*kinds):
     """The update expression removing the links of ``kinds``."""
-    fields = [f"{k}_{part}" for k in kinds for part in ("hash", "until")]
+    fields = [f"{k}_{part}" for k in kinds for part in ("hash", "until", "claim", "claim_until")]
     return "REMOVE " + ", ".join(fields + (["verify_to"] if "verify" in kinds else []))
 
 
@@ -130,14 +133,49 @@ class LinkStore:
             expression, values[":to"] = expression + ", verify_to = :to", S(to)
         return unit_of_work.update(self.table, self.links_key(user_id), expression, values)
 
-    def spend(self, user_id, kind, hashed, now, killing=()):
-        """The write spending the link ``hashed`` of ``kind``, and killing
-        the live links of the kinds ``killing``: refused (labelled
-        ``link``) unless it is still the live one."""
-        return unit_of_work.update(
-            self.table, self.links_key(user_id), _removing(kind, *killing),
-            {":h": S(hashed), ":now": N(int(now))},
-            condition=f"{kind}_hash = :h AND {kind}_until > :now", label="link")
+    def claim(self, user_id, kind, hashed, now, claim_id):
+        """Claim the live link ``hashed`` of ``kind`` for one request, for
+        CLAIM_SECONDS at most; False when it is not the live one, or another
+        request holds it. Requests racing with one link then meet here, one
+        write each, and all but one answer at once that it does not work
+        (rather than queue behind the password's fence)."""
+        try:
+            dynamo.call(
+                "update_item", TableName=self.table, Key=self.links_key(user_id),
+                UpdateExpression=f"SET {kind}_claim = :c, {kind}_claim_until = :cu",
+                ConditionExpression=f"{kind}_hash = :h AND {kind}_until > :now AND "
+                                    f"(attribute_not_exists({kind}_claim_until) "
+                                    f"OR {kind}_claim_until < :now)",
+                ExpressionAttributeValues={":c": S(claim_id), ":h": S(hashed),
+                                           ":now": N(int(now)),
+                                           ":cu": N(int(now) + CLAIM_SECONDS)})
+        except dynamo.ConditionFailed:
+            return False
+        return True
+
+    def release(self, user_id, kind, claim_id):
+        """Give a claim up (the request failed): the link works again at
+        once rather than after CLAIM_SECONDS. Best effort."""
+        try:
+            dynamo.call("update_item", TableName=self.table, Key=self.links_key(user_id),
+                        UpdateExpression=f"REMOVE {kind}_claim, {kind}_claim_until",
+                        ConditionExpression=f"{kind}_claim = :c",
+                        ExpressionAttributeValues={":c": S(claim_id)})
+        except (dynamo.ConditionFailed, ServiceUnavailable):
+            pass
+
+    def spend(self, user_id, kind, hashed, now, killing=(), claim_id=None):
+        """The write spending the link ``hashed`` of ``kind`` (held by the
+        claim ``claim_id``, when given), and killing the live links of the
+        kinds ``killing``: refused (labelled ``link``) unless it is still
+        the live one."""
+        condition, values = f"{kind}_hash = :h AND {kind}_until > :now", {
+            ":h": S(hashed), ":now": N(int(now))}
+        if claim_id is not None:
+            condition, values[":c"] = condition + f" AND {kind}_claim = :c", S(claim_id)
+        return unit_of_work.update(self.table, self.links_key(user_id),
+                                   _removing(kind, *killing), values, condition=condition,
+                                   label="link")
 
     def restore(self, user_id, kind, issued, before):
         """The write undoing the issue of ``issued`` (a message SES did not

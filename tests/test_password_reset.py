@@ -225,3 +225,27 @@ def test_a_deleted_account_leaves_no_trace_of_its_address(api, mailbox, verified
     api.call("DELETE", "/api/v1/users/me", token=verified, body={"password": PASSWORD})
     stored = str(dynamodb.scan(TableName=table_names["users"])["Items"])
     assert "alice@example.com" not in stored
+
+
+def test_a_reset_racing_one_in_flight_is_refused_at_once(api, mailbox, verified, monkeypatch):
+    """The link is claimed before its password is hashed: a second request
+    with it, while the first works, is a 400 at once, and never queues
+    behind the password's fence (where, on a busy machine, it would end in
+    a 503)."""
+    from chalicelib.login_store import LoginStore
+
+    forgot(api)
+    link = mailbox.link("alice@example.com", "reset")
+    fence, second, fences = LoginStore.fence, [], []
+
+    def racer_first(self, login, now, fence_id):
+        fences.append(fence_id)
+        if not second:
+            second.append("under way")
+            second[0] = reset(api, link, "the racer's passphrase")
+        return fence(self, login, now, fence_id)
+    monkeypatch.setattr(LoginStore, "fence", racer_first)
+    assert reset(api, link).status == 200
+    assert (second[0].status, second[0].json["error"]) == (400, "invalid_link")
+    assert len(fences) == 1  # the racer never reached the fence
+    assert api.login(password=NEW_PASSWORD).status == 200

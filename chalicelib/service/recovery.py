@@ -29,6 +29,7 @@ attempts cleared, a verification link to the new address asked for. The
 address changes only when that link is used.
 """
 import dataclasses
+import secrets
 
 from chalicelib import audit, clock, login_store, passwords, stores
 from chalicelib.errors import AlreadyVerified, EmailTaken, InvalidLink, UserNotFound
@@ -137,17 +138,25 @@ def reset(link, new_password, origin=NOWHERE):
     login = stores.logins().get_login(name)
     if login is None or login.deleting or login.user_id != user.id:
         raise InvalidLink()
-    new_hash = passwords.hash_password(new_password)
-    event = new_event(clock.now(), "password_reset", "self", origin)
-    revoked = replace_password(
-        login, name, new_hash, event, InvalidLink,
-        # A change of address pending, asked for with the old password, dies.
-        also=[stores.links().spend(user.id, "reset", links.reset_hash, now, killing=("verify",)),
-              stores.outbox().notice(user.id, "password_reset", origin)],
-        refusals={"link": InvalidLink}, checked=False,
-        # A user with a second factor keeps its failed-login count: it guards
-        # the codes too, and a reset is not a completed login.
-        settled=[] if login.second_factor else None)
+    store, claim_id = stores.links(), secrets.token_hex(8)
+    if not store.claim(user.id, "reset", links.reset_hash, now, claim_id):
+        raise InvalidLink()  # used meanwhile, or being used by another request
+    try:
+        new_hash = passwords.hash_password(new_password)
+        event = new_event(clock.now(), "password_reset", "self", origin)
+        revoked = replace_password(
+            login, name, new_hash, event, InvalidLink,
+            # A change of address pending, asked for with the old password, dies.
+            also=[store.spend(user.id, "reset", links.reset_hash, now, killing=("verify",),
+                              claim_id=claim_id),
+                  stores.outbox().notice(user.id, "password_reset", origin)],
+            refusals={"link": InvalidLink}, checked=False,
+            # A user with a second factor keeps its failed-login count: it
+            # guards the codes too, and a reset is not a completed login.
+            settled=[] if login.second_factor else None)
+    except Exception:
+        store.release(user.id, "reset", claim_id)
+        raise
     audit.event("password_reset", user_id=user.id, revoked=revoked)
     return revoked
 
