@@ -114,6 +114,17 @@ def _tables_named(kwargs):
     return sorted(n for n in names if n)
 
 
+def applied(operation, **kwargs):
+    """Whether the conditional write ``operation`` was made: False when its
+    condition failed (the item is not as the caller expected); every other
+    error as :func:`call` raises it."""
+    try:
+        call(operation, **kwargs)
+    except ConditionFailed:
+        return False
+    return True
+
+
 def every(operation, **params):
     """Every item a ``query`` or ``scan`` finds, page after page."""
     start = None

@@ -159,20 +159,16 @@ class FactorStore:
         """One more wrong code for the pending secret; the secret goes with
         the last one allowed (setup starts over, with the password)."""
         key, values = self.key(seen.user_id), {":s": S(seen.totp_pending)}
-        try:
-            dynamo.call("update_item", TableName=self.table, Key=key,
-                        UpdateExpression="ADD pending_wrong :one",
-                        ConditionExpression="totp_pending = :s AND pending_wrong < :last",
-                        ExpressionAttributeValues={**values, ":one": N(1),
-                                                   ":last": N(MFA_WRONG_CODES - 1)})
-        except dynamo.ConditionFailed:
-            try:
-                dynamo.call("update_item", TableName=self.table, Key=key,
-                            UpdateExpression="REMOVE totp_pending, pending_wrong",
-                            ConditionExpression="totp_pending = :s",
-                            ExpressionAttributeValues=values)
-            except dynamo.ConditionFailed:
-                pass  # replaced or confirmed meanwhile
+        if not dynamo.applied("update_item", TableName=self.table, Key=key,
+                              UpdateExpression="ADD pending_wrong :one",
+                              ConditionExpression="totp_pending = :s AND pending_wrong < :last",
+                              ExpressionAttributeValues={**values, ":one": N(1),
+                                                         ":last": N(MFA_WRONG_CODES - 1)}):
+            # (Not applied: replaced or confirmed meanwhile, which is as good.)
+            dynamo.applied("update_item", TableName=self.table, Key=key,
+                           UpdateExpression="REMOVE totp_pending, pending_wrong",
+                           ConditionExpression="totp_pending = :s",
+                           ExpressionAttributeValues=values)
 
     def disable_totp(self, seen, step):
         """TOTP and its recovery codes gone, by a code of ``step`` (spent)."""
@@ -281,23 +277,17 @@ class FactorStore:
 
     def count_wrong(self, mfa):
         """One more wrong code; the token dies with the last one it allows."""
-        try:
-            dynamo.call("update_item", TableName=self.table, Key=mfa.key,
-                        UpdateExpression="ADD wrong :one",
-                        ConditionExpression="attribute_exists(pk) AND wrong < :last",
-                        ExpressionAttributeValues={":one": N(1),
-                                                   ":last": N(MFA_WRONG_CODES - 1)})
-        except dynamo.ConditionFailed:
+        if not dynamo.applied("update_item", TableName=self.table, Key=mfa.key,
+                              UpdateExpression="ADD wrong :one",
+                              ConditionExpression="attribute_exists(pk) AND wrong < :last",
+                              ExpressionAttributeValues={":one": N(1),
+                                                         ":last": N(MFA_WRONG_CODES - 1)}):
             dynamo.call("delete_item", TableName=self.table, Key=mfa.key)
 
     def attach_challenge(self, mfa, challenge_id):
         """The passkey challenge of this second step (a newer one replaces it)."""
-        try:
-            dynamo.call("update_item", TableName=self.table, Key=mfa.key,
-                        UpdateExpression="SET challenge_id = :c",
-                        ConditionExpression="attribute_exists(pk)",
-                        ExpressionAttributeValues={":c": S(challenge_id)})
-        except dynamo.ConditionFailed:
-            return False
-        return True
+        return dynamo.applied("update_item", TableName=self.table, Key=mfa.key,
+                              UpdateExpression="SET challenge_id = :c",
+                              ConditionExpression="attribute_exists(pk)",
+                              ExpressionAttributeValues={":c": S(challenge_id)})
 

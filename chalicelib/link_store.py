@@ -139,30 +139,25 @@ class LinkStore:
         request holds it. Requests racing with one link then meet here, one
         write each, and all but one answer at once that it does not work
         (rather than queue behind the password's fence)."""
-        try:
-            dynamo.call(
-                "update_item", TableName=self.table, Key=self.links_key(user_id),
-                UpdateExpression=f"SET {kind}_claim = :c, {kind}_claim_until = :cu",
-                ConditionExpression=f"{kind}_hash = :h AND {kind}_until > :now AND "
-                                    f"(attribute_not_exists({kind}_claim_until) "
-                                    f"OR {kind}_claim_until < :now)",
-                ExpressionAttributeValues={":c": S(claim_id), ":h": S(hashed),
-                                           ":now": N(int(now)),
-                                           ":cu": N(int(now) + CLAIM_SECONDS)})
-        except dynamo.ConditionFailed:
-            return False
-        return True
+        return dynamo.applied(
+            "update_item", TableName=self.table, Key=self.links_key(user_id),
+            UpdateExpression=f"SET {kind}_claim = :c, {kind}_claim_until = :cu",
+            ConditionExpression=f"{kind}_hash = :h AND {kind}_until > :now AND "
+                                f"(attribute_not_exists({kind}_claim_until) "
+                                f"OR {kind}_claim_until < :now)",
+            ExpressionAttributeValues={":c": S(claim_id), ":h": S(hashed), ":now": N(int(now)),
+                                       ":cu": N(int(now) + CLAIM_SECONDS)})
 
     def release(self, user_id, kind, claim_id):
         """Give a claim up (the request failed): the link works again at
         once rather than after CLAIM_SECONDS. Best effort."""
         try:
-            dynamo.call("update_item", TableName=self.table, Key=self.links_key(user_id),
-                        UpdateExpression=f"REMOVE {kind}_claim, {kind}_claim_until",
-                        ConditionExpression=f"{kind}_claim = :c",
-                        ExpressionAttributeValues={":c": S(claim_id)})
-        except (dynamo.ConditionFailed, ServiceUnavailable):
-            pass
+            dynamo.applied("update_item", TableName=self.table, Key=self.links_key(user_id),
+                           UpdateExpression=f"REMOVE {kind}_claim, {kind}_claim_until",
+                           ConditionExpression=f"{kind}_claim = :c",
+                           ExpressionAttributeValues={":c": S(claim_id)})
+        except ServiceUnavailable:
+            pass  # it expires
 
     def spend(self, user_id, kind, hashed, now, killing=(), claim_id=None):
         """The write spending the link ``hashed`` of ``kind`` (held by the

@@ -203,17 +203,17 @@ class LoginStore:
         condition = "failures = :seen_failures AND expires_at = :seen_expires"
         try:
             if before is None:
-                dynamo.call("delete_item", TableName=self.table, Key=name.attempts_key,
-                            ConditionExpression=condition, ExpressionAttributeValues=seen)
+                dynamo.applied("delete_item", TableName=self.table, Key=name.attempts_key,
+                               ConditionExpression=condition, ExpressionAttributeValues=seen)
             else:
-                dynamo.call("update_item", TableName=self.table, Key=name.attempts_key,
-                            UpdateExpression="SET failures = :f, locked_until = :l, "
-                                             "expires_at = :e",
-                            ConditionExpression=condition, ExpressionAttributeValues={
-                                ":f": N(before.failures), ":l": N(before.locked_until),
-                                ":e": N(int(before.expires_at)), **seen})
-        except (dynamo.ConditionFailed, ServiceUnavailable):
-            pass
+                dynamo.applied("update_item", TableName=self.table, Key=name.attempts_key,
+                               UpdateExpression="SET failures = :f, locked_until = :l, "
+                                                "expires_at = :e",
+                               ConditionExpression=condition, ExpressionAttributeValues={
+                                   ":f": N(before.failures), ":l": N(before.locked_until),
+                                   ":e": N(int(before.expires_at)), **seen})
+        except ServiceUnavailable:
+            pass  # the count stays one higher
 
     def forget_attempts(self, name):
         """The delete of the failed attempts, for a transaction."""
@@ -270,26 +270,19 @@ class LoginStore:
         its own write (:meth:`set_password`) takes it down; a fence left by
         a change that died expires after FENCE_SECONDS.
         """
-        try:
-            dynamo.call(
-                "update_item", TableName=self.table, Key=login.key,
-                UpdateExpression="SET fence_until = :until, fence_id = :fence",
-                ConditionExpression="password_hash = :h AND attribute_not_exists(deleting)",
-                ExpressionAttributeValues={":until": N(int(now) + FENCE_SECONDS),
-                                           ":fence": S(fence_id), ":h": S(login.password_hash)})
-        except dynamo.ConditionFailed:
-            return False
-        return True
+        return dynamo.applied(
+            "update_item", TableName=self.table, Key=login.key,
+            UpdateExpression="SET fence_until = :until, fence_id = :fence",
+            ConditionExpression="password_hash = :h AND attribute_not_exists(deleting)",
+            ExpressionAttributeValues={":until": N(int(now) + FENCE_SECONDS),
+                                       ":fence": S(fence_id), ":h": S(login.password_hash)})
 
     def unfence(self, login, fence_id):
         """Take the change's fence down without a change (after an outage)."""
-        try:
-            dynamo.call("update_item", TableName=self.table, Key=login.key,
-                        UpdateExpression="REMOVE fence_until, fence_id",
-                        ConditionExpression="fence_id = :fence",
-                        ExpressionAttributeValues={":fence": S(fence_id)})
-        except dynamo.ConditionFailed:
-            pass
+        dynamo.applied("update_item", TableName=self.table, Key=login.key,
+                       UpdateExpression="REMOVE fence_until, fence_id",
+                       ConditionExpression="fence_id = :fence",
+                       ExpressionAttributeValues={":fence": S(fence_id)})
 
     def set_password(self, login, new_hash, fence_id):
         """Replace the hash and take down the fence ``fence_id`` (which must
@@ -323,16 +316,10 @@ class LoginStore:
 
     def mark_deleting(self, login, now):
         """Stop new logins for this user before its tokens are deleted."""
-        try:
-            dynamo.call(
-                "update_item", TableName=self.table, Key=login.key,
-                UpdateExpression="SET deleting = :now",
-                ConditionExpression="password_hash = :h",
-                ExpressionAttributeValues={":now": N(int(now)), ":h": S(login.password_hash)},
-            )
-        except dynamo.ConditionFailed:
-            return False
-        return True
+        return dynamo.applied(
+            "update_item", TableName=self.table, Key=login.key,
+            UpdateExpression="SET deleting = :now", ConditionExpression="password_hash = :h",
+            ExpressionAttributeValues={":now": N(int(now)), ":h": S(login.password_hash)})
 
     def delete(self, login, name):
         """The deletes of the login and the attempts of its ``name``, for the
