@@ -267,32 +267,32 @@ def introspect(request, body):
 @contract(body="MfaIn", answer="LoginOut", errors=(400, 401, 429, 503))
 def login_mfa(request, body):
     """Finishes a password login with a second factor."""
-    from chalicelib.service import factors
+    from chalicelib.service import factor_logins
 
-    return factors.second_step(body["mfa_token"], client_ip(request), body.get("code"),
-                               body.get("recovery_code"), body.get("credential"))
+    return factor_logins.second_step(body["mfa_token"], client_ip(request), body.get("code"),
+                                     body.get("recovery_code"), body.get("credential"))
 
 
 @app.route(PREFIX + "/login/passkey/options", methods=["POST"])
 @contract(body="PasskeyOptionsIn", answer="ChallengeOut", errors=(400, 503))
 def login_passkey_options(request, body):
     """A challenge for a passkey login, or for a second step's passkey."""
-    from chalicelib.service import factors
+    from chalicelib.service import factor_logins
 
-    return factors.login_options(body["mfa_token"])
+    return factor_logins.login_options(body["mfa_token"])
 
 
 @app.route(PREFIX + "/login/passkey", methods=["POST"])
 @contract(body="PasskeyLoginIn", answer="LoginOut", errors=(401, 503))
 def login_passkey(request, body):
     """Exchanges a passkey's assertion for a token, with no password."""
-    from chalicelib.service import factors
+    from chalicelib.service import factor_logins
 
     description = body["description"]
     if description is None:
         description = user_agent(request, DESCRIPTION_LENGTH)
-    return factors.with_passkey(body["challenge_id"], body["credential"], description,
-                                client_ip(request))
+    return factor_logins.with_passkey(body["challenge_id"], body["credential"], description,
+                                      client_ip(request))
 
 
 @app.route(PREFIX + "/users/me/mfa", authorizer=token_authorizer)

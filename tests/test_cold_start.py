@@ -19,7 +19,8 @@ from servers import FakeAWS
 # load them.
 SECOND_FACTORS = ("cryptography", "OpenSSL", "pyotp", "fido2", "segno", "cffi",
                   "_cffi_backend", "chalicelib.totp",
-                  "chalicelib.passkeys", "chalicelib.service.factors")
+                  "chalicelib.passkeys", "chalicelib.service.factors",
+                  "chalicelib.service.factor_logins")
 
 # Run in the child: the handlers invoked as Lambda invokes them.
 CHILD = """

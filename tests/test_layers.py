@@ -38,6 +38,7 @@ STORES = ["chalicelib.stores", "chalicelib.user_store", "chalicelib.login_store"
 USE_CASES = ["chalicelib/service/__init__.py", "chalicelib/service/login.py",
              "chalicelib/service/account.py", "chalicelib/service/sessions.py",
              "chalicelib/service/admin.py", "chalicelib/service/factors.py",
+             "chalicelib/service/factor_logins.py",
              "chalicelib/introspection.py", "chalicelib/clients.py"]
 DRIVER = ["chalicelib.dynamo", "chalicelib.aws", "boto3", "botocore"]
 

@@ -337,7 +337,8 @@ def test_the_authorizers_cold_start_loads_no_second_factor_code():
 
     probe = ("import sys, app; print(sorted(m for m in sys.modules if m.split('.')[0] in "
              "('pyotp', 'fido2', 'cryptography', 'segno') or m in ('chalicelib.totp', "
-             "'chalicelib.passkeys', 'chalicelib.factor_store', 'chalicelib.service.factors')))")
+             "'chalicelib.passkeys', 'chalicelib.factor_store', 'chalicelib.service.factors', "
+             "'chalicelib.service.factor_logins')))")
     loaded = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True,
                             text=True, check=True).stdout
     assert loaded.strip() == "[]"
@@ -434,15 +435,16 @@ def test_two_logins_racing_with_one_counter_value_open_one_session(api, alice, m
     """A cloned authenticator racing the real one with the same counter:
     both verify against the counter as read; the write's condition on it
     lets one through."""
-    from chalicelib.service import factors
+    from chalicelib.service import factor_logins
 
     _, credential = alice
     bodies = []
     for _ in range(2):
-        options = factors.login_options()
+        options = factor_logins.login_options()
         bodies.append((options["challenge_id"],
                        authenticator.get(credential, options["options"], counter=7)))
     racing(monkeypatch, "read")
-    statuses = run_together(*(lambda c=c, a=a: factors.with_passkey(c, a, "phone", "203.0.113.7")
+    statuses = run_together(*(lambda c=c, a=a: factor_logins.with_passkey(c, a, "phone",
+                                                                          "203.0.113.7")
                               for c, a in bodies))
     assert sorted(statuses) == [200, 401]

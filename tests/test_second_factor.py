@@ -383,7 +383,7 @@ def test_two_racing_requests_with_one_code_open_one_session(user, monkeypatch,
 
     from chalicelib import contract
     from chalicelib.errors import ServiceError
-    from chalicelib.service import factors
+    from chalicelib.service import factor_logins
 
     code, tokens = user.code(), [user.mfa_token(), user.mfa_token()]
     barrier, matching = threading.Barrier(2), totp.matching_step
@@ -398,7 +398,7 @@ def test_two_racing_requests_with_one_code_open_one_session(user, monkeypatch,
 
     def one(mfa_token):
         try:
-            factors.second_step(mfa_token, "203.0.113.7", code=code)
+            factor_logins.second_step(mfa_token, "203.0.113.7", code=code)
             statuses.append(200)
         except ServiceError as exc:
             statuses.append(contract.status(exc))

@@ -62,10 +62,10 @@ def in_threads(calls):
 
 def second_step(mfa_token, **factor):
     """/login/mfa in process (a thread of its own): its status."""
-    from chalicelib.service import factors
+    from chalicelib.service import factor_logins
 
     try:
-        factors.second_step(mfa_token, "203.0.113.7", **factor)
+        factor_logins.second_step(mfa_token, "203.0.113.7", **factor)
         return 200
     except ServiceError as exc:
         return contract.status(exc)

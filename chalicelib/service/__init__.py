@@ -9,9 +9,12 @@ order:
 ``sessions``  logout, revocation and the listing of tokens
 ``admin``     what admins and operators do to other users
 ``recovery``  getting back in by email, and proving an address
-``factors``   second factors and passkeys, and the logins they make;
-              imported by its routes only (it loads pyotp and fido2
-              lazily, but the authorizer's cold start loads nothing of it)
+``factors``   second factors and passkeys: what a user has, setting them
+              up and removing them, an operator's reset
+``factor_logins``  the logins they make: the second step of a password
+              login, a passkey login
+              (both imported by their routes only: the authorizer's cold
+              start loads nothing of them, nor pyotp or fido2)
 
 Views parse and shape; these functions decide. They raise the errors of
 errors.py, never see an HTTP request, and reach the data only through the

@@ -1,46 +1,25 @@
-"""Second factors and passkeys: setting them up, and the logins they make.
-
-The second step of a password login (:func:`second_step`), after
-login.with_password answered mfa_required:
-
-1. read the mfa_token (400 invalid_mfa_token: unknown, spent, expired or
-   out of wrong codes);
-2. read the login, its failed attempts and the factors, in one call (400
-   too when the password changed since the token was issued);
-3. a code: reserve, as a password is (a failed login until the login
-   completes, an mfa_failed event, 429 while locked); a passkey: take the
-   challenge of this step (it works once; a refused passkey counts nothing);
-4. check the code (a TOTP step later than the last one used, or an unused
-   recovery code) or verify the passkey's assertion (401 invalid_code; a
-   wrong code also counts on the token, which dies with the fifth);
-5. open the session as a password login does (login._open): the same
-   transaction spends the token, the code and the passkey's counter, so a
-   code raced by another request opens one session at most.
-
-A passkey login (:func:`with_passkey`): take the challenge, read the user
-and the factors that the assertion claims, verify it, open the session.
+"""Second factors and passkeys: what the user has, and setting them up.
 
 Changes of the factors (TOTP set up, confirmed, disabled; recovery codes
 renewed; passkeys added and removed; an operator's reset): each is one
 transaction of the factors (conditional on their version as read), the
-login's second_factor mark, and the event; a change that needs the password
-checks it first (login.check_password: counted, 403, 429 while locked) and
-clears the count in the same transaction.
+login's second_factor mark, the event and its notice; a change that needs
+the password checks it first (login.check_password: counted, 403, 429
+while locked) and settles the check (Check.succeeded, Check.uncount). The
+logins that second factors make are service/factor_logins.py's.
 """
 import secrets
 
-from chalicelib import audit, clock, config, login_store, passkeys, stores, totp
-from chalicelib.errors import (InvalidCode, InvalidCredential, InvalidCredentials,
-                               InvalidMfaToken, PasskeyNotFound, ReauthenticationRequired,
-                               ServiceUnavailable, TotpEnabled, TotpNotEnabled, TotpNotPending,
-                               UserNotFound)
+from chalicelib import audit, clock, config, passkeys, stores, totp
+from chalicelib.errors import (InvalidCode, InvalidCredential, PasskeyNotFound,
+                               ReauthenticationRequired, ServiceUnavailable, TotpEnabled,
+                               TotpNotEnabled, TotpNotPending, UserNotFound)
 from chalicelib.event_store import new_event
-from chalicelib.factor_store import Challenge, Passkey, none, password_mark, recovery_hash
-from chalicelib.identity import NOWHERE, Origin
-from chalicelib.ids import USER_ID, created_at, new_timed_id
+from chalicelib.factor_store import Challenge, Passkey, none, recovery_hash
+from chalicelib.identity import NOWHERE
+from chalicelib.ids import created_at, new_timed_id
 from chalicelib.service.admin import find_user
-from chalicelib.service.login import (Check, _new_session, _open, _reserve, _signed,
-                                      check_password)
+from chalicelib.service.login import check_password
 from chalicelib.stores import StaleWrite, Transaction
 from chalicelib.terms import (CHALLENGE_SECONDS, MAX_PASSKEYS, RECENT_LOGIN_SECONDS,
                               RECOVERY_CODES)
@@ -183,7 +162,7 @@ def registration_options(identity):
                                 stores.factors().read(identity.user_id), attempts=6)
     if user is None:
         raise UserNotFound()
-    challenge = _new_challenge("register", identity.user_id)
+    challenge = new_challenge("register", identity.user_id)
     exclude = [p.credential_id for p in (factors or none(identity.user_id)).passkeys]
     return {"challenge_id": challenge.id,
             "options": passkeys.creation_options(challenge.challenge, identity.user_id,
@@ -203,7 +182,7 @@ def add_passkey(identity, challenge_id, credential, name, origin):
     """A passkey made for the challenge ``challenge_id`` of this user."""
     _recently_signed_in(identity)
     now = clock.now()
-    challenge = _taken(challenge_id, "register", now)
+    challenge = taken_challenge(challenge_id, "register", now)
     if challenge is None or challenge.user_id != identity.user_id:
         raise InvalidCredential()
     try:
@@ -247,26 +226,9 @@ def remove_passkey(identity, passkey_id, password, origin):
         _change(identity, writes, check)
     audit.event("passkey_removed", user_id=identity.user_id)
 
-
-def login_options(mfa_token=None):
-    """A challenge, and the options for ``navigator.credentials.get``: any
-    passkey of this relying party, or, for the second step ``mfa_token``,
-    only that user's."""
-    if mfa_token is None:
-        challenge = _new_challenge("login", None)
-        return {"challenge_id": challenge.id,
-                "options": passkeys.request_options(challenge.challenge)}
-    store = stores.factors()
-    mfa = _live_mfa_token(mfa_token, clock.now())
-    challenge = _new_challenge("mfa", mfa.user_id)
-    if not store.attach_challenge(mfa, challenge.id):
-        raise InvalidMfaToken()
-    allow = [p.credential_id for p in store.get(mfa.user_id).passkeys]
-    return {"challenge_id": challenge.id,
-            "options": passkeys.request_options(challenge.challenge, allow)}
-
-
-def _new_challenge(purpose, user_id):
+def new_challenge(purpose, user_id):
+    """A WebAuthn challenge of ``purpose`` (register, login, mfa), stored
+    for CHALLENGE_SECONDS."""
     now = clock.now()
     challenge = Challenge(secrets.token_urlsafe(24), purpose, passkeys.new_challenge(), user_id,
                           int(now) + CHALLENGE_SECONDS)
@@ -274,132 +236,13 @@ def _new_challenge(purpose, user_id):
     return challenge
 
 
-def _taken(challenge_id, purpose, now):
+def taken_challenge(challenge_id, purpose, now):
     """The challenge ``challenge_id`` of ``purpose``, spent as it is read;
     None when it is unknown, spent, expired or of another purpose."""
     challenge = stores.factors().take_challenge(challenge_id) if challenge_id else None
     if challenge is None or challenge.purpose != purpose or challenge.expires_at <= now:
         return None
     return challenge
-
-
-# --- the logins ------------------------------------------------------------------
-
-def second_step(mfa_token, ip, code=None, recovery_code=None, credential=None):
-    """The login that mfa_required began, finished by one second factor
-    (the steps above)."""
-    now, factor_store = clock.now(), stores.factors()
-    mfa = _live_mfa_token(mfa_token, now)
-    name = login_store.name(mfa.username)
-    logins = stores.logins()
-    login, attempts, factors = stores.read(logins.read_login(name), logins.read_attempts(name),
-                                           factor_store.read(mfa.user_id), attempts=6)
-    if (login is None or login.deleting or login.user_id != mfa.user_id
-            or password_mark(login.password_hash) != mfa.password):
-        raise InvalidMfaToken()  # the password changed (or was reset) since its check
-    factors = factors or none(mfa.user_id)
-    origin = Origin(ip, mfa.description)
-    session = _new_session(login, now, mfa.description, ip)
-    if credential is not None:
-        check = Check(name, login, None, [])
-        spent, method = [_asserted(factors, credential, _taken(mfa.challenge_id, "mfa", now),
-                                   now, InvalidCode)], "password+passkey"
-    else:
-        check = _reserve(name, login, attempts, now, origin, failure="mfa_failed", via="mfa")
-        spent, method = _spent_code(factors, code, recovery_code, now, origin, session)
-        if spent is None:
-            factor_store.count_wrong(mfa)
-            audit.event("mfa_failed", **audit.attempt(name, login),
-                        failures=check.counted.failures)
-            raise InvalidCode()
-    spent.append(factor_store.spend_mfa_token(mfa))
-    with check.released_on_outage():
-        try:
-            evicted = _open(check, session, None, now, origin, method, spent)
-        except StaleWrite:
-            # Another request spent the token, the code or the counter first.
-            raise InvalidCode() from None
-    audit.event("login", user_id=login.user_id, token_id=session.token_id, evicted=len(evicted),
-                method=method)
-    return _signed(session, int(now))
-
-
-def _live_mfa_token(mfa_token, now):
-    mfa = stores.factors().get_mfa_token(mfa_token)
-    if mfa is None or mfa.expires_at <= now:
-        raise InvalidMfaToken()
-    return mfa
-
-
-def _spent_code(factors, code, recovery_code, now, origin, session):
-    """The writes that spend a right code, and the login's method; (None,
-    None) for a wrong one."""
-    store = stores.factors()
-    if code is not None:
-        step = (totp.matching_step(factors.totp_secret, code, now, factors.totp_step)
-                if factors.totp_secret else None)
-        return ([store.spend_step(factors, step)], "password+totp") if step is not None \
-            else (None, None)
-    hashed = recovery_hash(factors.user_id, recovery_code)
-    if hashed not in factors.recovery:
-        return None, None
-    used = new_event(now, "recovery_code_used", "self", origin, session.token_id, after=1)
-    return ([store.spend_recovery(factors.user_id, hashed),
-             stores.events().record(factors.user_id, used)], "password+recovery_code")
-
-
-def _asserted(factors, credential, challenge, now, error):
-    """The write of the passkey's new counter, once ``credential`` verifies
-    as an assertion of one of ``factors``' passkeys for ``challenge``;
-    ``error`` otherwise."""
-    if challenge is None or challenge.user_id not in (None, factors.user_id):
-        raise error()
-    try:
-        credential_id, _ = passkeys.claimed(credential)
-        passkey = factors.passkey(credential_id)
-        if passkey is None:
-            raise passkeys.Refused("not a passkey of this user")
-        count = passkeys.verify_assertion(credential, challenge.challenge, passkey.public_key,
-                                          passkey.sign_count)
-    except passkeys.Refused as exc:
-        audit.event("passkey_refused", user_id=factors.user_id, step="assertion",
-                    reason=str(exc))
-        raise error() from None
-    return stores.factors().count_use(factors.user_id, passkey, count, now)
-
-
-def with_passkey(challenge_id, credential, description, ip):
-    """A token for whoever holds the passkey that ``credential`` asserts,
-    for the challenge ``challenge_id``: no password. The backoff does not
-    refuse it (an assertion cannot be guessed), and a success clears it."""
-    now = clock.now()
-    challenge = _taken(challenge_id, "login", now)
-    try:
-        _, handle = passkeys.claimed(credential)
-    except passkeys.Refused:
-        raise InvalidCredentials() from None
-    if challenge is None or not handle or not USER_ID.fullmatch(handle):
-        raise InvalidCredentials()
-    user, factors = stores.read(stores.users().read_user(handle), stores.factors().read(handle),
-                                attempts=6)
-    if user is None or factors is None:
-        raise InvalidCredentials()
-    spent = [_asserted(factors, credential, challenge, now, InvalidCredentials)]
-    name = login_store.name(user.username)
-    login = stores.logins().get_login(name)
-    if login is None or login.deleting or login.user_id != user.id:
-        raise InvalidCredentials()
-    check = Check(name, login, None, [])
-    session = _new_session(login, now, description, ip)
-    with check.released_on_outage():
-        try:
-            evicted = _open(check, session, None, now, Origin(ip, description), "passkey", spent)
-        except StaleWrite:
-            raise InvalidCredentials() from None  # the counter moved: a racing use
-    audit.event("login", user_id=login.user_id, token_id=session.token_id, evicted=len(evicted),
-                method="passkey")
-    return _signed(session, int(now))
-
 
 # --- an operator's reset ----------------------------------------------------------
 

@@ -12,7 +12,7 @@ A login, top-down (:func:`with_password`):
    clears the attempts and records the events (the re-read after a lost
    race is part of this step); on an outage, release the reservation;
    for a user with a second factor, instead, answer mfa_required with a
-   token for the second step (service/factors.py finishes the login);
+   token for the second step (service/factor_logins.py finishes the login);
 6. sign the JWT.
 
 The password routes (account.py) run steps 1 to 4 through
