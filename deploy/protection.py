@@ -70,6 +70,12 @@ THROTTLING = {
     ("POST", PREFIX + "/login/mfa"): BCRYPT_RUNS,
     ("POST", PREFIX + "/login/passkey/options"): BCRYPT_RUNS,
     ("POST", PREFIX + "/login/passkey"): BCRYPT_RUNS,
+    # Token routes that send mail (a link, or a notice of a passkey added),
+    # which the stage's default would let a token ask for a hundred times a
+    # second: login's budget (the mailer's per-address limit holds anyway).
+    ("POST", PREFIX + "/users/me/email/verification"): BCRYPT_RUNS,
+    ("POST", PREFIX + "/users/me/passkeys/options"): BCRYPT_RUNS,
+    ("POST", PREFIX + "/users/me/passkeys"): BCRYPT_RUNS,
 }
 
 # Per client IP over WAF_WINDOW_SECONDS, when the parameter enables it.
